@@ -1,0 +1,64 @@
+/* Errors as return codes (STYLE.md): every fallible function returns an int status, 0 = success.
+ *
+ *   CHECK(cond, code, fmt, ...)  user/data check, always compiled in: on failure records
+ *                                file:line and the message, and returns `code` from the caller.
+ *   CALL(expr)                   evaluates a status-returning call; on failure appends this
+ *                                file:line to the traceback and returns the status.
+ *   FAIL(code, fmt, ...)         records an error unconditionally and returns `code`.
+ *
+ * The error record is per thread. A status is one of enum gen_status; the process exit status of
+ * a failed subcommand is derived from it (gen_exit_code).
+ */
+#ifndef GENESIS_ERROR_H
+#define GENESIS_ERROR_H
+
+#include <stdarg.h>
+
+enum gen_status {
+    GEN_OK = 0,
+    GEN_ERR_USAGE = 2,     /* bad command line or configuration: exit status 2 */
+    GEN_ERR_IO = 3,        /* a file could not be read or written */
+    GEN_ERR_DATA = 4,      /* input data is malformed or unsuitable */
+    GEN_ERR_NOMEM = 5,     /* allocation failed */
+    GEN_ERR_MPI = 6,       /* an MPI call failed */
+    GEN_ERR_INTERNAL = 7,  /* a broken invariant: a bug */
+    GEN_ERR_INJECTED = 8,  /* test-only fault injection (GENESIS_FAULT) */
+};
+
+/* Records a new error (clears any previous one); returns code. */
+int gen_error_set(int code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int gen_error_setv(int code, const char *file, int line, const char *fmt, va_list ap);
+/* Appends a traceback frame to the current error; returns code. */
+int gen_error_trace(int code, const char *file, int line);
+/* Marks the current error as seen identically by every rank (a collective error): the top level
+ * then ends all ranks cleanly instead of aborting the job. */
+void gen_error_mark_collective(void);
+int gen_error_is_collective(void);
+/* The current error's message (without traceback); "" when none. */
+const char *gen_error_message(void);
+/* The traceback, one "file:line" per frame, innermost first, separated by " <- ". */
+const char *gen_error_traceback(void);
+int gen_error_code(void);
+void gen_error_clear(void);
+/* Process exit status for a status: 0, 2 for usage errors, 1 otherwise. */
+int gen_exit_code(int status);
+
+#define FAIL(code, ...) return gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
+
+#define CHECK(cond, code, ...)                                                                 \
+    do {                                                                                       \
+        if (!(cond)) return gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__);            \
+    } while (0)
+
+#define CALL(expr)                                                                             \
+    do {                                                                                       \
+        int call_status_ = (expr);                                                             \
+        if (call_status_ != GEN_OK) return gen_error_trace(call_status_, __FILE__, __LINE__);  \
+    } while (0)
+
+/* Checked allocation: on failure records GEN_ERR_NOMEM with the byte count and returns it. */
+#define CHECK_ALLOC(ptr, bytes)                                                                \
+    CHECK((ptr) != NULL, GEN_ERR_NOMEM, "out of memory allocating %zu bytes", (size_t)(bytes))
+
+#endif
