@@ -1,0 +1,7 @@
+/* genesis: the command line (placeholder until the CLI lands). */
+#include <stdio.h>
+int main(void)
+{
+    puts("genesis");
+    return 0;
+}
