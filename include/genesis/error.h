@@ -23,6 +23,7 @@ enum gen_status {
     GEN_ERR_MPI = 6,       /* an MPI call failed */
     GEN_ERR_INTERNAL = 7,  /* a broken invariant: a bug */
     GEN_ERR_INJECTED = 8,  /* test-only fault injection (GENESIS_FAULT) */
+    GEN_ERR_PEER = 9,      /* another rank failed; this rank is healthy (world_agree) */
 };
 
 /* Records a new error (clears any previous one); returns code. */
@@ -34,6 +35,8 @@ int gen_error_trace(int code, const char *file, int line);
 /* Marks the current error as seen identically by every rank (a collective error): the top level
  * then ends all ranks cleanly instead of aborting the job. */
 void gen_error_mark_collective(void);
+/* Marks the current error collective when status is an error; returns status. */
+int gen_error_collective(int status);
 int gen_error_is_collective(void);
 /* The current error's message (without traceback); "" when none. */
 const char *gen_error_message(void);
@@ -45,6 +48,9 @@ void gen_error_clear(void);
 int gen_exit_code(int status);
 
 #define FAIL(code, ...) return gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
+
+/* For errors every rank finds identically (e.g. from the same command line). */
+#define FAIL_ALL(code, ...) return gen_error_collective(gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__))
 
 #define CHECK(cond, code, ...)                                                                 \
     do {                                                                                       \

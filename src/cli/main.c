@@ -1,7 +1,168 @@
-/* genesis: the command line (placeholder until the CLI lands). */
+/* genesis: Models Genesis pretraining on CPU clusters. The entry point and the subcommand table. */
+#include "cli/cli.h"
+
+#include "genesis/error.h"
+#include "genesis/log.h"
+#include "genesis/world.h"
+
+#include <errno.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage; /* full help: synopsis, options, examples */
+};
+
+static const struct subcommand subcommands[] = {
+    {"config", cmd_config, "show every configuration key, or check a configuration file",
+     "usage: genesis config --defaults\n"
+     "       genesis config --check FILE [--set section.key=value]...\n"
+     "\n"
+     "--defaults  print every key: section, type, default, range and meaning\n"
+     "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
+     "            an error names the file, the line and the key, and exits with status 2\n"},
+    {"smoke", cmd_smoke, "check that MPI, parallel HDF5 and OpenBLAS work together (all ranks)",
+     "usage: mpirun -np N genesis smoke [--dir DIR]\n"
+     "\n"
+     "Runs collective MPI operations, a collective parallel-HDF5 write and read-back of a small\n"
+     "file in DIR (default: $TMPDIR or /tmp; the file is removed), and an OpenBLAS sgemm checked\n"
+     "against a direct computation, on every rank. Prints one summary line and exits 0 when all\n"
+     "of it works.\n"},
+    {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
+     "usage: genesis --version   (or: genesis version)\n"},
+};
+enum { SUBCOMMAND_COUNT = sizeof subcommands / sizeof subcommands[0] };
+
+static const struct subcommand *find_subcommand(const char *name)
 {
-    puts("genesis");
-    return 0;
+    for (int i = 0; i < SUBCOMMAND_COUNT; i++)
+        if (!strcmp(subcommands[i].name, name)) return &subcommands[i];
+    return NULL;
+}
+
+static void print_overview(FILE *out)
+{
+    fprintf(out,
+            "genesis: self-supervised Models Genesis pretraining of a 3D U-Net on CPU clusters\n"
+            "\n"
+            "usage: genesis [-v] COMMAND [ARGS]      (under MPI: mpirun -np N genesis ...)\n"
+            "       genesis help [COMMAND]\n"
+            "       genesis --version\n"
+            "\n"
+            "commands:\n");
+    for (int i = 0; i < SUBCOMMAND_COUNT; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out, "\n-v, --verbose   debug output (from every rank)\n");
+}
+
+static int print_help(const char *name)
+{
+    if (!name) {
+        print_overview(stdout);
+        return GEN_OK;
+    }
+    const struct subcommand *sub = find_subcommand(name);
+    CHECK(sub != NULL, GEN_ERR_USAGE, "unknown command '%s' (see 'genesis help')", name);
+    printf("genesis %s: %s\n\n%s", sub->name, sub->summary, sub->usage);
+    return GEN_OK;
+}
+
+static int parse_long(const char *option, const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    CHECK(end != text && *end == '\0' && errno != ERANGE, GEN_ERR_USAGE,
+          "%s: expected an integer, got '%s'", option, text);
+    CHECK(v >= min && v <= max, GEN_ERR_USAGE, "%s: %ld is out of range [%ld, %ld]", option, v, min, max);
+    *out = v;
+    return GEN_OK;
+}
+
+static int parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
+                             int *rest_count)
+{
+    memset(out, 0, sizeof *out);
+    *rest_count = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        char *value = NULL;
+        if (!strcmp(a, "--set")) {
+            CHECK(i + 1 < argc, GEN_ERR_USAGE, "--set needs section.key=value");
+            value = argv[++i];
+        } else if (!strncmp(a, "--set=", 6)) {
+            value = argv[i] + 6;
+        }
+        if (value) {
+            CHECK(out->set_count < CLI_MAX_SETS, GEN_ERR_USAGE, "more than %d --set options", CLI_MAX_SETS);
+            out->sets[out->set_count++] = value;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            rest[(*rest_count)++] = argv[i];
+        } else {
+            CHECK(out->config_path == NULL, GEN_ERR_USAGE,
+                  "more than one config file given ('%s' and '%s')", out->config_path, a);
+            out->config_path = a;
+        }
+    }
+    return GEN_OK;
+}
+
+/* Command-line errors are seen identically by every rank (same argv): collective errors. */
+static int collective(int status) { return gen_error_collective(status); }
+
+int cli_parse_long(const char *option, const char *text, long min, long max, long *out)
+{
+    return collective(parse_long(option, text, min, max, out));
+}
+
+int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
+                          int *rest_count)
+{
+    return collective(parse_config_args(argc, argv, out, rest, rest_count));
+}
+
+/* Runs argv[0..] (after the global options) and returns a status. */
+static int find_and_run(int argc, char **argv)
+{
+    if (argc == 0) {
+        print_overview(stderr);
+        FAIL(GEN_ERR_USAGE, "no command given");
+    }
+    const char *name = argv[0];
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h"))
+        return world_rank() == 0 ? print_help(argc > 1 ? argv[1] : NULL) : GEN_OK;
+    if (!strcmp(name, "--version")) name = "version";
+    const struct subcommand *sub = find_subcommand(name);
+    CHECK(sub != NULL, GEN_ERR_USAGE, "unknown command '%s' (see 'genesis help')", name);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return world_rank() == 0 ? print_help(sub->name) : GEN_OK;
+    return sub->run(argc - 1, argv + 1);
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc > 0 && (find_subcommand(argv[0]) || !strcmp(argv[0], "--version")))
+        return find_and_run(argc, argv); /* the subcommand decides what is collective */
+    return collective(find_and_run(argc, argv));
+}
+
+int main(int argc, char **argv)
+{
+    int verbose = 0, first = 1;
+    while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
+        verbose = 1;
+        first++;
+    }
+    int status = world_init(&argc, &argv, verbose);
+    if (status != GEN_OK) {
+        fprintf(stderr, "genesis: error: %s\n", gen_error_message());
+        return 1;
+    }
+    status = dispatch(argc - first, argv + first);
+    return world_finish(status);
 }

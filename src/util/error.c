@@ -53,6 +53,12 @@ int gen_error_trace(int code, const char *file, int line)
 }
 
 void gen_error_mark_collective(void) { current.collective = 1; }
+
+int gen_error_collective(int status)
+{
+    if (status != GEN_OK) current.collective = 1;
+    return status;
+}
 int gen_error_is_collective(void) { return current.collective; }
 const char *gen_error_message(void) { return current.message; }
 const char *gen_error_traceback(void) { return current.traceback; }

@@ -1,0 +1,87 @@
+/* Configuration: INI files (inih) read through one schema table (src/util/config.c), one row per
+ * key: section, key, type, default, range, help. Every setting of every subcommand lives here.
+ *
+ * struct genesis_config is plain data (no pointers), so one MPI_Bcast of its bytes gives every
+ * rank the same configuration (mpi/world.c). Errors name the file, the line and the key, suggest
+ * near-miss keys, and return GEN_ERR_USAGE (exit status 2).
+ */
+#ifndef GENESIS_CONFIG_H
+#define GENESIS_CONFIG_H
+
+#include <stdio.h>
+
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_KEYS_MAX 128
+
+/* Choice values are stored as the index of the text in the schema's choice list. */
+enum config_normalize { NORMALIZE_CT, NORMALIZE_MRI_WINDOW, NORMALIZE_MRI_MINMAX };
+enum config_filter { FILTER_LUNG, FILTER_FOREGROUND, FILTER_NONE };
+enum config_optimizer { OPTIMIZER_SGD, OPTIMIZER_ADAM };
+enum config_batchnorm { BATCHNORM_SYNC, BATCHNORM_PER_RANK };
+enum config_resume { RESUME_AUTO, RESUME_NEVER };
+
+struct config_model {
+    long width; /* base channel count; 32 in the paper */
+};
+
+struct config_prep {
+    char inputs[CONFIG_PATH_MAX]; /* comma-separated glob patterns of NIfTI scans */
+    char output[CONFIG_PATH_MAX]; /* the cubes file to write */
+    int overwrite;
+    long seed;
+    int normalize;                /* enum config_normalize */
+    double window_lo, window_hi;  /* intensity window (HU for ct) mapped to [0, 1] */
+    int filter;                   /* enum config_filter */
+    long cubes_per_scan;          /* SPEC.md "scale" */
+    double validation_fraction, test_fraction; /* split by scan */
+};
+
+struct config_train {
+    char data[CONFIG_PATH_MAX];   /* cubes file from genesis prep */
+    char output[CONFIG_PATH_MAX]; /* run folder: checkpoints, metrics, previews */
+    long batch;                   /* global batch, split across ranks */
+    long max_steps;               /* 0 = no limit */
+    long max_epochs;
+    int optimizer;                /* enum config_optimizer */
+    double learning_rate, momentum, weight_decay;
+    long lr_step_epochs;          /* StepLR step size, epochs */
+    double lr_gamma;
+    long patience;                /* epochs without validation improvement before stopping */
+    long seed;
+    int resume;                   /* enum config_resume */
+    int batchnorm;                /* enum config_batchnorm */
+    long threads;                 /* OpenBLAS threads per rank */
+    long tile_kib;                /* im2col column-tile budget, KiB */
+};
+
+struct config_corrupt {
+    double flip_rate, local_rate, nonlinear_rate, paint_rate, inpaint_rate;
+    long local_blocks;
+};
+
+typedef struct genesis_config {
+    struct config_model model;
+    struct config_prep prep;
+    struct config_train train;
+    struct config_corrupt corrupt;
+    /* Where each value came from, by schema row: 0 = default, > 0 = line of `path`, -1 = --set. */
+    char path[CONFIG_PATH_MAX];
+    int origin[CONFIG_KEYS_MAX];
+} genesis_config;
+
+/* Sets every key to its default. */
+int config_defaults(genesis_config *cfg);
+/* Reads an INI file over the current values. */
+int config_load_file(genesis_config *cfg, const char *path);
+/* Applies one "section.key=value" override. */
+int config_set(genesis_config *cfg, const char *assignment);
+/* Prints the resolved configuration as an INI file (with each value's origin as a comment). */
+void config_print(const genesis_config *cfg, FILE *out);
+/* Prints every key: section, key, type, default, range, meaning. */
+void config_print_defaults(FILE *out);
+/* Number of rows in the schema, and a 32-bit FNV-1a hash of the resolved values' text (for
+ * checkpoints: "is this the same run?"). */
+int config_key_count(void);
+unsigned long config_hash(const genesis_config *cfg);
+
+#endif

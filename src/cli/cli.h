@@ -1,0 +1,29 @@
+/* The command line: one table of subcommands (main.c), one thin file per subcommand.
+ * A subcommand parses its arguments, calls the modules, reports, and returns a status; main owns
+ * MPI start-up and the ending of the job (world_finish). */
+#ifndef GENESIS_CLI_H
+#define GENESIS_CLI_H
+
+#include "genesis/config.h"
+
+#define CLI_MAX_SETS 64
+
+/* Arguments every config-driven subcommand takes: CONFIG [--set section.key=value]... */
+struct cli_config_args {
+    const char *config_path; /* NULL: defaults only */
+    char *sets[CLI_MAX_SETS];
+    int set_count;
+};
+
+/* Splits argv into the config path, --set assignments and the remaining options, which are left in
+ * `rest` (rest_count of them) for the subcommand. Errors: GEN_ERR_USAGE. */
+int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
+                          int *rest_count);
+/* Parses a non-negative integer option value, naming the option in the error. */
+int cli_parse_long(const char *option, const char *text, long min, long max, long *out);
+
+int cmd_config(int argc, char **argv);
+int cmd_smoke(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,39 @@
+/* genesis config: every key with its default and meaning, or a file checked and resolved. */
+#include "cli/cli.h"
+
+#include "genesis/error.h"
+#include "genesis/world.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_config(int argc, char **argv)
+{
+    struct cli_config_args args;
+    char *rest[64];
+    int rest_count = 0;
+    if (argc >= 64) FAIL_ALL(GEN_ERR_USAGE, "too many arguments");
+    CALL(cli_parse_config_args(argc, argv, &args, rest, &rest_count));
+    int defaults = 0, check = 0;
+    for (int i = 0; i < rest_count; i++) {
+        if (!strcmp(rest[i], "--defaults")) defaults = 1;
+        else if (!strcmp(rest[i], "--check")) check = 1;
+        else FAIL_ALL(GEN_ERR_USAGE, "config: unknown option '%s'", rest[i]);
+    }
+    if (defaults + check != 1 || (defaults && (args.config_path || args.set_count)) ||
+        (check && !args.config_path))
+        FAIL_ALL(GEN_ERR_USAGE,
+                 "usage: genesis config --defaults | genesis config --check FILE [--set ...]");
+    if (defaults) {
+        if (world_rank() == 0) config_print_defaults(stdout);
+        return GEN_OK;
+    }
+    genesis_config cfg;
+    CALL(world_load_config(&cfg, args.config_path, args.sets, args.set_count));
+    if (world_rank() == 0) {
+        printf("; %s: valid; resolved configuration (hash %016lx):\n", args.config_path,
+               config_hash(&cfg));
+        config_print(&cfg, stdout);
+    }
+    return GEN_OK;
+}

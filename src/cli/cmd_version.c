@@ -1,0 +1,60 @@
+/* genesis --version: genesis's version and commit, and those of MPI, HDF5, OpenBLAS, libnifti. */
+#include "cli/cli.h"
+
+#include "genesis/error.h"
+#include "genesis/world.h"
+#include "genesis_version.h"
+
+#include <cblas.h>
+#include <hdf5.h>
+#include <nifti1_io.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* libnifti prints its version only to stdout: capture that line. */
+static void nifti_version(char *out, size_t size)
+{
+    snprintf(out, size, "unknown");
+    FILE *capture = tmpfile();
+    if (!capture) return;
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    if (saved < 0) { fclose(capture); return; }
+    dup2(fileno(capture), STDOUT_FILENO);
+    nifti_disp_lib_version();
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    rewind(capture);
+    if (fgets(out, (int)size, capture)) out[strcspn(out, "\n")] = '\0';
+    fclose(capture);
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) FAIL_ALL(GEN_ERR_USAGE, "version takes no arguments");
+    if (world_rank() != 0) return GEN_OK;
+
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(mpi, &len);
+    mpi[strcspn(mpi, "\n")] = '\0';
+    unsigned major = 0, minor = 0, release = 0;
+    H5get_libversion(&major, &minor, &release);
+    char nifti[256];
+    nifti_version(nifti, sizeof nifti);
+#ifdef H5_HAVE_PARALLEL
+    const char *hdf5_kind = "parallel";
+#else
+    const char *hdf5_kind = "serial";
+#endif
+    printf("genesis %s (commit %s)\n", GENESIS_VERSION, GENESIS_GIT_COMMIT);
+    printf("MPI:      %s (ranks in this job: %d)\n", mpi, world_size());
+    printf("HDF5:     %u.%u.%u (%s)\n", major, minor, release, hdf5_kind);
+    printf("OpenBLAS: %s; core type %s; %d thread(s)\n", openblas_get_config(),
+           openblas_get_corename(), openblas_get_num_threads());
+    printf("libnifti: %s\n", nifti);
+    return GEN_OK;
+}

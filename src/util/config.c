@@ -1,0 +1,465 @@
+/* The configuration schema and its INI reader (include/genesis/config.h). */
+#include "genesis/config.h"
+
+#include "genesis/error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum config_type { TYPE_INT, TYPE_FLOAT, TYPE_BOOL, TYPE_STRING, TYPE_CHOICE };
+
+static const char *const type_names[] = {"integer", "number", "boolean", "string", "choice"};
+
+/* One row per key. `min`/`max` bound integers and numbers (inclusive); `choices` lists the texts
+ * of a choice, separated by '|', in the order of its enum. */
+struct config_key {
+    const char *section, *key;
+    enum config_type type;
+    size_t offset;
+    const char *default_text;
+    double min, max;
+    const char *choices;
+    const char *help;
+};
+
+#define ROW(sec, field, type, def, lo, hi, choices, help)                                      \
+    {#sec, #field, type, offsetof(genesis_config, sec.field), def, lo, hi, choices, help}
+
+static const struct config_key schema[] = {
+    ROW(model, width, TYPE_INT, "32", 1, 512, NULL,
+        "base number of channels of the 3D U-Net (32 in the paper; 4 or 8 for quick tests)"),
+
+    ROW(prep, inputs, TYPE_STRING, "", 0, 0, NULL,
+        "NIfTI scans to prepare: comma-separated glob patterns (.nii, .nii.gz, .hdr/.img)"),
+    ROW(prep, output, TYPE_STRING, "cubes.h5", 0, 0, NULL, "the cubes file to write (HDF5)"),
+    ROW(prep, overwrite, TYPE_BOOL, "false", 0, 0, NULL, "replace an existing output file"),
+    ROW(prep, seed, TYPE_INT, "1", 0, 2147483647, NULL,
+        "seed of the cube extraction and the split; with the scan index it fixes every draw"),
+    ROW(prep, normalize, TYPE_CHOICE, "ct", 0, 0, "ct|mri_window|mri_minmax",
+        "intensity normalisation: ct (clip HU to the window), mri_window, mri_minmax (per scan)"),
+    ROW(prep, window_lo, TYPE_FLOAT, "-1000", -1e9, 1e9, NULL,
+        "lower end of the intensity window mapped to 0 (HU for ct; 0 is usual for mri_window)"),
+    ROW(prep, window_hi, TYPE_FLOAT, "1000", -1e9, 1e9, NULL,
+        "upper end of the intensity window mapped to 1 (HU for ct; 4000 is usual for mri_window)"),
+    ROW(prep, filter, TYPE_CHOICE, "lung", 0, 0, "lung|foreground|none",
+        "which cubes to keep: lung (the paper's chest-CT rule), foreground (MRI), none"),
+    ROW(prep, cubes_per_scan, TYPE_INT, "32", 1, 100000, NULL,
+        "cubes wanted per scan (the paper's scale); 50x as many attempts at most"),
+    ROW(prep, validation_fraction, TYPE_FLOAT, "0.2", 0, 1, NULL,
+        "fraction of the scans (not cubes) kept for validation"),
+    ROW(prep, test_fraction, TYPE_FLOAT, "0.3", 0, 1, NULL,
+        "fraction of the scans (not cubes) kept for testing"),
+
+    ROW(train, data, TYPE_STRING, "cubes.h5", 0, 0, NULL, "the cubes file written by genesis prep"),
+    ROW(train, output, TYPE_STRING, "run", 0, 0, NULL,
+        "run folder: resolved config, metrics.csv, log, checkpoints, previews"),
+    ROW(train, batch, TYPE_INT, "6", 1, 65536, NULL,
+        "global batch size (cubes per step, split across the ranks)"),
+    ROW(train, max_steps, TYPE_INT, "0", 0, 1e15, NULL, "stop after this many steps (0 = no limit)"),
+    ROW(train, max_epochs, TYPE_INT, "10000", 1, 1e9, NULL, "stop after this many epochs"),
+    ROW(train, optimizer, TYPE_CHOICE, "sgd", 0, 0, "sgd|adam", "optimizer (the paper: sgd)"),
+    ROW(train, learning_rate, TYPE_FLOAT, "1.0", 0, 1e6, NULL, "initial learning rate"),
+    ROW(train, momentum, TYPE_FLOAT, "0.9", 0, 0.999999, NULL,
+        "SGD momentum (no dampening, no Nesterov)"),
+    ROW(train, weight_decay, TYPE_FLOAT, "0", 0, 1, NULL, "L2 weight decay"),
+    ROW(train, lr_step_epochs, TYPE_INT, "40", 1, 1e9, NULL,
+        "StepLR: multiply the learning rate by lr_gamma every this many epochs"),
+    ROW(train, lr_gamma, TYPE_FLOAT, "0.5", 0, 1, NULL, "StepLR factor"),
+    ROW(train, patience, TYPE_INT, "50", 1, 1e9, NULL,
+        "stop after this many epochs without a better validation loss"),
+    ROW(train, seed, TYPE_INT, "1", 0, 2147483647, NULL,
+        "seed of initial weights, epoch permutations and corruptions"),
+    ROW(train, resume, TYPE_CHOICE, "auto", 0, 0, "auto|never",
+        "auto: continue from the run folder's latest checkpoint when there is one"),
+    ROW(train, batchnorm, TYPE_CHOICE, "sync", 0, 0, "sync|per_rank",
+        "batch-norm statistics of the global batch (sync, as the paper) or of each rank's part"),
+    ROW(train, threads, TYPE_INT, "1", 1, 1024, NULL, "OpenBLAS threads per rank"),
+    ROW(train, tile_kib, TYPE_INT, "4096", 64, 1048576, NULL,
+        "budget of the im2col column tile, KiB (sized for cache)"),
+
+    ROW(corrupt, flip_rate, TYPE_FLOAT, "0.4", 0, 1, NULL,
+        "probability of each of up to 3 flips (input and target)"),
+    ROW(corrupt, local_rate, TYPE_FLOAT, "0.5", 0, 1, NULL, "probability of local pixel shuffling"),
+    ROW(corrupt, local_blocks, TYPE_INT, "10000", 0, 10000000, NULL,
+        "blocks shuffled by local pixel shuffling"),
+    ROW(corrupt, nonlinear_rate, TYPE_FLOAT, "0.9", 0, 1, NULL,
+        "probability of the Bezier non-linear intensity map"),
+    ROW(corrupt, paint_rate, TYPE_FLOAT, "0.9", 0, 1, NULL, "probability of in- or out-painting"),
+    ROW(corrupt, inpaint_rate, TYPE_FLOAT, "0.2", 0, 1, NULL,
+        "share of in-painting among paintings (the rest is out-painting)"),
+};
+
+enum { SCHEMA_ROWS = sizeof schema / sizeof schema[0] };
+_Static_assert(SCHEMA_ROWS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+
+int config_key_count(void) { return SCHEMA_ROWS; }
+
+/* ---- lookup and suggestions ------------------------------------------------------------- */
+
+static int find_key(const char *section, const char *key)
+{
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (!strcmp(schema[i].section, section) && !strcmp(schema[i].key, key)) return i;
+    return -1;
+}
+
+static int section_exists(const char *section)
+{
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (!strcmp(schema[i].section, section)) return 1;
+    return 0;
+}
+
+/* Levenshtein distance of two short strings (longer ones count as far apart). */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 1000;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diagonal = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int above = row[j];
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int best = diagonal + cost;
+            if (above + 1 < best) best = above + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}
+
+static int near_miss(const char *typed, const char *candidate)
+{
+    int d = edit_distance(typed, candidate);
+    int allowed = strlen(candidate) >= 6 ? 2 : 1;
+    return d <= allowed;
+}
+
+/* Writes " (did you mean ...?)" for an unknown key, or "" when nothing is close. */
+static void suggest_key(char *out, size_t size, const char *section, const char *key)
+{
+    out[0] = '\0';
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (!strcmp(schema[i].section, section) && near_miss(key, schema[i].key)) {
+            snprintf(out, size, " (did you mean '%s'?)", schema[i].key);
+            return;
+        }
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (!strcmp(schema[i].key, key)) {
+            snprintf(out, size, " (did you mean '%s' in section [%s]?)", key, schema[i].section);
+            return;
+        }
+}
+
+static void suggest_section(char *out, size_t size, const char *section)
+{
+    out[0] = '\0';
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (near_miss(section, schema[i].section)) {
+            snprintf(out, size, " (did you mean [%s]?)", schema[i].section);
+            return;
+        }
+}
+
+/* ---- values ----------------------------------------------------------------------------- */
+
+static void describe_range(char *out, size_t size, const struct config_key *k)
+{
+    switch (k->type) {
+    case TYPE_INT: snprintf(out, size, "[%.0f, %.0f]", k->min, k->max); break;
+    case TYPE_FLOAT: snprintf(out, size, "[%g, %g]", k->min, k->max); break;
+    case TYPE_BOOL: snprintf(out, size, "true|false"); break;
+    case TYPE_CHOICE: snprintf(out, size, "%s", k->choices); break;
+    case TYPE_STRING: snprintf(out, size, "text"); break;
+    }
+}
+
+static int choice_index(const char *choices, const char *text)
+{
+    size_t n = strlen(text);
+    int index = 0;
+    for (const char *p = choices;; index++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, text, n)) return index;
+        if (!bar) return -1;
+        p = bar + 1;
+    }
+}
+
+static void choice_text(char *out, size_t size, const char *choices, int index)
+{
+    const char *p = choices;
+    for (int i = 0; i < index && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) p = "?";
+    size_t len = strcspn(p, "|");
+    snprintf(out, size, "%.*s", (int)len, p);
+}
+
+/* Parses `text` into the field of row `k`. On failure writes the reason into `why`. */
+static int parse_value(genesis_config *cfg, const struct config_key *k, const char *text,
+                       char *why, size_t why_size)
+{
+    char *field = (char *)cfg + k->offset;
+    char range[256];
+    describe_range(range, sizeof range, k);
+    switch (k->type) {
+    case TYPE_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(text, &end, 10);
+        if (end == text || *end != '\0' || errno == ERANGE) {
+            snprintf(why, why_size, "expected an integer, got '%s'", text);
+            return -1;
+        }
+        if ((double)v < k->min || (double)v > k->max) {
+            snprintf(why, why_size, "%ld is out of range %s", v, range);
+            return -1;
+        }
+        *(long *)field = v;
+        return 0;
+    }
+    case TYPE_FLOAT: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+            snprintf(why, why_size, "expected a number, got '%s'", text);
+            return -1;
+        }
+        if (v < k->min || v > k->max) {
+            snprintf(why, why_size, "%g is out of range %s", v, range);
+            return -1;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case TYPE_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (!strcmp(text, yes[i])) { *(int *)field = 1; return 0; }
+            if (!strcmp(text, no[i])) { *(int *)field = 0; return 0; }
+        }
+        snprintf(why, why_size, "expected true or false, got '%s'", text);
+        return -1;
+    }
+    case TYPE_CHOICE: {
+        int index = choice_index(k->choices, text);
+        if (index < 0) {
+            snprintf(why, why_size, "expected one of %s, got '%s'", k->choices, text);
+            return -1;
+        }
+        *(int *)field = index;
+        return 0;
+    }
+    case TYPE_STRING: {
+        size_t len = strlen(text);
+        if (len >= 2 && text[0] == '"' && text[len - 1] == '"') { text++; len -= 2; }
+        if (len >= CONFIG_PATH_MAX) {
+            snprintf(why, why_size, "text longer than %d characters", CONFIG_PATH_MAX - 1);
+            return -1;
+        }
+        memcpy(field, text, len);
+        field[len] = '\0';
+        return 0;
+    }
+    }
+    snprintf(why, why_size, "internal error: unknown type");
+    return -1;
+}
+
+static void format_value(char *out, size_t size, const genesis_config *cfg, const struct config_key *k)
+{
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case TYPE_INT: snprintf(out, size, "%ld", *(const long *)field); break;
+    case TYPE_FLOAT: snprintf(out, size, "%.17g", *(const double *)field); break;
+    case TYPE_BOOL: snprintf(out, size, "%s", *(const int *)field ? "true" : "false"); break;
+    case TYPE_CHOICE: choice_text(out, size, k->choices, *(const int *)field); break;
+    case TYPE_STRING: snprintf(out, size, "%s", field); break;
+    }
+}
+
+int config_defaults(genesis_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (int i = 0; i < SCHEMA_ROWS; i++) {
+        char why[512];
+        if (parse_value(cfg, &schema[i], schema[i].default_text, why, sizeof why))
+            FAIL(GEN_ERR_INTERNAL, "default of [%s] %s: %s", schema[i].section, schema[i].key, why);
+    }
+    return GEN_OK;
+}
+
+/* ---- reading a file --------------------------------------------------------------------- */
+
+struct ini_reading {
+    genesis_config *cfg;
+    FILE *file;
+    const char *path;
+    int line;           /* line number of the line inih is handling */
+    int too_long_line;  /* first line longer than inih's limit, 0 if none */
+    int error_line;     /* line of the first error, 0 if none */
+    int first_line[SCHEMA_ROWS]; /* line that first set each key in this file */
+    char message[1024];
+};
+
+/* inih's reader: one line per call, counted, so the handler knows the line it is handling. */
+static char *read_line(char *buffer, int size, void *stream)
+{
+    struct ini_reading *r = stream;
+    if (!fgets(buffer, size, r->file)) return NULL;
+    r->line++;
+    size_t len = strlen(buffer);
+    if (len == (size_t)size - 1 && buffer[len - 1] != '\n' && !feof(r->file)) {
+        if (!r->too_long_line) r->too_long_line = r->line;
+        int c; /* skip the rest of the over-long line */
+        while ((c = fgetc(r->file)) != EOF && c != '\n') {}
+    }
+    return buffer;
+}
+
+static int record(struct ini_reading *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int record(struct ini_reading *r, const char *fmt, ...)
+{
+    if (!r->error_line) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->message, sizeof r->message, fmt, ap);
+        va_end(ap);
+        r->error_line = r->line;
+    }
+    return 0; /* tells inih this line failed */
+}
+
+static int handle_entry(void *user, const char *section, const char *key, const char *value)
+{
+    struct ini_reading *r = user;
+    char hint[256];
+    if (r->error_line) return 1; /* report only the first error */
+    if (section[0] == '\0')
+        return record(r, "key '%s' appears before any [section]", key);
+    if (!section_exists(section)) {
+        suggest_section(hint, sizeof hint, section);
+        return record(r, "unknown section [%s]%s", section, hint);
+    }
+    int row = find_key(section, key);
+    if (row < 0) {
+        suggest_key(hint, sizeof hint, section, key);
+        return record(r, "unknown key '%s' in section [%s]%s", key, section, hint);
+    }
+    if (r->first_line[row])
+        return record(r, "duplicate key '%s' in section [%s] (first set on line %d)", key, section,
+                      r->first_line[row]);
+    r->first_line[row] = r->line;
+    char why[512];
+    if (parse_value(r->cfg, &schema[row], value, why, sizeof why))
+        return record(r, "[%s] %s: %s", section, key, why);
+    r->cfg->origin[row] = r->line;
+    return 1;
+}
+
+int config_load_file(genesis_config *cfg, const char *path)
+{
+    CHECK(strlen(path) < CONFIG_PATH_MAX, GEN_ERR_USAGE, "config file path too long");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, GEN_ERR_USAGE, "cannot open config file '%s': %s", path, strerror(errno));
+    struct ini_reading r = {.cfg = cfg, .file = f, .path = path};
+    int rc = ini_parse_stream(read_line, &r, handle_entry, &r);
+    fclose(f);
+    if (r.too_long_line && (!r.error_line || r.too_long_line < r.error_line))
+        FAIL(GEN_ERR_USAGE, "%s:%d: line longer than %d characters", path, r.too_long_line,
+             INI_MAX_LINE - 2);
+    if (r.error_line) FAIL(GEN_ERR_USAGE, "%s:%d: %s", path, r.error_line, r.message);
+    if (rc > 0)
+        FAIL(GEN_ERR_USAGE, "%s:%d: syntax error (expected '[section]' or 'key = value')", path, rc);
+    CHECK(rc == 0, GEN_ERR_USAGE, "cannot read config file '%s'", path);
+    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    return GEN_OK;
+}
+
+int config_set(genesis_config *cfg, const char *assignment)
+{
+    const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
+    CHECK(dot && eq && dot < eq, GEN_ERR_USAGE,
+          "--set '%s': expected section.key=value (e.g. --set train.batch=6)", assignment);
+    char section[64], key[64], hint[256];
+    CHECK(dot - assignment < 64 && eq - dot - 1 < 64, GEN_ERR_USAGE, "--set '%s': name too long",
+          assignment);
+    snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    if (!section_exists(section)) {
+        suggest_section(hint, sizeof hint, section);
+        FAIL(GEN_ERR_USAGE, "--set %s: unknown section [%s]%s", assignment, section, hint);
+    }
+    int row = find_key(section, key);
+    if (row < 0) {
+        suggest_key(hint, sizeof hint, section, key);
+        FAIL(GEN_ERR_USAGE, "--set %s: unknown key '%s' in section [%s]%s", assignment, key,
+             section, hint);
+    }
+    char why[512];
+    if (parse_value(cfg, &schema[row], eq + 1, why, sizeof why))
+        FAIL(GEN_ERR_USAGE, "--set %s: [%s] %s: %s", assignment, section, key, why);
+    cfg->origin[row] = -1;
+    return GEN_OK;
+}
+
+/* ---- printing --------------------------------------------------------------------------- */
+
+void config_print(const genesis_config *cfg, FILE *out)
+{
+    const char *section = "";
+    for (int i = 0; i < SCHEMA_ROWS; i++) {
+        const struct config_key *k = &schema[i];
+        if (strcmp(section, k->section)) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+            section = k->section;
+        }
+        char value[CONFIG_PATH_MAX + 64];
+        format_value(value, sizeof value, cfg, k);
+        int origin = cfg->origin[i];
+        if (origin > 0) fprintf(out, "%s = %s    ; %s:%d\n", k->key, value, cfg->path, origin);
+        else if (origin < 0) fprintf(out, "%s = %s    ; --set\n", k->key, value);
+        else fprintf(out, "%s = %s\n", k->key, value);
+    }
+}
+
+void config_print_defaults(FILE *out)
+{
+    fprintf(out, "%-9s %-20s %-8s %-10s %-28s %s\n", "section", "key", "type", "default", "range",
+            "meaning");
+    for (int i = 0; i < SCHEMA_ROWS; i++) {
+        const struct config_key *k = &schema[i];
+        char range[256];
+        describe_range(range, sizeof range, k);
+        fprintf(out, "%-9s %-20s %-8s %-10s %-28s %s\n", k->section, k->key, type_names[k->type],
+                k->default_text[0] ? k->default_text : "\"\"", range, k->help);
+    }
+}
+
+unsigned long config_hash(const genesis_config *cfg)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a, 64 bit, over "section.key=value\n" */
+    for (int i = 0; i < SCHEMA_ROWS; i++) {
+        char text[CONFIG_PATH_MAX + 256], value[CONFIG_PATH_MAX + 64];
+        format_value(value, sizeof value, cfg, &schema[i]);
+        int n = snprintf(text, sizeof text, "%s.%s=%s\n", schema[i].section, schema[i].key, value);
+        for (int j = 0; j < n; j++) h = (h ^ (unsigned char)text[j]) * 1099511628211ull;
+    }
+    return (unsigned long)h;
+}
