@@ -18,7 +18,7 @@ static herr_t innermost(unsigned n, const H5E_error2_t *e, void *client)
 int h5par_error(const char *what, const char *name, const char *file, int line)
 {
     char detail[256] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost, detail);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, detail);
     H5Eclear2(H5E_DEFAULT);
     return gen_error_set(GEN_ERR_IO, file, line, "%s '%s'%s%s", what, name, detail[0] ? ": " : "",
                          detail);
@@ -41,9 +41,9 @@ int h5par_create(const char *path, MPI_Comm comm, hid_t *file)
     hid_t fapl = mpio_access(comm);
     H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);
     *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    H5_CHECK(*file >= 0, "cannot create HDF5 file", path);
-    return GEN_OK;
+    int status = *file >= 0 ? GEN_OK : h5par_error("cannot create HDF5 file", path, __FILE__, __LINE__);
+    H5Pclose(fapl); /* after reading the error stack: any HDF5 call clears it */
+    return status;
 }
 
 int h5par_open(const char *path, MPI_Comm comm, int writable, hid_t *file)
@@ -52,9 +52,9 @@ int h5par_open(const char *path, MPI_Comm comm, int writable, hid_t *file)
     hid_t fapl = mpio_access(comm);
     H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);
     *file = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    H5_CHECK(*file >= 0, "cannot open HDF5 file", path);
-    return GEN_OK;
+    int status = *file >= 0 ? GEN_OK : h5par_error("cannot open HDF5 file", path, __FILE__, __LINE__);
+    H5Pclose(fapl); /* after reading the error stack: any HDF5 call clears it */
+    return status;
 }
 
 hid_t h5par_collective_transfer(void)

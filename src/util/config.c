@@ -116,27 +116,27 @@ static int section_exists(const char *section)
     return 0;
 }
 
-/* Levenshtein distance of two short strings (longer ones count as far apart). */
+/* Edit distance of two short strings (insertions, deletions, substitutions and transpositions of
+ * neighbours count 1; case ignored); longer strings count as far apart. */
 static int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 1000;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diagonal = row[0];
-        row[0] = (int)i;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
-            int above = row[j];
-            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            int best = diagonal + cost;
-            if (above + 1 < best) best = above + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
+            char ai = (char)tolower((unsigned char)a[i - 1]), bj = (char)tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + (ai != bj);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == bj && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
 static int near_miss(const char *typed, const char *candidate)
@@ -318,12 +318,36 @@ struct ini_reading {
     char message[1024];
 };
 
+static int record(struct ini_reading *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Unknown sections are reported at their header line, even when they hold no keys. */
+static void check_section_header(struct ini_reading *r, const char *line)
+{
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line != '[') return;
+    const char *close = strchr(line, ']');
+    if (!close) return; /* inih reports the syntax error */
+    char section[128], hint[256];
+    size_t len = (size_t)(close - line - 1);
+    if (len >= sizeof section) len = sizeof section - 1;
+    memcpy(section, line + 1, len);
+    section[len] = '\0';
+    while (len > 0 && (section[len - 1] == ' ' || section[len - 1] == '\t')) section[--len] = '\0';
+    char *name = section;
+    while (*name == ' ' || *name == '\t') name++;
+    if (!section_exists(name)) {
+        suggest_section(hint, sizeof hint, name);
+        record(r, "unknown section [%s]%s", name, hint);
+    }
+}
+
 /* inih's reader: one line per call, counted, so the handler knows the line it is handling. */
 static char *read_line(char *buffer, int size, void *stream)
 {
     struct ini_reading *r = stream;
     if (!fgets(buffer, size, r->file)) return NULL;
     r->line++;
+    check_section_header(r, buffer);
     size_t len = strlen(buffer);
     if (len == (size_t)size - 1 && buffer[len - 1] != '\n' && !feof(r->file)) {
         if (!r->too_long_line) r->too_long_line = r->line;
@@ -333,7 +357,6 @@ static char *read_line(char *buffer, int size, void *stream)
     return buffer;
 }
 
-static int record(struct ini_reading *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int record(struct ini_reading *r, const char *fmt, ...)
 {
     if (!r->error_line) {
@@ -353,10 +376,6 @@ static int handle_entry(void *user, const char *section, const char *key, const 
     if (r->error_line) return 1; /* report only the first error */
     if (section[0] == '\0')
         return record(r, "key '%s' appears before any [section]", key);
-    if (!section_exists(section)) {
-        suggest_section(hint, sizeof hint, section);
-        return record(r, "unknown section [%s]%s", section, hint);
-    }
     int row = find_key(section, key);
     if (row < 0) {
         suggest_key(hint, sizeof hint, section, key);
@@ -381,12 +400,17 @@ int config_load_file(genesis_config *cfg, const char *path)
     struct ini_reading r = {.cfg = cfg, .file = f, .path = path};
     int rc = ini_parse_stream(read_line, &r, handle_entry, &r);
     fclose(f);
-    if (r.too_long_line && (!r.error_line || r.too_long_line < r.error_line))
-        FAIL(GEN_ERR_USAGE, "%s:%d: line longer than %d characters", path, r.too_long_line,
-             INI_MAX_LINE - 2);
-    if (r.error_line) FAIL(GEN_ERR_USAGE, "%s:%d: %s", path, r.error_line, r.message);
-    if (rc > 0)
-        FAIL(GEN_ERR_USAGE, "%s:%d: syntax error (expected '[section]' or 'key = value')", path, rc);
+    /* Report the earliest of: an over-long line, a syntax error (inih), a schema error (ours). */
+    int syntax_line = rc > 0 && rc != r.error_line ? rc : 0;
+    int first = 0;
+    if (r.too_long_line) first = r.too_long_line;
+    if (syntax_line && (!first || syntax_line < first)) first = syntax_line;
+    if (r.error_line && (!first || r.error_line < first)) first = r.error_line;
+    if (first && first == r.too_long_line)
+        FAIL(GEN_ERR_USAGE, "%s:%d: line longer than %d characters", path, first, INI_MAX_LINE - 2);
+    if (first && first == syntax_line)
+        FAIL(GEN_ERR_USAGE, "%s:%d: syntax error (expected '[section]' or 'key = value')", path, first);
+    if (first) FAIL(GEN_ERR_USAGE, "%s:%d: %s", path, first, r.message);
     CHECK(rc == 0, GEN_ERR_USAGE, "cannot read config file '%s'", path);
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
     return GEN_OK;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The genesis command line and how MPI jobs end: help, --version, config checks, the smoke run at
+# 1, 2 and 4 ranks, and errors: one rank failing mid-collective ends the whole job within seconds
+# with that rank's message; an error that every rank sees ends the job cleanly with one message.
+set -u
+G=${GENESIS:?set GENESIS to the genesis executable}
+MPIEXEC=${MPIEXEC:-mpirun}
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+failures=0; checks=0
+ok() { checks=$((checks + 1)); echo "ok: $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+# run NAME CMD...: runs CMD with a 60 s guard; sets $rc, $secs, $out (stdout+stderr).
+run() {
+  local start=$(date +%s.%N)
+  out=$(timeout 60 "$@" 2>&1); rc=$?
+  secs=$(echo "$(date +%s.%N) - $start" | bc)
+}
+fast() { awk -v s="$secs" -v m="$1" 'BEGIN{exit !(s < m)}'; }
+
+run "$G" help
+expect "help lists the commands" grep -q "smoke" <<<"$out"
+expect "help exits 0" test $rc -eq 0
+run "$G" help config
+expect "help config shows usage" grep -q -- "--defaults" <<<"$out"
+run "$G" frobnicate
+expect "unknown command exits 2" test $rc -eq 2
+expect "unknown command is named" grep -q "unknown command 'frobnicate'" <<<"$out"
+run "$G" --version
+expect "--version names the libraries" bash -c "grep -q 'HDF5:.*parallel' <<<'$out' && grep -q 'OpenBLAS:.*core type' <<<'$out' && grep -q 'libnifti:' <<<'$out' && grep -q 'commit' <<<'$out'"
+run "$MPIEXEC" -np 2 "$G" --version
+expect "--version under mpirun -np 2 prints once" test "$(grep -c '^genesis ' <<<"$out")" = 1
+
+run "$G" config --defaults
+expect "config --defaults lists [train] batch" grep -q "^train *batch *integer *6" <<<"$out"
+printf '[train]\nbatch = 12\n' > $t/good.ini
+run "$G" config --check $t/good.ini --set model.width=8
+expect "config --check of a good file exits 0" test $rc -eq 0
+expect "resolved config shows the file's value and origin" grep -q "batch = 12 .*good.ini:2" <<<"$out"
+expect "resolved config shows the --set value" grep -q "width = 8 .*--set" <<<"$out"
+printf '[train]\nlearning_rat = 1.0\n' > $t/bad.ini
+for np in 1 4; do
+  run "$MPIEXEC" -np $np "$G" config --check $t/bad.ini
+  expect "bad config at $np ranks exits 2" test $rc -eq 2
+  expect "bad config at $np ranks: one message with file:line and suggestion" \
+    test "$(grep -c "genesis: error: $t/bad.ini:2: unknown key 'learning_rat' in section \[train\] (did you mean 'learning_rate'?)" <<<"$out")" = 1
+  expect "bad config at $np ranks: no MPI_Abort" bash -c "! grep -q MPI_ABORT <<<'$out'"
+done
+
+for np in 1 2 4; do
+  run "$MPIEXEC" -np $np "$G" smoke --dir $t
+  expect "smoke at $np ranks" bash -c "test $rc -eq 0 && grep -q 'ok on $np rank' <<<'$out'"
+done
+expect "smoke leaves no file behind" test -z "$(ls $t | grep smoke)"
+
+# A folder that does not exist: every rank sees it, one clean message naming the file.
+run "$MPIEXEC" -np 2 "$G" smoke --dir $t/missing
+expect "missing folder: exit 1 ($rc)" test $rc -eq 1
+expect "missing folder: one message naming the file" \
+  test "$(grep -c "genesis: error: cannot create HDF5 file '$t/missing/genesis-smoke" <<<"$out")" = 1
+
+# One rank fails in the middle of a collective phase: the job ends, fast, with that rank's message.
+for site in smoke.mpi smoke.hdf5 smoke.blas; do
+  run env GENESIS_FAULT=$site:2 "$MPIEXEC" -np 4 "$G" smoke --dir $t
+  expect "fault at $site on rank 2 of 4: non-zero exit ($rc)" test $rc -ne 0
+  expect "fault at $site on rank 2 of 4: ends within 15 s (took $secs s)" fast 15
+  expect "fault at $site on rank 2 of 4: rank 2's message" \
+    grep -q "genesis: error on rank 2: injected fault at '$site'" <<<"$out"
+done
+# The same error on every rank: a clean end, one message, no abort.
+run env GENESIS_FAULT=smoke.blas:all "$MPIEXEC" -np 4 "$G" smoke --dir $t
+expect "fault on all ranks: exit 1 ($rc)" test $rc -eq 1
+expect "fault on all ranks: one message" test "$(grep -c "genesis: error: injected fault at 'smoke.blas'" <<<"$out")" = 1
+expect "fault on all ranks: no MPI_Abort" bash -c "! grep -q MPI_ABORT <<<'$out'"
+expect "fault on all ranks: ends within 15 s (took $secs s)" fast 15
+
+echo "$((checks - failures)) passed, $failures failed"
+[ $failures -eq 0 ]

@@ -1,0 +1,174 @@
+/* The configuration schema and reader: good files, and every kind of bad file with its exact
+ * message (file, line, key, suggestion) and status GEN_ERR_USAGE (exit status 2). */
+#include "check.h"
+
+#include "genesis/config.h"
+#include "genesis/error.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/genesis-test-config-XXXXXX";
+
+/* Writes `text` to dir/name and returns the path (static buffer). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) { perror(path); exit(1); }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Loads `text` as a file and expects failure with exactly "<path>:<message>". */
+static void expect_bad(const char *text, const char *message)
+{
+    genesis_config cfg;
+    config_defaults(&cfg);
+    const char *path = write_file("bad.ini", text);
+    int status = config_load_file(&cfg, path);
+    char expected[1024];
+    snprintf(expected, sizeof expected, "%s:%s", path, message);
+    EXPECT(status == GEN_ERR_USAGE, "status %d for %s", status, message);
+    EXPECT(!strcmp(gen_error_message(), expected), "\n  got      '%s'\n  expected '%s'",
+           gen_error_message(), expected);
+    EXPECT(gen_exit_code(status) == 2, "exit code %d", gen_exit_code(status));
+}
+
+static void expect_bad_set(const char *assignment, const char *message)
+{
+    genesis_config cfg;
+    config_defaults(&cfg);
+    int status = config_set(&cfg, assignment);
+    EXPECT(status == GEN_ERR_USAGE, "status %d for --set %s", status, assignment);
+    EXPECT(!strcmp(gen_error_message(), message), "\n  got      '%s'\n  expected '%s'",
+           gen_error_message(), message);
+}
+
+static void test_bad_files(void)
+{
+    expect_bad("[train]\nlearning_rat = 1.0\n",
+               "2: unknown key 'learning_rat' in section [train] (did you mean 'learning_rate'?)");
+    expect_bad("[train]\nzzz = 1\n", "2: unknown key 'zzz' in section [train]");
+    expect_bad("[trian]\nbatch = 6\n", "1: unknown section [trian] (did you mean [train]?)");
+    expect_bad("[nothing_like_it]\nbatch = 6\n", "1: unknown section [nothing_like_it]");
+    expect_bad("[prep]\nbatch = 6\n",
+               "2: unknown key 'batch' in section [prep] (did you mean 'batch' in section [train]?)");
+    expect_bad("[train]\nbatch = 6x\n", "2: [train] batch: expected an integer, got '6x'");
+    expect_bad("[train]\nbatch = 6.5\n", "2: [train] batch: expected an integer, got '6.5'");
+    expect_bad("[train]\nbatch = 99999999999999999999999\n",
+               "2: [train] batch: expected an integer, got '99999999999999999999999'");
+    expect_bad("[train]\nlearning_rate = 1.0.0\n",
+               "2: [train] learning_rate: expected a number, got '1.0.0'");
+    expect_bad("[train]\nlearning_rate = nan\n", "2: [train] learning_rate: expected a number, got 'nan'");
+    expect_bad("[train]\nlearning_rate =\n", "2: [train] learning_rate: expected a number, got ''");
+    expect_bad("# comment\n[train]\nbatch = 0\n", "3: [train] batch: 0 is out of range [1, 65536]");
+    expect_bad("[train]\nmomentum = 1.5\n", "2: [train] momentum: 1.5 is out of range [0, 0.999999]");
+    expect_bad("[prep]\noverwrite = maybe\n", "2: [prep] overwrite: expected true or false, got 'maybe'");
+    expect_bad("[train]\noptimizer = adagrad\n",
+               "2: [train] optimizer: expected one of sgd|adam, got 'adagrad'");
+    expect_bad("[train]\nbatch = 6\n\n[model]\nwidth = 8\n[train]\nbatch = 4\n",
+               "7: duplicate key 'batch' in section [train] (first set on line 2)");
+    expect_bad("batch = 6\n[train]\n", "1: key 'batch' appears before any [section]");
+    expect_bad("[train]\nbatch 6\n", "2: syntax error (expected '[section]' or 'key = value')");
+    expect_bad("[train\nbatch = 6\n", "1: syntax error (expected '[section]' or 'key = value')");
+    char longline[400];
+    snprintf(longline, sizeof longline, "[train]\ndata = %0300d\n", 7);
+    expect_bad(longline, "2: line longer than 198 characters");
+    /* only the first error is reported */
+    expect_bad("[train]\nbatch = x\nzzz = 1\n", "2: [train] batch: expected an integer, got 'x'");
+
+    genesis_config cfg;
+    config_defaults(&cfg);
+    int status = config_load_file(&cfg, "/nonexistent/genesis.ini");
+    EXPECT(status == GEN_ERR_USAGE, "missing file status %d", status);
+    EXPECT(!strcmp(gen_error_message(),
+                   "cannot open config file '/nonexistent/genesis.ini': No such file or directory"),
+           "got '%s'", gen_error_message());
+}
+
+static void test_bad_sets(void)
+{
+    expect_bad_set("train.batch=abc", "--set train.batch=abc: [train] batch: expected an integer, got 'abc'");
+    expect_bad_set("batch=6", "--set 'batch=6': expected section.key=value (e.g. --set train.batch=6)");
+    expect_bad_set("train.batchh=6",
+                   "--set train.batchh=6: unknown key 'batchh' in section [train] (did you mean 'batch'?)");
+    expect_bad_set("trainn.batch=6", "--set trainn.batch=6: unknown section [trainn] (did you mean [train]?)");
+    expect_bad_set("train.resume=sometimes",
+                   "--set train.resume=sometimes: [train] resume: expected one of auto|never, got 'sometimes'");
+}
+
+static void test_good_paths(void)
+{
+    genesis_config cfg;
+    EXPECT_OK(config_defaults(&cfg));
+    EXPECT(cfg.train.batch == 6 && cfg.train.learning_rate == 1.0 && cfg.train.momentum == 0.9,
+           "paper defaults: batch %ld lr %g momentum %g", cfg.train.batch, cfg.train.learning_rate,
+           cfg.train.momentum);
+    EXPECT(cfg.train.lr_step_epochs == 40 && cfg.train.patience == 50 && cfg.model.width == 32,
+           "paper defaults: step %ld patience %ld width %ld", cfg.train.lr_step_epochs,
+           cfg.train.patience, cfg.model.width);
+    EXPECT(cfg.corrupt.flip_rate == 0.4 && cfg.corrupt.local_rate == 0.5 &&
+               cfg.corrupt.nonlinear_rate == 0.9 && cfg.corrupt.paint_rate == 0.9 &&
+               cfg.corrupt.inpaint_rate == 0.2 && cfg.corrupt.local_blocks == 10000,
+           "paper corruption defaults");
+
+    const char *path = write_file("good.ini",
+                                  "; a comment\n"
+                                  "# another\n"
+                                  "[model]\n"
+                                  "width = 8   ; inline comment\n"
+                                  "\n"
+                                  "[train]\n"
+                                  "  batch=12\n"
+                                  "data = \"/data/my cubes.h5\"\n"
+                                  "optimizer = adam\n"
+                                  "batchnorm = per_rank\n"
+                                  "learning_rate = 1e-3\n"
+                                  "[prep]\n"
+                                  "overwrite = yes\n");
+    EXPECT_OK(config_load_file(&cfg, path));
+    EXPECT(cfg.model.width == 8, "width %ld", cfg.model.width);
+    EXPECT(cfg.train.batch == 12, "batch %ld", cfg.train.batch);
+    EXPECT(!strcmp(cfg.train.data, "/data/my cubes.h5"), "data '%s'", cfg.train.data);
+    EXPECT(cfg.train.optimizer == OPTIMIZER_ADAM, "optimizer %d", cfg.train.optimizer);
+    EXPECT(cfg.train.batchnorm == BATCHNORM_PER_RANK, "batchnorm %d", cfg.train.batchnorm);
+    EXPECT(cfg.train.learning_rate == 1e-3, "lr %g", cfg.train.learning_rate);
+    EXPECT(cfg.prep.overwrite == 1, "overwrite %d", cfg.prep.overwrite);
+    EXPECT(cfg.train.momentum == 0.9, "untouched key keeps its default");
+
+    EXPECT_OK(config_set(&cfg, "train.batch=24"));
+    EXPECT_OK(config_set(&cfg, "prep.inputs=/scans/*.nii.gz,/more/*.nii"));
+    EXPECT(cfg.train.batch == 24, "--set overrides the file: %ld", cfg.train.batch);
+    EXPECT(!strcmp(cfg.prep.inputs, "/scans/*.nii.gz,/more/*.nii"), "inputs '%s'", cfg.prep.inputs);
+
+    /* The printed configuration reads back to the same values. */
+    char printed[512];
+    snprintf(printed, sizeof printed, "%s/printed.ini", dir);
+    FILE *f = fopen(printed, "w");
+    config_print(&cfg, f);
+    fclose(f);
+    genesis_config again;
+    config_defaults(&again);
+    EXPECT_OK(config_load_file(&again, printed));
+    EXPECT(config_hash(&again) == config_hash(&cfg), "printed config reads back differently");
+    genesis_config other = cfg;
+    EXPECT_OK(config_set(&other, "train.seed=2"));
+    EXPECT(config_hash(&other) != config_hash(&cfg), "hash ignores a changed value");
+    EXPECT(config_key_count() > 20, "schema has %d keys", config_key_count());
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    test_bad_files();
+    test_bad_sets();
+    test_good_paths();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}
