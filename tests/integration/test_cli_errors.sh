@@ -34,6 +34,10 @@ expect "--version under mpirun -np 2 prints once" test "$(grep -c '^genesis ' <<
 
 run "$G" config --defaults
 expect "config --defaults lists [train] batch" grep -q "^train *batch *integer *6" <<<"$out"
+for f in "$GENESIS_SOURCE_DIR"/conf/*.ini; do
+  run "$G" config --check "$f"
+  expect "shipped config $(basename "$f") is valid" test $rc -eq 0
+done
 printf '[train]\nbatch = 12\n' > $t/good.ini
 run "$G" config --check $t/good.ini --set model.width=8
 expect "config --check of a good file exits 0" test $rc -eq 0
