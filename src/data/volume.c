@@ -200,6 +200,12 @@ static int read_header(nifti_image **out, const char *path)
         FAIL(GEN_ERR_DATA, "%s: not a readable NIfTI-1, NIfTI-2 or ANALYZE header (corrupt, "
              "truncated, or not an image)", path);
     }
+    /* libnifti reports NIfTI-2 files as NIFTI1_1/NIFTI1_2: ask the header itself. */
+    int nver = 1;
+    void *raw = nifti_read_header(path, &nver, 0);
+    free(raw);
+    if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_1) nim->nifti_type = NIFTI_FTYPE_NIFTI2_1;
+    if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_2) nim->nifti_type = NIFTI_FTYPE_NIFTI2_2;
     int status = check_dims(path, nim);
     if (status == GEN_OK && converter_for(nim->datatype) == NULL) {
         status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
@@ -214,20 +220,47 @@ static int read_header(nifti_image **out, const char *path)
     return GEN_OK;
 }
 
+/* Reads the voxel bytes of the first volume into nim->data (native byte order). Done here rather
+ * than by nifti_image_load, which silently replaces NaN/Inf floats with 0 (we refuse them) and
+ * cannot say how far a short read got. */
+static int load_voxels(nifti_image *nim, const char *path)
+{
+    const char *iname = nim->iname ? nim->iname : path;
+    size_t bytes = (size_t)(nim->dim[1] * nim->dim[2] * nim->dim[3]) * (size_t)nim->nbyper;
+    znzFile f = znzopen(iname, "rb", nifti_is_gzfile(iname));
+    CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname,
+          strerror(errno));
+    nim->data = malloc(bytes ? bytes : 1);
+    if (nim->data == NULL) {
+        znzclose(f);
+        FAIL(GEN_ERR_NOMEM, "%s: out of memory allocating %zu bytes", path, bytes);
+    }
+    int ok = znzseek(f, (znz_off_t)nim->iname_offset, SEEK_SET) >= 0;
+    size_t got = 0;
+    while (ok && got < bytes) { /* chunks: znz's gzip path reads at most INT_MAX bytes a call */
+        size_t want = bytes - got < ((size_t)1 << 30) ? bytes - got : ((size_t)1 << 30);
+        size_t n = znzread((char *)nim->data + got, 1, want, f);
+        got += n;
+        if (n < want) break;
+    }
+    znzclose(f);
+    CHECK(ok, GEN_ERR_DATA, "%s: truncated or corrupt: cannot seek to the image data at byte %lld",
+          path, (long long)nim->iname_offset);
+    CHECK(got == bytes, GEN_ERR_DATA,
+          "%s: truncated or corrupt image data: read %zu of %zu bytes (%lld voxels of %d bytes)",
+          path, got, bytes, (long long)(nim->dim[1] * nim->dim[2] * nim->dim[3]), nim->nbyper);
+    if (nim->swapsize > 1 && nim->byteorder != nifti_short_order())
+        nifti_swap_Nbytes((int64_t)(bytes / (size_t)nim->swapsize), nim->swapsize, nim->data);
+    return GEN_OK;
+}
+
 static int volume_read_nifti(volume *v, const char *path, int verify_gzip)
 {
     nifti_image *nim = NULL;
     CALL(read_header(&nim, path));
     int64_t nx = nim->dim[1], ny = nim->dim[2], nz = nim->dim[3];
-    int status = GEN_OK;
-    if (nifti_image_load(nim) != 0 || nim->data == NULL) {
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
-                               "%s: truncated or corrupt image data (could not read %lld voxels of "
-                               "%d bytes from %s)",
-                               path, (long long)(nx * ny * nz), nim->nbyper,
-                               nim->iname ? nim->iname : path);
-        goto done;
-    }
+    int status = load_voxels(nim, path);
+    if (status != GEN_OK) goto done;
     if (verify_gzip && nim->iname && ends_with(nim->iname, ".gz")) {
         status = gzip_verify(nim->iname);
         if (status != GEN_OK) goto done;
@@ -528,10 +561,42 @@ static int check_writable_dir(const char *path)
     return GEN_OK;
 }
 
+/* NIfTI-2 output, written here because libnifti 3.0.1's nifti_image_write loses the header of a
+ * single-file NIfTI-2 (it reopens the .nii for the data with "wb") and writes NIfTI-1 headers for
+ * NIfTI-2 pairs. Header from nifti_convert_nim2n2hdr; layout: 540-byte header, 4-byte extension
+ * flag (0: none), data at vox_offset 544 (single file) or in the .img (pair, vox_offset 0). */
+static int write_nifti2(nifti_image *nim, const char *path)
+{
+    int pair = nim->nifti_type == NIFTI_FTYPE_NIFTI2_2;
+    nifti_2_header hdr;
+    CHECK(nifti_convert_nim2n2hdr(nim, &hdr) == 0, GEN_ERR_INTERNAL,
+          "%s: libnifti cannot make a NIfTI-2 header", path);
+    hdr.vox_offset = pair ? 0 : 544;
+    memcpy(hdr.magic, pair ? "ni2\0\r\n\032\n" : "n+2\0\r\n\032\n", 8);
+    size_t bytes = (size_t)nim->nvox * (size_t)nim->nbyper;
+    char ext[4] = {0, 0, 0, 0};
+    znzFile f = znzopen(path, "wb", nifti_is_gzfile(path));
+    CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+    int ok = znzwrite(&hdr, 1, sizeof hdr, f) == sizeof hdr && znzwrite(ext, 1, 4, f) == 4;
+    if (ok && pair) {
+        znzclose(f);
+        f = znzopen(nim->iname, "wb", nifti_is_gzfile(nim->iname));
+        CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open for writing: %s", nim->iname,
+              strerror(errno));
+    }
+    ok = ok && znzwrite(nim->data, 1, bytes, f) == bytes;
+    znzclose(f);
+    CHECK(ok, GEN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return GEN_OK;
+}
+
 static int write_and_verify(nifti_image *nim, const char *path, const volume *v)
 {
     nifti_set_debug_level(0);
-    nifti_image_write(nim);
+    if (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 || nim->nifti_type == NIFTI_FTYPE_NIFTI2_2)
+        CALL(write_nifti2(nim, path));
+    else
+        nifti_image_write(nim);
     /* libnifti's writer returns nothing: read the header back and check the data file. */
     nifti_image *back = nifti_image_read(path, 0);
     CHECK(back != NULL, GEN_ERR_IO, "%s: writing failed (the written header cannot be read back)",
