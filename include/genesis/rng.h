@@ -5,6 +5,11 @@
  * `index` is a global sample index (training), a scan index (prep) or a parameter-tensor index
  * (initialisation); `epoch` is 0 where there is none (validation uses RNG_EPOCH_NONE).
  * A stream yields at least 2^32 blocks of four 32-bit words before it would repeat.
+ *
+ * Key domain: epoch < 2^32, index < 2^48, purpose < 2^16, any 64-bit seed. Within it, distinct
+ * tuples give disjoint streams (the seed is the Philox key; epoch, index and purpose fill the
+ * counter's upper 96 bits; the low counter word numbers the blocks). See src/data/rng.c.
+ * An rng_stream is a small value: copy it, keep one per thread; nothing is shared.
  */
 #ifndef GENESIS_RNG_H
 #define GENESIS_RNG_H
@@ -36,13 +41,16 @@ void rng_philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_
 void rng_stream_init(rng_stream *s, uint64_t seed, uint64_t epoch, uint64_t index,
                      enum rng_purpose purpose);
 uint32_t rng_next_u32(rng_stream *s);
+/* Two words, the first in the high half. */
+uint64_t rng_next_u64(rng_stream *s);
 /* Uniform double in [0, 1) with 53 random bits. */
 double rng_uniform(rng_stream *s);
 /* Uniform float in [0, 1) with 24 random bits. */
 float rng_uniform_float(rng_stream *s);
-/* Uniform integer in [lo, hi], both ends included (numpy's randint(lo, hi + 1)); unbiased. */
+/* Uniform integer in [lo, hi], both ends included (numpy's randint(lo, hi + 1)); unbiased
+ * (rejection). Returns lo when hi <= lo, drawing nothing. */
 int64_t rng_randint(rng_stream *s, int64_t lo, int64_t hi);
-/* Standard normal deviate (for initialisation and phantom noise). */
+/* Standard normal deviate (for initialisation and phantom noise): Box-Muller, four words. */
 double rng_normal(rng_stream *s);
 
 #endif
