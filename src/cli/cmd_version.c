@@ -7,7 +7,7 @@
 
 #include <cblas.h>
 #include <hdf5.h>
-#include <nifti1_io.h>
+#include <nifti2_io.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
