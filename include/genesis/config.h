@@ -28,12 +28,23 @@ struct config_prep {
     char inputs[CONFIG_PATH_MAX]; /* comma-separated glob patterns of NIfTI scans */
     char output[CONFIG_PATH_MAX]; /* the cubes file to write */
     int overwrite;
+    int strict;                   /* a bad scan is an error instead of a skip */
     long seed;
+    int reorient_ras;
+    double spacing_x, spacing_y, spacing_z; /* resample to this voxel size, mm; 0 = keep */
+    int verify_gzip;
     int normalize;                /* enum config_normalize */
     double window_lo, window_hi;  /* intensity window (HU for ct) mapped to [0, 1] */
+    double percentile_lo, percentile_hi; /* mri_minmax */
     int filter;                   /* enum config_filter */
+    double lung_threshold, lung_max, foreground_threshold, foreground_fraction;
+    long cube_rows, cube_cols, cube_deps;
+    char crop_sizes[256];         /* comma-separated in-plane crop sizes, resized to the cube */
+    long border_xy, border_z;
     long cubes_per_scan;          /* SPEC.md "scale" */
+    long attempts_per_cube;
     double validation_fraction, test_fraction; /* split by scan */
+    char validation_scans[CONFIG_PATH_MAX], test_scans[CONFIG_PATH_MAX]; /* explicit lists */
 };
 
 struct config_train {

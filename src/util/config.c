@@ -37,24 +37,62 @@ static const struct config_key schema[] = {
 
     ROW(prep, inputs, TYPE_STRING, "", 0, 0, NULL,
         "NIfTI scans to prepare: comma-separated glob patterns (.nii, .nii.gz, .hdr/.img)"),
-    ROW(prep, output, TYPE_STRING, "cubes.h5", 0, 0, NULL, "the cubes file to write (HDF5)"),
+    ROW(prep, output, TYPE_STRING, "cubes.h5", 0, 0, NULL,
+        "the cubes file to write (HDF5); written under a temporary name, renamed when complete"),
     ROW(prep, overwrite, TYPE_BOOL, "false", 0, 0, NULL, "replace an existing output file"),
+    ROW(prep, strict, TYPE_BOOL, "false", 0, 0, NULL,
+        "stop with an error at the first bad scan instead of skipping it with a warning"),
     ROW(prep, seed, TYPE_INT, "1", 0, 2147483647, NULL,
         "seed of the cube extraction and the split; with the scan index it fixes every draw"),
+    ROW(prep, reorient_ras, TYPE_BOOL, "false", 0, 0, NULL,
+        "reorient every scan to RAS from its qform/sform (false: voxel axes as stored, as the paper)"),
+    ROW(prep, spacing_x, TYPE_FLOAT, "0", 0, 100, NULL, "resample x to this voxel size in mm (0: keep)"),
+    ROW(prep, spacing_y, TYPE_FLOAT, "0", 0, 100, NULL, "resample y to this voxel size in mm (0: keep)"),
+    ROW(prep, spacing_z, TYPE_FLOAT, "0", 0, 100, NULL, "resample z to this voxel size in mm (0: keep)"),
+    ROW(prep, verify_gzip, TYPE_BOOL, "true", 0, 0, NULL,
+        "check the whole gzip stream of .nii.gz files (catches corruption that still decodes)"),
     ROW(prep, normalize, TYPE_CHOICE, "ct", 0, 0, "ct|mri_window|mri_minmax",
         "intensity normalisation: ct (clip HU to the window), mri_window, mri_minmax (per scan)"),
     ROW(prep, window_lo, TYPE_FLOAT, "-1000", -1e9, 1e9, NULL,
-        "lower end of the intensity window mapped to 0 (HU for ct; 0 is usual for mri_window)"),
+        "window start mapped to 0 (ct: HU; with mri_window an unset window means [0, 4000])"),
     ROW(prep, window_hi, TYPE_FLOAT, "1000", -1e9, 1e9, NULL,
-        "upper end of the intensity window mapped to 1 (HU for ct; 4000 is usual for mri_window)"),
+        "window end mapped to 1 (ct: HU; with mri_window an unset window means [0, 4000])"),
+    ROW(prep, percentile_lo, TYPE_FLOAT, "0", 0, 100, NULL,
+        "mri_minmax: the scan's percentile mapped to 0 (0 = minimum)"),
+    ROW(prep, percentile_hi, TYPE_FLOAT, "100", 0, 100, NULL,
+        "mri_minmax: the scan's percentile mapped to 1 (100 = maximum)"),
     ROW(prep, filter, TYPE_CHOICE, "lung", 0, 0, "lung|foreground|none",
         "which cubes to keep: lung (the paper's chest-CT rule), foreground (MRI), none"),
+    ROW(prep, lung_threshold, TYPE_FLOAT, "0.425", 0, 1, NULL,
+        "lung filter: normalised density threshold ((-150 + 1000) / 2000 in the paper)"),
+    ROW(prep, lung_max, TYPE_FLOAT, "0.15", 0, 1, NULL,
+        "lung filter: reject a cube whose score exceeds this fraction of its voxels"),
+    ROW(prep, foreground_threshold, TYPE_FLOAT, "0.1", 0, 1, NULL,
+        "foreground filter: a voxel is foreground above this normalised value"),
+    ROW(prep, foreground_fraction, TYPE_FLOAT, "0.5", 0, 1, NULL,
+        "foreground filter: keep a cube when at least this fraction of its voxels is foreground"),
+    ROW(prep, cube_rows, TYPE_INT, "64", 8, 1024, NULL, "cube size along x (rows); a multiple of 8"),
+    ROW(prep, cube_cols, TYPE_INT, "64", 8, 1024, NULL, "cube size along y (cols); a multiple of 8"),
+    ROW(prep, cube_deps, TYPE_INT, "32", 8, 1024, NULL, "cube size along z (deps); a multiple of 8"),
+    ROW(prep, crop_sizes, TYPE_STRING, "64", 0, 0, NULL,
+        "in-plane crop sizes, comma-separated (e.g. 64,96,128): crops other than the cube size "
+        "are resized to it (multi-scale cubes); cubes_per_scan cubes per size"),
+    ROW(prep, border_xy, TYPE_INT, "100", 0, 100000, NULL,
+        "voxels kept free at both ends of x and y (the paper: 100, for 512x512 chest CT)"),
+    ROW(prep, border_z, TYPE_INT, "30", 0, 100000, NULL, "voxels kept free at both ends of z (the paper: 30)"),
     ROW(prep, cubes_per_scan, TYPE_INT, "32", 1, 100000, NULL,
-        "cubes wanted per scan (the paper's scale); 50x as many attempts at most"),
+        "cubes wanted per scan and crop size (the paper's scale)"),
+    ROW(prep, attempts_per_cube, TYPE_INT, "50", 1, 100000, NULL,
+        "give up on a scan after attempts_per_cube x cubes_per_scan draws"),
     ROW(prep, validation_fraction, TYPE_FLOAT, "0.2", 0, 1, NULL,
         "fraction of the scans (not cubes) kept for validation"),
     ROW(prep, test_fraction, TYPE_FLOAT, "0.3", 0, 1, NULL,
         "fraction of the scans (not cubes) kept for testing"),
+    ROW(prep, validation_scans, TYPE_STRING, "", 0, 0, NULL,
+        "explicit validation scans: comma-separated glob patterns matched against scan paths "
+        "(replaces validation_fraction when set)"),
+    ROW(prep, test_scans, TYPE_STRING, "", 0, 0, NULL,
+        "explicit test scans: comma-separated glob patterns (replaces test_fraction when set)"),
 
     ROW(train, data, TYPE_STRING, "cubes.h5", 0, 0, NULL, "the cubes file written by genesis prep"),
     ROW(train, output, TYPE_STRING, "run", 0, 0, NULL,
@@ -210,6 +248,16 @@ static void choice_text(char *out, size_t size, const char *choices, int index)
     snprintf(out, size, "%.*s", (int)len, p);
 }
 
+/* Bytes of a string field: the distance to the next field of the struct. */
+static size_t string_capacity(const struct config_key *k)
+{
+    size_t next = sizeof(genesis_config);
+    for (int i = 0; i < SCHEMA_ROWS; i++)
+        if (schema[i].offset > k->offset && schema[i].offset < next) next = schema[i].offset;
+    if (next == sizeof(genesis_config)) next = offsetof(genesis_config, path);
+    return next - k->offset;
+}
+
 /* Parses `text` into the field of row `k`. On failure writes the reason into `why`. */
 static int parse_value(genesis_config *cfg, const struct config_key *k, const char *text,
                        char *why, size_t why_size)
@@ -269,8 +317,9 @@ static int parse_value(genesis_config *cfg, const struct config_key *k, const ch
     case TYPE_STRING: {
         size_t len = strlen(text);
         if (len >= 2 && text[0] == '"' && text[len - 1] == '"') { text++; len -= 2; }
-        if (len >= CONFIG_PATH_MAX) {
-            snprintf(why, why_size, "text longer than %d characters", CONFIG_PATH_MAX - 1);
+        size_t capacity = string_capacity(k);
+        if (len >= capacity) {
+            snprintf(why, why_size, "text longer than %zu characters", capacity - 1);
             return -1;
         }
         memcpy(field, text, len);

@@ -1,0 +1,376 @@
+/* The cubes file (include/genesis/cubes.h). */
+#include "genesis/cubes.h"
+
+#include "genesis/error.h"
+#include "genesis/h5par.h"
+#include "genesis/world.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *cube_split_name(int split)
+{
+    static const char *const names[] = {"train", "validation", "test"};
+    return split >= 0 && split <= 2 ? names[split] : "unknown";
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+/* An empty dataset of `type` with shape [0, tail...], extendible along the first axis, chunked
+ * one item per chunk. */
+static int create_extendible(hid_t file, const char *name, hid_t type, int rank,
+                             const hsize_t *tail, hid_t *out)
+{
+    hsize_t dims[4] = {0}, maxdims[4] = {H5S_UNLIMITED}, chunk[4] = {1};
+    for (int i = 1; i < rank; i++) dims[i] = maxdims[i] = chunk[i] = tail[i - 1];
+    hid_t space = H5Screate_simple(rank, dims, maxdims);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (rank == 1) chunk[0] = 4096; /* small per-cube records: bigger chunks */
+    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0;
+    *out = ok ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
+    int status = *out >= 0 ? GEN_OK : h5par_error("cannot create dataset", name, __FILE__, __LINE__);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return status;
+}
+
+int cubes_writer_create(cubes_writer *w, const char *path, int rows, int cols, int deps,
+                        MPI_Comm comm)
+{
+    memset(w, 0, sizeof *w);
+    w->file = w->cubes = w->scan_index = w->corner = w->crop = w->split = -1;
+    w->comm = comm;
+    w->rows = rows, w->cols = cols, w->deps = deps;
+    CALL(h5par_create(path, comm, &w->file));
+    hsize_t cube[3] = {(hsize_t)rows, (hsize_t)cols, (hsize_t)deps}, three[1] = {3};
+    CALL(create_extendible(w->file, "cubes", H5T_NATIVE_FLOAT, 4, cube, &w->cubes));
+    CALL(create_extendible(w->file, "scan_index", H5T_NATIVE_INT32, 1, NULL, &w->scan_index));
+    CALL(create_extendible(w->file, "corner", H5T_NATIVE_INT32, 2, three, &w->corner));
+    CALL(create_extendible(w->file, "crop", H5T_NATIVE_INT32, 2, three, &w->crop));
+    CALL(create_extendible(w->file, "split", H5T_NATIVE_UINT8, 1, NULL, &w->split));
+    int64_t version = CUBES_FORMAT_VERSION, shape[3] = {rows, cols, deps};
+    CALL(cubes_attr_ints(w->file, "format_version", &version, 1));
+    CALL(cubes_attr_ints(w->file, "cube_shape", shape, 3));
+    return GEN_OK;
+}
+
+/* Extends `dset` to `total` items and writes this rank's `n` items of `item` elements at `offset`.
+ * Collective. */
+static int append_rows(hid_t dset, const char *name, hid_t type, const void *data, int64_t offset,
+                       int64_t n, int64_t total, int rank, const hsize_t *tail)
+{
+    hsize_t dims[4] = {(hsize_t)total}, start[4] = {(hsize_t)offset}, count[4] = {(hsize_t)n};
+    hsize_t mdims[4] = {(hsize_t)(n > 0 ? n : 1)};
+    for (int i = 1; i < rank; i++) dims[i] = count[i] = mdims[i] = tail[i - 1];
+    H5_CHECK(H5Dset_extent(dset, dims) >= 0, "cannot extend dataset", name);
+    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(rank, mdims, NULL);
+    hid_t dxpl = h5par_collective_transfer();
+    int ok = fspace >= 0 && mspace >= 0 && dxpl >= 0;
+    if (ok && n > 0) ok = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
+    if (ok && n == 0) ok = H5Sselect_none(fspace) >= 0 && H5Sselect_none(mspace) >= 0;
+    if (ok) ok = H5Dwrite(dset, type, mspace, fspace, dxpl, data) >= 0;
+    int status = ok ? GEN_OK : h5par_error("cannot write dataset", name, __FILE__, __LINE__);
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    return status;
+}
+
+int cubes_writer_append(cubes_writer *w, const float *cubes, const int32_t *scan_index,
+                        const int32_t *corner, const int32_t *crop, const uint8_t *split, int64_t n)
+{
+    int size, rank;
+    MPI_CALL(MPI_Comm_size(w->comm, &size));
+    MPI_CALL(MPI_Comm_rank(w->comm, &rank));
+    int64_t before = 0, total = 0;
+    MPI_CALL(MPI_Exscan(&n, &before, 1, MPI_INT64_T, MPI_SUM, w->comm));
+    MPI_CALL(MPI_Allreduce(&n, &total, 1, MPI_INT64_T, MPI_SUM, w->comm));
+    if (rank == 0) before = 0; /* MPI_Exscan leaves rank 0's result undefined */
+    if (total == 0) return GEN_OK;
+    int64_t offset = w->count + before, end = w->count + total;
+    hsize_t cube[3] = {(hsize_t)w->rows, (hsize_t)w->cols, (hsize_t)w->deps}, three[1] = {3};
+    CALL(append_rows(w->cubes, "cubes", H5T_NATIVE_FLOAT, cubes, offset, n, end, 4, cube));
+    CALL(append_rows(w->scan_index, "scan_index", H5T_NATIVE_INT32, scan_index, offset, n, end, 1, NULL));
+    CALL(append_rows(w->corner, "corner", H5T_NATIVE_INT32, corner, offset, n, end, 2, three));
+    CALL(append_rows(w->crop, "crop", H5T_NATIVE_INT32, crop, offset, n, end, 2, three));
+    CALL(append_rows(w->split, "split", H5T_NATIVE_UINT8, split, offset, n, end, 1, NULL));
+    w->count = end;
+    return GEN_OK;
+}
+
+/* The HDF5 compound type of cubes_scan_record (caller closes). */
+static hid_t scan_record_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(cubes_scan_record));
+    hid_t path = H5Tcopy(H5T_C_S1), why = H5Tcopy(H5T_C_S1);
+    H5Tset_size(path, sizeof ((cubes_scan_record *)0)->path);
+    H5Tset_size(why, sizeof ((cubes_scan_record *)0)->skipped);
+    hsize_t three[1] = {3};
+    hid_t dims = H5Tarray_create2(H5T_NATIVE_INT64, 1, three);
+    hid_t spacing = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, three);
+    H5Tinsert(t, "path", HOFFSET(cubes_scan_record, path), path);
+    H5Tinsert(t, "dim", HOFFSET(cubes_scan_record, dim), dims);
+    H5Tinsert(t, "spacing", HOFFSET(cubes_scan_record, spacing), spacing);
+    H5Tinsert(t, "split", HOFFSET(cubes_scan_record, split), H5T_NATIVE_INT32);
+    H5Tinsert(t, "cubes", HOFFSET(cubes_scan_record, cubes), H5T_NATIVE_INT32);
+    H5Tinsert(t, "skipped", HOFFSET(cubes_scan_record, skipped), why);
+    H5Tclose(path), H5Tclose(why), H5Tclose(dims), H5Tclose(spacing);
+    return t;
+}
+
+int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t count)
+{
+    int rank;
+    MPI_CALL(MPI_Comm_rank(w->comm, &rank));
+    hsize_t dims[1] = {(hsize_t)(count > 0 ? count : 0)};
+    hid_t type = scan_record_type(), space = H5Screate_simple(1, dims, NULL);
+    hid_t dset = H5Dcreate2(w->file, "scans", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dxpl = h5par_collective_transfer();
+    int ok = type >= 0 && space >= 0 && dset >= 0 && dxpl >= 0;
+    if (ok && count > 0) {
+        hid_t fspace = H5Scopy(space), mspace = H5Scopy(space);
+        if (rank != 0) H5Sselect_none(fspace), H5Sselect_none(mspace);
+        ok = H5Dwrite(dset, type, mspace, fspace, dxpl, scans) >= 0;
+        H5Sclose(fspace), H5Sclose(mspace);
+    }
+    int status = ok ? GEN_OK : h5par_error("cannot write dataset", "scans", __FILE__, __LINE__);
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (dset >= 0) H5Dclose(dset);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    return status;
+}
+
+static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, const void *data)
+{
+    if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
+    hid_t attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = attr >= 0 && H5Awrite(attr, type, data) >= 0;
+    int status = ok ? GEN_OK : h5par_error("cannot write attribute", name, __FILE__, __LINE__);
+    if (attr >= 0) H5Aclose(attr);
+    return status;
+}
+
+int cubes_attr_text(hid_t loc, const char *name, const char *text)
+{
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    H5Tset_size(type, strlen(text) + 1);
+    int status = write_attr(loc, name, type, space, text);
+    H5Tclose(type), H5Sclose(space);
+    return status;
+}
+
+int cubes_attr_ints(hid_t loc, const char *name, const int64_t *values, int n)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    int status = write_attr(loc, name, H5T_NATIVE_INT64, space, values);
+    H5Sclose(space);
+    return status;
+}
+
+int cubes_attr_doubles(hid_t loc, const char *name, const double *values, int n)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    int status = write_attr(loc, name, H5T_NATIVE_DOUBLE, space, values);
+    H5Sclose(space);
+    return status;
+}
+
+int cubes_writer_close(cubes_writer *w)
+{
+    hid_t *handles[] = {&w->cubes, &w->scan_index, &w->corner, &w->crop, &w->split};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
+        if (*handles[i] >= 0) ok &= H5Dclose(*handles[i]) >= 0, *handles[i] = -1;
+    if (w->file >= 0) ok &= H5Fclose(w->file) >= 0, w->file = -1;
+    CHECK(ok, GEN_ERR_IO, "cannot close the cubes file");
+    return GEN_OK;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static int read_whole(hid_t file, const char *path, const char *name, hid_t type, void *out,
+                      int64_t expected)
+{
+    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+    if (dset < 0) return h5par_error("missing dataset", name, __FILE__, __LINE__);
+    hid_t space = H5Dget_space(dset);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    int status = GEN_OK;
+    if (n != expected)
+        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "%s: dataset '%s' has %lld entries, expected %lld",
+                               path, name, (long long)n, (long long)expected);
+    else if (n > 0 && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        status = h5par_error("cannot read dataset", name, __FILE__, __LINE__);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return status;
+}
+
+static int read_attr(hid_t file, const char *name, hid_t type, void *out, int n)
+{
+    hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
+    if (attr < 0) return h5par_error("missing attribute", name, __FILE__, __LINE__);
+    hid_t space = H5Aget_space(attr);
+    int ok = H5Sget_simple_extent_npoints(space) == n && H5Aread(attr, type, out) >= 0;
+    H5Sclose(space);
+    H5Aclose(attr);
+    return ok ? GEN_OK : h5par_error("cannot read attribute", name, __FILE__, __LINE__);
+}
+
+int cubes_open(cubes_file *f, const char *path, MPI_Comm comm)
+{
+    memset(f, 0, sizeof *f);
+    f->file = f->cubes = -1;
+    CALL(h5par_open(path, comm, 0, &f->file));
+    int64_t version = 0, shape[3] = {0};
+    int status = read_attr(f->file, "format_version", H5T_NATIVE_INT64, &version, 1);
+    if (status) {
+        cubes_close(f);
+        FAIL(GEN_ERR_DATA, "%s: not a genesis cubes file (no format_version attribute)", path);
+    }
+    if (version != CUBES_FORMAT_VERSION) {
+        cubes_close(f);
+        FAIL(GEN_ERR_DATA, "%s: cubes file format version %lld; this genesis reads version %d",
+             path, (long long)version, CUBES_FORMAT_VERSION);
+    }
+    f->format_version = (int)version;
+    f->cubes = H5Dopen2(f->file, "cubes", H5P_DEFAULT);
+    if (f->cubes < 0) {
+        status = h5par_error("missing dataset 'cubes' in", path, __FILE__, __LINE__);
+        cubes_close(f);
+        return status;
+    }
+    hid_t space = H5Dget_space(f->cubes);
+    hsize_t dims[4] = {0};
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank == 4) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    status = read_attr(f->file, "cube_shape", H5T_NATIVE_INT64, shape, 3);
+    if (status == GEN_OK && (rank != 4 || (int64_t)dims[1] != shape[0] ||
+                             (int64_t)dims[2] != shape[1] || (int64_t)dims[3] != shape[2]))
+        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
+                               "%s: dataset 'cubes' is not [N, %lld, %lld, %lld]", path,
+                               (long long)shape[0], (long long)shape[1], (long long)shape[2]);
+    if (status) {
+        cubes_close(f);
+        return status;
+    }
+    f->count = (int64_t)dims[0];
+    f->rows = (int)dims[1], f->cols = (int)dims[2], f->deps = (int)dims[3];
+    f->split = malloc((size_t)(f->count > 0 ? f->count : 1));
+    f->scan_index = malloc(sizeof *f->scan_index * (size_t)(f->count > 0 ? f->count : 1));
+    if (!f->split || !f->scan_index) {
+        cubes_close(f);
+        FAIL(GEN_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    status = read_whole(f->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count);
+    if (!status) status = read_whole(f->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count);
+    if (status) cubes_close(f);
+    return status;
+}
+
+static int compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
+{
+    size_t cube = (size_t)f->rows * f->cols * f->deps;
+    /* HDF5 returns a union of hyperslabs in file order: read the distinct indices sorted, then
+     * place each where it was asked for. */
+    int64_t *sorted = malloc(sizeof *sorted * (size_t)(n > 0 ? n : 1));
+    CHECK_ALLOC(sorted, sizeof *sorted * (size_t)n);
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (indices[i] < 0 || indices[i] >= f->count) {
+            free(sorted);
+            FAIL(GEN_ERR_INTERNAL, "cube index %lld out of range [0, %lld)", (long long)indices[i],
+                 (long long)f->count);
+        }
+        sorted[i] = indices[i];
+    }
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_int64);
+    for (int64_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[distinct - 1]) sorted[distinct++] = sorted[i];
+    float *buffer = malloc(sizeof *buffer * cube * (size_t)(distinct > 0 ? distinct : 1));
+    if (!buffer) {
+        free(sorted);
+        FAIL(GEN_ERR_NOMEM, "out of memory reading %lld cubes", (long long)distinct);
+    }
+    hid_t fspace = H5Dget_space(f->cubes);
+    hsize_t mdims[1] = {(hsize_t)(distinct > 0 ? distinct : 1) * cube};
+    hid_t mspace = H5Screate_simple(1, mdims, NULL);
+    hid_t dxpl = h5par_collective_transfer();
+    int ok = fspace >= 0 && mspace >= 0 && dxpl >= 0 && H5Sselect_none(fspace) >= 0;
+    for (int64_t i = 0; ok && i < distinct; i++) {
+        hsize_t start[4] = {(hsize_t)sorted[i], 0, 0, 0};
+        hsize_t count[4] = {1, (hsize_t)f->rows, (hsize_t)f->cols, (hsize_t)f->deps};
+        ok = H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL) >= 0;
+    }
+    if (ok && distinct == 0) ok = H5Sselect_none(mspace) >= 0;
+    if (ok) ok = H5Dread(f->cubes, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buffer) >= 0;
+    int status = ok ? GEN_OK : h5par_error("cannot read cubes from", "cubes", __FILE__, __LINE__);
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    for (int64_t i = 0; status == GEN_OK && i < n; i++) {
+        int64_t *at = bsearch(&indices[i], sorted, (size_t)distinct, sizeof *sorted, compare_int64);
+        memcpy(out + (size_t)i * cube, buffer + (size_t)(at - sorted) * cube, sizeof *out * cube);
+    }
+    free(buffer);
+    free(sorted);
+    return status;
+}
+
+int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_t size)
+{
+    hid_t attr = H5Aopen(f->file, name, H5P_DEFAULT);
+    if (attr < 0) return h5par_error("missing attribute", name, __FILE__, __LINE__);
+    hid_t type = H5Aget_type(attr);
+    size_t len = H5Tget_size(type);
+    char *text = malloc(len + 1);
+    int ok = text && H5Aread(attr, type, text) >= 0;
+    if (ok) {
+        text[len] = '\0';
+        snprintf(out, size, "%s", text);
+    }
+    free(text);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return ok ? GEN_OK : h5par_error("cannot read attribute", name, __FILE__, __LINE__);
+}
+
+int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, int n)
+{
+    return read_attr(f->file, name, H5T_NATIVE_DOUBLE, out, n);
+}
+
+int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *count)
+{
+    hid_t dset = H5Dopen2(f->file, "scans", H5P_DEFAULT);
+    if (dset < 0) return h5par_error("missing dataset", "scans", __FILE__, __LINE__);
+    hid_t space = H5Dget_space(dset);
+    *count = H5Sget_simple_extent_npoints(space);
+    *scans = calloc((size_t)(*count > 0 ? *count : 1), sizeof **scans);
+    hid_t type = scan_record_type();
+    int ok = *scans && (*count == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *scans) >= 0);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return ok ? GEN_OK : h5par_error("cannot read dataset", "scans", __FILE__, __LINE__);
+}
+
+void cubes_close(cubes_file *f)
+{
+    if (f->cubes >= 0) H5Dclose(f->cubes);
+    if (f->file >= 0) H5Fclose(f->file);
+    free(f->split);
+    free(f->scan_index);
+    f->split = NULL, f->scan_index = NULL;
+    f->cubes = f->file = -1;
+}
