@@ -641,10 +641,11 @@ int volume_write(const volume *v, const char *path, const volume_write_options *
         nim = nifti_image_read(opt->header_from, 0);
         CHECK(nim != NULL, GEN_ERR_IO, "%s: cannot read header to copy", opt->header_from);
         if (nim->dim[1] != v->dim[0] || nim->dim[2] != v->dim[1] || nim->dim[3] != v->dim[2]) {
+            long long hd[3] = {(long long)nim->dim[1], (long long)nim->dim[2],
+                               (long long)nim->dim[3]};
             nifti_image_free(nim);
             FAIL(GEN_ERR_DATA, "%s: header to copy has dims %lldx%lldx%lld, volume has "
-                 "%lldx%lldx%lld", opt->header_from, (long long)nim->dim[1],
-                 (long long)nim->dim[2], (long long)nim->dim[3], (long long)v->dim[0],
+                 "%lldx%lldx%lld", opt->header_from, hd[0], hd[1], hd[2], (long long)v->dim[0],
                  (long long)v->dim[1], (long long)v->dim[2]);
         }
         /* Keep the copied geometry; make it a single 3-D volume of our datatype. */
