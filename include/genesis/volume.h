@@ -76,6 +76,7 @@ typedef struct volume_write_options {
                               * descrip, ...): its 3-D dims must equal v's; datatype and scaling are
                               * ours */
     const char *descrip;     /* NULL, or up to 79 characters for the header's descrip field */
+    int gzip_level;          /* .gz output: 1 (fastest) .. 9 (smallest); 0 = zlib's default (6) */
 } volume_write_options;
 
 /* Writes v (spacing, and affine as both qform and sform unless header_from is given) to path; the

@@ -308,7 +308,7 @@ int phantom_write_series(const char *output_dir, int count, uint64_t first_index
                  (unsigned long long)opt->seed, (unsigned long long)index);
         volume v;
         CALL(phantom_make(&v, index, opt));
-        volume_write_options wo = {VOLUME_INT16, 0, NULL, descrip};
+        volume_write_options wo = {VOLUME_INT16, 0, NULL, descrip, 1}; /* gzip -1: 4x faster */
         int status = volume_write(&v, path, &wo);
         volume_free(&v);
         CALL(status);

@@ -565,7 +565,7 @@ static int check_writable_dir(const char *path)
  * single-file NIfTI-2 (it reopens the .nii for the data with "wb") and writes NIfTI-1 headers for
  * NIfTI-2 pairs. Header from nifti_convert_nim2n2hdr; layout: 540-byte header, 4-byte extension
  * flag (0: none), data at vox_offset 544 (single file) or in the .img (pair, vox_offset 0). */
-static int write_nifti2(nifti_image *nim, const char *path)
+static int write_nifti2(nifti_image *nim, const char *path, const char *mode)
 {
     int pair = nim->nifti_type == NIFTI_FTYPE_NIFTI2_2;
     nifti_2_header hdr;
@@ -575,12 +575,13 @@ static int write_nifti2(nifti_image *nim, const char *path)
     memcpy(hdr.magic, pair ? "ni2\0\r\n\032\n" : "n+2\0\r\n\032\n", 8);
     size_t bytes = (size_t)nim->nvox * (size_t)nim->nbyper;
     char ext[4] = {0, 0, 0, 0};
-    znzFile f = znzopen(path, "wb", nifti_is_gzfile(path));
+    znzFile f = znzopen(path, nifti_is_gzfile(path) ? mode : "wb", nifti_is_gzfile(path));
     CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
     int ok = znzwrite(&hdr, 1, sizeof hdr, f) == sizeof hdr && znzwrite(ext, 1, 4, f) == 4;
     if (ok && pair) {
         znzclose(f);
-        f = znzopen(nim->iname, "wb", nifti_is_gzfile(nim->iname));
+        f = znzopen(nim->iname, nifti_is_gzfile(nim->iname) ? mode : "wb",
+                    nifti_is_gzfile(nim->iname));
         CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open for writing: %s", nim->iname,
               strerror(errno));
     }
@@ -590,13 +591,16 @@ static int write_nifti2(nifti_image *nim, const char *path)
     return GEN_OK;
 }
 
-static int write_and_verify(nifti_image *nim, const char *path, const volume *v)
+static int write_and_verify(nifti_image *nim, const char *path, const volume *v, int gzip_level)
 {
     nifti_set_debug_level(0);
+    char mode[8] = "wb"; /* znzopen mode; for gzip files "wb<level>" sets zlib's level */
+    if (gzip_level >= 1 && gzip_level <= 9 && nifti_is_gzfile(path))
+        snprintf(mode, sizeof mode, "wb%d", gzip_level);
     if (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 || nim->nifti_type == NIFTI_FTYPE_NIFTI2_2)
-        CALL(write_nifti2(nim, path));
-    else
-        nifti_image_write(nim);
+        CALL(write_nifti2(nim, path, mode));
+    else /* returns its (already closed) file handle, or NULL: success is checked below */
+        (void)nifti_image_write_hdr_img2(nim, 1, mode, NULL, NULL);
     /* libnifti's writer returns nothing: read the header back and check the data file. */
     nifti_image *back = nifti_image_read(path, 0);
     CHECK(back != NULL, GEN_ERR_IO, "%s: writing failed (the written header cannot be read back)",
@@ -620,10 +624,12 @@ static int write_and_verify(nifti_image *nim, const char *path, const volume *v)
 
 int volume_write(const volume *v, const char *path, const volume_write_options *opt)
 {
-    volume_write_options defaults = {VOLUME_FLOAT32, 0, NULL, NULL};
+    volume_write_options defaults = {VOLUME_FLOAT32, 0, NULL, NULL, 0};
     if (opt == NULL) opt = &defaults;
     CHECK(v != NULL && v->data != NULL, GEN_ERR_USAGE, "volume_write: empty volume");
     CHECK(path != NULL && path[0] != '\0', GEN_ERR_USAGE, "volume_write: empty path");
+    CHECK(opt->gzip_level >= 0 && opt->gzip_level <= 9, GEN_ERR_USAGE,
+          "%s: gzip level %d outside 0..9", path, opt->gzip_level);
     int nifti_type = 0;
     CALL(nifti_type_for(path, opt->nifti2, &nifti_type));
     CALL(check_writable_dir(path));
@@ -635,10 +641,11 @@ int volume_write(const volume *v, const char *path, const volume_write_options *
         nim = nifti_image_read(opt->header_from, 0);
         CHECK(nim != NULL, GEN_ERR_IO, "%s: cannot read header to copy", opt->header_from);
         if (nim->dim[1] != v->dim[0] || nim->dim[2] != v->dim[1] || nim->dim[3] != v->dim[2]) {
+            long long hd[3] = {(long long)nim->dim[1], (long long)nim->dim[2],
+                               (long long)nim->dim[3]};
             nifti_image_free(nim);
             FAIL(GEN_ERR_DATA, "%s: header to copy has dims %lldx%lldx%lld, volume has "
-                 "%lldx%lldx%lld", opt->header_from, (long long)nim->dim[1],
-                 (long long)nim->dim[2], (long long)nim->dim[3], (long long)v->dim[0],
+                 "%lldx%lldx%lld", opt->header_from, hd[0], hd[1], hd[2], (long long)v->dim[0],
                  (long long)v->dim[1], (long long)v->dim[2]);
         }
         /* Keep the copied geometry; make it a single 3-D volume of our datatype. */
@@ -679,7 +686,7 @@ int volume_write(const volume *v, const char *path, const volume_write_options *
         goto done;
     }
     store_voxels(nim->data, opt->dtype, v);
-    status = write_and_verify(nim, path, v);
+    status = write_and_verify(nim, path, v, opt->gzip_level);
 done:
     nifti_image_free(nim);
     return status == GEN_OK ? GEN_OK : gen_error_trace(status, __FILE__, __LINE__);

@@ -301,7 +301,7 @@ static void test_write_options(void)
     for (size_t i = 0; i < 7 * 6 * 5; i++) v.data[i] = (float)i * 1.3f - 100.0f;
     const char *names[4] = {"w16.nii.gz", "w16_2.nii", "w16pair.hdr", "w16_2pair.hdr.gz"};
     for (int k = 0; k < 4; k++) {
-        volume_write_options wo = {VOLUME_INT16, k % 2, NULL, "test"};
+        volume_write_options wo = {VOLUME_INT16, k % 2, NULL, "test", k == 3 ? 1 : 0};
         const char *p = tmp_path(names[k]);
         EXPECT_OK(volume_write(&v, p, &wo));
         EXPECT_OK(volume_read(&r, p, NULL));
@@ -316,7 +316,7 @@ static void test_write_options(void)
         volume_free(&r);
     }
     /* Header copied from an input, with a different affine in that input. */
-    volume_write_options wf = {VOLUME_FLOAT32, 0, NULL, NULL};
+    volume_write_options wf = {VOLUME_FLOAT32, 0, NULL, NULL, 9};
     volume src;
     EXPECT_OK(volume_alloc(&src, dim, sp));
     src.affine[0][3] = 11.0;
