@@ -129,3 +129,19 @@ int fault_point(const char *site)
     if (!hit) return GEN_OK;
     FAIL(GEN_ERR_INJECTED, "injected fault at '%s' (GENESIS_FAULT=%s)", site, spec);
 }
+
+int world_agree_shared(int status)
+{
+    int mine = status != GEN_OK ? rank_ : size_, first = size_;
+    MPI_CALL(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size_) return GEN_OK;
+    struct {
+        int status;
+        char message[2048];
+    } shared = {status, ""};
+    if (rank_ == first) snprintf(shared.message, sizeof shared.message, "%s", gen_error_message());
+    MPI_CALL(MPI_Bcast(&shared, (int)sizeof shared, MPI_BYTE, first, MPI_COMM_WORLD));
+    if (rank_ != first) gen_error_set(shared.status, __FILE__, __LINE__, "%s", shared.message);
+    gen_error_mark_collective();
+    return shared.status;
+}

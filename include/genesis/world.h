@@ -32,6 +32,11 @@ int world_load_config(genesis_config *cfg, const char *path, char *const *assign
  * healthy rank when another rank failed (world_finish then lets the failed rank report first). */
 int world_agree(int status);
 
+/* Like world_agree, but when some ranks failed every rank returns the error of the lowest failed
+ * rank (its code and message, broadcast), as a collective error: for phases after which the
+ * ranks can still end together cleanly (e.g. to remove a partial output first). */
+int world_agree_shared(int status);
+
 /* Test-only fault injection: GENESIS_FAULT="SITE:RANK" (or "SITE:all") makes fault_point(SITE)
  * fail with GEN_ERR_INJECTED on that rank (or on every rank). */
 int fault_point(const char *site);
