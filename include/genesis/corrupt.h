@@ -89,6 +89,9 @@ struct corrupt_workspace;
 int corrupt_workspace_create(struct corrupt_workspace **out, const struct corrupt_config *cfg,
                              int rows, int cols, int deps);
 void corrupt_workspace_destroy(struct corrupt_workspace *ws);
+/* The workspace's cube shape and voxel count rows * cols * deps. */
+void corrupt_workspace_shape(const struct corrupt_workspace *ws, int *rows, int *cols, int *deps);
+size_t corrupt_workspace_voxels(const struct corrupt_workspace *ws);
 
 /* Corrupts one sample. cube, input, target: [rows][cols][deps] of the workspace's shape, three
  * distinct non-overlapping arrays. target = cube flipped as drawn; input = the corrupted target.

@@ -172,6 +172,15 @@ int corrupt_workspace_create(struct corrupt_workspace **out, const struct corrup
     return GEN_OK;
 }
 
+void corrupt_workspace_shape(const struct corrupt_workspace *ws, int *rows, int *cols, int *deps)
+{
+    *rows = ws->rows;
+    *cols = ws->cols;
+    *deps = ws->deps;
+}
+
+size_t corrupt_workspace_voxels(const struct corrupt_workspace *ws) { return ws->voxels; }
+
 /* ---- Flip ------------------------------------------------------------------------------------ */
 
 int corrupt_flip_axis(float *cube, int rows, int cols, int deps, int axis)
