@@ -429,13 +429,16 @@ int corrupt_nonlinear_map(struct corrupt_workspace *ws, const double p[4], int i
     const size_t ns = (size_t)ws->cfg.bezier_samples;
     double *xs = ws->xs, *ys = ws->ys;
     const double step = 1.0 / (double)(ns - 1);
-    for (size_t k = 0; k < ns; k++) {
-        double t = k + 1 == ns ? 1.0 : (double)k * step;
+    for (size_t k = 0; k < ns; k++) { /* t = k * step, except t = 1 exactly at the end */
+        double t = (double)k * step;
         double s = 1.0 - t;
         double b1 = 3.0 * (t * t) * s, b2 = 3.0 * t * (s * s), b3 = s * s * s;
         xs[k] = p[0] * b1 + p[2] * b2 + b3;
         ys[k] = p[1] * b1 + p[3] * b2 + b3;
     }
+    /* t = 1: s = 0, so b1 = b2 = b3 = 0 and the curve is at P0 = (0, 0) */
+    xs[ns - 1] = p[0] * 0.0 + p[2] * 0.0 + 0.0;
+    ys[ns - 1] = p[1] * 0.0 + p[3] * 0.0 + 0.0;
     sort_samples(xs, ws->tmp, ws->runs, ns);
     if (!invert) sort_samples(ys, ws->tmp, ws->runs, ns);
 

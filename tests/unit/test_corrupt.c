@@ -448,6 +448,35 @@ static void test_rates(void)
     corrupt_workspace_destroy(ws);
 }
 
+/* Odd and minimal shapes: every corruption drawn, nothing outside the cube touched (ASan). */
+static void test_odd_shapes(void)
+{
+    const int shapes[][3] = {{14, 14, 14}, {17, 23, 15}, {31, 14, 40}};
+    for (int s = 0; s < 3; s++) {
+        int r = shapes[s][0], c = shapes[s][1], d = shapes[s][2];
+        size_t nv = (size_t)r * c * d;
+        float *cube = malloc(nv * sizeof *cube), *in = malloc(nv * sizeof *in);
+        float *tg = malloc(nv * sizeof *tg);
+        if (!cube || !in || !tg) return;
+        fill_distinct(cube, nv);
+        struct corrupt_config cfg = corrupt_config_default();
+        cfg.flip_rate = cfg.local_rate = cfg.nonlinear_rate = cfg.paint_rate = 1;
+        cfg.bezier_samples = 1000;
+        struct corrupt_workspace *ws;
+        EXPECT_OK(corrupt_workspace_create(&ws, &cfg, r, c, d));
+        int bad = 0;
+        for (uint64_t i = 0; i < 100; i++) {
+            EXPECT_OK(corrupt_sample(ws, 3, 0, i, cube, in, tg, NULL));
+            for (size_t v = 0; v < nv; v++) bad += !(in[v] >= 0.0f && in[v] <= 1.0f);
+        }
+        EXPECT(bad == 0, "%d x %d x %d: %d input values outside [0, 1]", r, c, d, bad);
+        corrupt_workspace_destroy(ws);
+        free(cube);
+        free(in);
+        free(tg);
+    }
+}
+
 /* ---- determinism ----------------------------------------------------------------------------- */
 
 struct thread_job {
@@ -533,6 +562,7 @@ int main(void)
     test_nonlinear();
     test_painting(in, tg);
     test_rates();
+    test_odd_shapes();
     test_determinism(cube, in, tg);
     free(cube);
     free(in);
