@@ -14,6 +14,7 @@
 #ifndef GENESIS_RNG_H
 #define GENESIS_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum rng_purpose {
@@ -43,6 +44,10 @@ void rng_stream_init(rng_stream *s, uint64_t seed, uint64_t epoch, uint64_t inde
 uint32_t rng_next_u32(rng_stream *s);
 /* Two words, the first in the high half. */
 uint64_t rng_next_u64(rng_stream *s);
+/* n words, exactly the words n calls of rng_next_u32 would give (but faster). */
+void rng_fill_u32(rng_stream *s, uint32_t *out, size_t n);
+/* n floats, exactly what n calls of rng_uniform_float would give (but faster). */
+void rng_fill_uniform_float(rng_stream *s, float *out, size_t n);
 /* Uniform double in [0, 1) with 53 random bits. */
 double rng_uniform(rng_stream *s);
 /* Uniform float in [0, 1) with 24 random bits. */

@@ -88,6 +88,29 @@ uint64_t rng_next_u64(rng_stream *s)
     return (hi << 32) | lo;
 }
 
+void rng_fill_u32(rng_stream *s, uint32_t *out, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s->used < 4) out[i++] = s->block[s->used++];
+    for (; n - i >= 4; i += 4) { /* whole blocks straight into out; the buffer stays empty */
+        rng_philox4x32_10(out + i, s->counter, s->key);
+        s->counter[0]++;
+    }
+    while (i < n) out[i++] = rng_next_u32(s);
+}
+
+void rng_fill_uniform_float(rng_stream *s, float *out, size_t n)
+{
+    uint32_t words[256];
+    for (size_t done = 0; done < n;) {
+        size_t chunk = n - done < 256 ? n - done : 256;
+        rng_fill_u32(s, words, chunk);
+        for (size_t i = 0; i < chunk; i++)
+            out[done + i] = (float)(words[i] >> 8) * (1.0f / 16777216.0f);
+        done += chunk;
+    }
+}
+
 double rng_uniform(rng_stream *s)
 {
     uint32_t a = rng_next_u32(s) >> 5; /* 27 bits */
