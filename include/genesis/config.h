@@ -8,6 +8,8 @@
 #ifndef GENESIS_CONFIG_H
 #define GENESIS_CONFIG_H
 
+#include "genesis/corrupt.h"
+
 #include <stdio.h>
 
 #define CONFIG_PATH_MAX 4096
@@ -65,16 +67,11 @@ struct config_train {
     long tile_kib;                /* im2col column-tile budget, KiB */
 };
 
-struct config_corrupt {
-    double flip_rate, local_rate, nonlinear_rate, paint_rate, inpaint_rate;
-    long local_blocks;
-};
-
 typedef struct genesis_config {
     struct config_model model;
     struct config_prep prep;
     struct config_train train;
-    struct config_corrupt corrupt;
+    struct corrupt_config corrupt; /* src/data/corrupt.h */
     /* Where each value came from, by schema row: 0 = default, > 0 = line of `path`, -1 = --set. */
     char path[CONFIG_PATH_MAX];
     int origin[CONFIG_KEYS_MAX];

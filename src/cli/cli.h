@@ -23,6 +23,10 @@ int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, ch
 int cli_parse_long(const char *option, const char *text, long min, long max, long *out);
 
 int cmd_config(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_phantom(int argc, char **argv);
+int cmd_prep(int argc, char **argv);
+int cmd_preview(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

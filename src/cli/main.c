@@ -25,6 +25,35 @@ static const struct subcommand subcommands[] = {
      "--defaults  print every key: section, type, default, range and meaning\n"
      "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
      "            an error names the file, the line and the key, and exits with status 2\n"},
+    {"phantom", cmd_phantom, "write synthetic CT-like scans (Hounsfield units) as NIfTI",
+     "usage: [mpirun -np N] genesis phantom --count N --output-dir DIR [--size X,Y,Z] [--seed S]\n"
+     "                                     [--first I]\n"
+     "\n"
+     "Writes DIR/phantom_NNNN.nii.gz (int16 HU, RAS, 1.5 mm in z): a body with fat and soft tissue,\n"
+     "two lungs near -800 HU with vessels, heart, aorta, spine, ribs and sternum near +700, noise.\n"
+     "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder must exist.\n"
+     "Example: genesis phantom --count 20 --output-dir scans/ --size 512,512,300\n"},
+    {"prep", cmd_prep, "NIfTI scans -> normalised cubes in one HDF5 file (MPI-parallel)",
+     "usage: mpirun -np N genesis prep CONFIG [--set section.key=value]...\n"
+     "\n"
+     "Reads the scans of [prep] inputs (comma-separated globs of .nii, .nii.gz, .hdr), normalises\n"
+     "them ([prep] normalize, window_*, percentile_*), cuts cubes as the paper does (borders,\n"
+     "attempts, crop sizes, filter lung|foreground|none), splits the scans into train/validation/\n"
+     "test, and writes [prep] output: under a temporary name, renamed when complete. Scans that\n"
+     "cannot be used (unreadable, wrong dimensionality, NaN voxels, too small, no cube passing the\n"
+     "filter) are skipped with a warning naming the file and counted in a final report, or stop\n"
+     "the run when strict = true. The result does not depend on the number of ranks.\n"
+     "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/*.nii.gz'\n"},
+    {"info", cmd_info, "describe a cubes file: counts per split, shape, values, scans, settings",
+     "usage: genesis info FILE\n"},
+    {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
+     "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
+     "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"
+     "\n"
+     "For N cubes (default 4) of the split from its I-th on, draws the corruptions of SPEC.md as\n"
+     "training would at (seed, epoch, sample index), and writes one row per sample: the corrupted\n"
+     "input beside the target at depths 2/6, 3/6, 4/6 and 5/6, labelled with the sample index and\n"
+     "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set.\n"},
     {"smoke", cmd_smoke, "check that MPI, parallel HDF5 and OpenBLAS work together (all ranks)",
      "usage: mpirun -np N genesis smoke [--dir DIR]\n"
      "\n"

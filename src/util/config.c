@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum config_type { TYPE_INT, TYPE_FLOAT, TYPE_BOOL, TYPE_STRING, TYPE_CHOICE };
+/* TYPE_INT fields are long, TYPE_INT32 fields int, TYPE_FLOAT double, TYPE_BOOL and TYPE_CHOICE
+ * int, TYPE_STRING char arrays. */
+enum config_type { TYPE_INT, TYPE_INT32, TYPE_FLOAT, TYPE_BOOL, TYPE_STRING, TYPE_CHOICE };
 
-static const char *const type_names[] = {"integer", "number", "boolean", "string", "choice"};
+static const char *const type_names[] = {"integer", "integer", "number", "boolean", "string", "choice"};
 
 /* One row per key. `min`/`max` bound integers and numbers (inclusive); `choices` lists the texts
  * of a choice, separated by '|', in the order of its enum. */
@@ -122,15 +124,27 @@ static const struct config_key schema[] = {
         "budget of the im2col column tile, KiB (sized for cache)"),
 
     ROW(corrupt, flip_rate, TYPE_FLOAT, "0.4", 0, 1, NULL,
-        "probability of each of up to 3 flips (input and target)"),
+        "probability of each further flip (input and target together), up to flip_max"),
+    ROW(corrupt, flip_max, TYPE_INT32, "3", 0, 1000, NULL, "at most this many flips"),
     ROW(corrupt, local_rate, TYPE_FLOAT, "0.5", 0, 1, NULL, "probability of local pixel shuffling"),
-    ROW(corrupt, local_blocks, TYPE_INT, "10000", 0, 10000000, NULL,
+    ROW(corrupt, local_blocks, TYPE_INT32, "10000", 0, 10000000, NULL,
         "blocks shuffled by local pixel shuffling"),
     ROW(corrupt, nonlinear_rate, TYPE_FLOAT, "0.9", 0, 1, NULL,
         "probability of the Bezier non-linear intensity map"),
+    ROW(corrupt, bezier_samples, TYPE_INT32, "100000", 2, 100000000, NULL,
+        "samples of the Bezier curve (values of t)"),
+    ROW(corrupt, invert_rate, TYPE_FLOAT, "0.5", 0, 1, NULL,
+        "probability that the intensity map inverts (sort only x) rather than increases"),
     ROW(corrupt, paint_rate, TYPE_FLOAT, "0.9", 0, 1, NULL, "probability of in- or out-painting"),
     ROW(corrupt, inpaint_rate, TYPE_FLOAT, "0.2", 0, 1, NULL,
         "share of in-painting among paintings (the rest is out-painting)"),
+    ROW(corrupt, inpaint_max_blocks, TYPE_INT32, "5", 0, 16, NULL, "in-painting: at most this many blocks"),
+    ROW(corrupt, inpaint_continue, TYPE_FLOAT, "0.95", 0, 1, NULL,
+        "in-painting: probability of another block"),
+    ROW(corrupt, outpaint_extra_blocks, TYPE_INT32, "4", 0, 15, NULL,
+        "out-painting: at most this many blocks kept after the first"),
+    ROW(corrupt, outpaint_continue, TYPE_FLOAT, "0.95", 0, 1, NULL,
+        "out-painting: probability of another kept block"),
 };
 
 enum { SCHEMA_ROWS = sizeof schema / sizeof schema[0] };
@@ -215,7 +229,8 @@ static void suggest_section(char *out, size_t size, const char *section)
 static void describe_range(char *out, size_t size, const struct config_key *k)
 {
     switch (k->type) {
-    case TYPE_INT: snprintf(out, size, "[%.0f, %.0f]", k->min, k->max); break;
+    case TYPE_INT:
+    case TYPE_INT32: snprintf(out, size, "[%.0f, %.0f]", k->min, k->max); break;
     case TYPE_FLOAT: snprintf(out, size, "[%g, %g]", k->min, k->max); break;
     case TYPE_BOOL: snprintf(out, size, "true|false"); break;
     case TYPE_CHOICE: snprintf(out, size, "%s", k->choices); break;
@@ -266,7 +281,8 @@ static int parse_value(genesis_config *cfg, const struct config_key *k, const ch
     char range[256];
     describe_range(range, sizeof range, k);
     switch (k->type) {
-    case TYPE_INT: {
+    case TYPE_INT:
+    case TYPE_INT32: {
         char *end;
         errno = 0;
         long v = strtol(text, &end, 10);
@@ -278,7 +294,8 @@ static int parse_value(genesis_config *cfg, const struct config_key *k, const ch
             snprintf(why, why_size, "%ld is out of range %s", v, range);
             return -1;
         }
-        *(long *)field = v;
+        if (k->type == TYPE_INT) *(long *)field = v;
+        else *(int *)field = (int)v; /* the range keeps it within int */
         return 0;
     }
     case TYPE_FLOAT: {
@@ -336,6 +353,7 @@ static void format_value(char *out, size_t size, const genesis_config *cfg, cons
     const char *field = (const char *)cfg + k->offset;
     switch (k->type) {
     case TYPE_INT: snprintf(out, size, "%ld", *(const long *)field); break;
+    case TYPE_INT32: snprintf(out, size, "%d", *(const int *)field); break;
     case TYPE_FLOAT: snprintf(out, size, "%.17g", *(const double *)field); break;
     case TYPE_BOOL: snprintf(out, size, "%s", *(const int *)field ? "true" : "false"); break;
     case TYPE_CHOICE: choice_text(out, size, k->choices, *(const int *)field); break;

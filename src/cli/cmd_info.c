@@ -1,0 +1,70 @@
+/* genesis info: what is in a cubes file. */
+#include "cli/cli.h"
+
+#include "genesis/cubes.h"
+#include "genesis/error.h"
+#include "genesis/world.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int describe_cubes(const char *path)
+{
+    cubes_file f;
+    CALL(cubes_open(&f, path, MPI_COMM_SELF));
+    int64_t per_split[3] = {0};
+    for (int64_t i = 0; i < f.count; i++)
+        if (f.split[i] <= SPLIT_TEST) per_split[f.split[i]]++;
+    char version[256] = "", normalize[64] = "", filter[64] = "";
+    double range[2] = {0, 0}, window[2] = {0, 0};
+    int status = cubes_read_attr_text(&f, "genesis_version", version, sizeof version);
+    if (!status) status = cubes_read_attr_text(&f, "normalize", normalize, sizeof normalize);
+    if (!status) status = cubes_read_attr_text(&f, "filter", filter, sizeof filter);
+    if (!status) status = cubes_read_attr_doubles(&f, "value_range", range, 2);
+    if (!status) status = cubes_read_attr_doubles(&f, "window", window, 2);
+    cubes_scan_record *scans = NULL;
+    int64_t scan_count = 0;
+    if (!status) status = cubes_read_scans(&f, &scans, &scan_count);
+    if (status) {
+        cubes_close(&f);
+        free(scans);
+        return status;
+    }
+    int64_t skipped = 0;
+    for (int64_t i = 0; i < scan_count; i++) skipped += scans[i].skipped[0] != '\0';
+    printf("%s: genesis cubes file, format version %d, written by genesis %s\n", path, f.format_version, version);
+    printf("cubes:      %lld of %dx%dx%d float32 (train %lld, validation %lld, test %lld)\n",
+           (long long)f.count, f.rows, f.cols, f.deps, (long long)per_split[0],
+           (long long)per_split[1], (long long)per_split[2]);
+    printf("values:     [%g, %g]\n", range[0], range[1]);
+    if (!strcmp(normalize, "mri_minmax")) {
+        double pct[2] = {0, 0};
+        cubes_read_attr_doubles(&f, "percentiles", pct, 2);
+        printf("settings:   normalize mri_minmax (percentiles %g..%g of each scan), filter %s\n", pct[0],
+               pct[1], filter);
+    } else {
+        printf("settings:   normalize %s, window [%g, %g], filter %s\n", normalize, window[0], window[1], filter);
+    }
+    printf("scans:      %lld, of which %lld used and %lld skipped\n", (long long)scan_count,
+           (long long)(scan_count - skipped), (long long)skipped);
+    for (int64_t i = 0; i < scan_count; i++) {
+        const cubes_scan_record *s = &scans[i];
+        if (s->skipped[0])
+            printf("  %4lld  skipped     %s\n", (long long)i, s->skipped);
+        else
+            printf("  %4lld  %-10s  %3d cubes  %lldx%lldx%lld  %.2gx%.2gx%.2g mm  %s\n", (long long)i,
+                   cube_split_name(s->split), s->cubes, (long long)s->dim[0], (long long)s->dim[1],
+                   (long long)s->dim[2], s->spacing[0], s->spacing[1], s->spacing[2], s->path);
+    }
+    free(scans);
+    cubes_close(&f);
+    return GEN_OK;
+}
+
+int cmd_info(int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "usage: genesis info FILE");
+    if (world_rank() != 0) return GEN_OK;
+    return describe_cubes(argv[0]);
+}

@@ -1,0 +1,96 @@
+/* genesis preview: a PNG of corrupted inputs beside their targets for cubes of a cubes file. */
+#include "cli/cli.h"
+
+#include "genesis/corrupt.h"
+#include "genesis/cubes.h"
+#include "genesis/error.h"
+#include "genesis/log.h"
+#include "genesis/png.h"
+#include "genesis/world.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct preview_args {
+    const char *cubes_path, *output;
+    long count, first, epoch, seed;
+    int split;
+};
+
+/* Renders samples of `split` starting at its `first`-th cube. Rank 0 alone. */
+static int render(const struct preview_args *a, const struct corrupt_config *cc)
+{
+    cubes_file f;
+    CALL(cubes_open(&f, a->cubes_path, MPI_COMM_SELF));
+    int64_t *index = malloc(sizeof *index * (size_t)a->count);
+    int64_t n = 0, seen = 0;
+    for (int64_t i = 0; index && i < f.count && n < a->count; i++)
+        if (f.split[i] == a->split && seen++ >= a->first) index[n++] = i;
+    size_t cube = (size_t)f.rows * f.cols * f.deps;
+    float *cubes = malloc(sizeof *cubes * cube * (size_t)(3 * (n ? n : 1)));
+    unsigned *mask = malloc(sizeof *mask * (size_t)(n ? n : 1));
+    struct corrupt_workspace *ws = NULL;
+    int status = index && cubes && mask ? GEN_OK : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
+    if (status == GEN_OK && n == 0)
+        status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "%s: no %s cubes from number %ld on",
+                               a->cubes_path, cube_split_name(a->split), a->first);
+    if (status == GEN_OK) status = cubes_read(&f, cubes, index, n);
+    if (status == GEN_OK) status = corrupt_workspace_create(&ws, cc, f.rows, f.cols, f.deps);
+    float *inputs = cubes + cube * (size_t)n, *targets = inputs + cube * (size_t)n;
+    for (int64_t i = 0; status == GEN_OK && i < n; i++) {
+        struct corrupt_record rec;
+        status = corrupt_sample(ws, (uint64_t)a->seed, (uint64_t)a->epoch, (uint64_t)index[i],
+                                cubes + cube * (size_t)i, inputs + cube * (size_t)i,
+                                targets + cube * (size_t)i, &rec);
+        mask[i] = rec.mask;
+    }
+    if (status == GEN_OK)
+        status = preview_write_png(a->output, inputs, targets, NULL, (int)n, f.rows, f.cols, f.deps,
+                                   index, mask);
+    if (status == GEN_OK)
+        log_info("preview: %s: %lld %s samples (corrupted input | target at depths 2/6..5/6)",
+                 a->output, (long long)n, cube_split_name(a->split));
+    if (ws) corrupt_workspace_destroy(ws);
+    free(mask), free(cubes), free(index);
+    cubes_close(&f);
+    return status;
+}
+
+int cmd_preview(int argc, char **argv)
+{
+    struct preview_args a = {.count = 4, .epoch = 0, .seed = 1, .split = SPLIT_TRAIN};
+    const char *config_path = NULL;
+    char *sets[CLI_MAX_SETS];
+    int set_count = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (o[0] != '-') {
+            if (a.cubes_path) FAIL_ALL(GEN_ERR_USAGE, "preview: more than one cubes file ('%s', '%s')", a.cubes_path, o);
+            a.cubes_path = o;
+            continue;
+        }
+        if (i + 1 >= argc) FAIL_ALL(GEN_ERR_USAGE, "preview: unknown or incomplete option '%s'", o);
+        const char *v = argv[++i];
+        if (!strcmp(o, "-o")) a.output = v;
+        else if (!strcmp(o, "-n")) CALL(cli_parse_long(o, v, 1, 64, &a.count));
+        else if (!strcmp(o, "--first")) CALL(cli_parse_long(o, v, 0, 1L << 40, &a.first));
+        else if (!strcmp(o, "--epoch")) CALL(cli_parse_long(o, v, 0, 1L << 31, &a.epoch));
+        else if (!strcmp(o, "--seed")) CALL(cli_parse_long(o, v, 0, 2147483647, &a.seed));
+        else if (!strcmp(o, "--config")) config_path = v;
+        else if (!strcmp(o, "--set") && set_count < CLI_MAX_SETS) sets[set_count++] = argv[i];
+        else if (!strcmp(o, "--split")) {
+            if (!strcmp(v, "train")) a.split = SPLIT_TRAIN;
+            else if (!strcmp(v, "validation")) a.split = SPLIT_VALIDATION;
+            else if (!strcmp(v, "test")) a.split = SPLIT_TEST;
+            else FAIL_ALL(GEN_ERR_USAGE, "preview: --split expects train, validation or test, got '%s'", v);
+        } else FAIL_ALL(GEN_ERR_USAGE, "preview: unknown option '%s' (see genesis help preview)", o);
+    }
+    if (!a.cubes_path || !a.output)
+        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split S] [--first I] "
+                                "[--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]");
+    genesis_config cfg;
+    CALL(world_load_config(&cfg, config_path, sets, set_count));
+    CALL(gen_error_collective(corrupt_config_check(&cfg.corrupt)));
+    if (world_rank() != 0) return GEN_OK;
+    return render(&a, &cfg.corrupt);
+}
