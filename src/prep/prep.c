@@ -57,15 +57,17 @@ static int list_scans(const char *patterns, struct scan_list *list)
     list->count = 0;
     for (size_t i = 0; i < g.gl_pathc; i++) {
         struct stat st;
-        if (stat(g.gl_pathv[i], &st) != 0) { /* GLOB_NOCHECK: a pattern that matched nothing */
+        int status = GEN_OK;
+        if (stat(g.gl_pathv[i], &st) != 0) /* GLOB_NOCHECK: a pattern that matched nothing */
+            status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "[prep] inputs: no scan matches '%s'",
+                                   g.gl_pathv[i]);
+        else if (strlen(g.gl_pathv[i]) >= width)
+            status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "scan path too long: %s", g.gl_pathv[i]);
+        if (status != GEN_OK) {
             globfree(&g);
-            FAIL(GEN_ERR_USAGE, "[prep] inputs: no scan matches '%s'", g.gl_pathv[i]);
+            return status;
         }
         if (S_ISDIR(st.st_mode)) continue;
-        if (strlen(g.gl_pathv[i]) >= width) {
-            globfree(&g);
-            FAIL(GEN_ERR_USAGE, "scan path too long: %s", g.gl_pathv[i]);
-        }
         const char *name = g.gl_pathv[i];
         size_t len = strlen(name);
         if (len > 4 && !strcmp(name + len - 4, ".img")) continue; /* the .hdr names the pair */
