@@ -28,6 +28,11 @@ typedef struct nn_workspace {
     size_t tile_budget_bytes; /* column-tile budget the plans were sized for (default 4 MiB) */
 } nn_workspace;
 
+/* The tile budget used when nn_workspace.tile_budget_bytes is 0. Tiles never shrink below one
+ * row of W voxels, so a layer may exceed a very small budget: the *_workspace_floats functions
+ * return what a layer really needs under a budget. */
+#define NN_TILE_BUDGET_DEFAULT_BYTES ((size_t)4 << 20)
+
 /* Floats of workspace conv3d_forward/backward need for shape s under the tile budget. */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);
 int conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
