@@ -28,6 +28,11 @@ typedef struct nn_workspace {
     size_t tile_budget_bytes; /* column-tile budget the plans were sized for (default 4 MiB) */
 } nn_workspace;
 
+/* The tile budget used when nn_workspace.tile_budget_bytes is 0. Tiles never shrink below one
+ * row of W voxels, so a layer may exceed a very small budget: the *_workspace_floats functions
+ * return what a layer really needs under a budget. */
+#define NN_TILE_BUDGET_DEFAULT_BYTES ((size_t)4 << 20)
+
 /* Floats of workspace conv3d_forward/backward need for shape s under the tile budget. */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);
 int conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -55,6 +60,89 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
 
 
 /* ---- other layers (src/nn/layers.c, src/nn/batchnorm.c) --------------------------------- */
+
+/* A hook through which per-channel sums leave the layer before they are used, so that a caller can
+ * all-reduce (sum) them across ranks and every rank normalises with the global batch's statistics.
+ * `sums` holds `count` doubles laid out as documented at each call site; the hook replaces them in
+ * place by their global sums and returns a status (0 = success). The last element is always the
+ * number of elements per channel that went into the sums, so the element count becomes global too.
+ * A NULL hook (or a NULL `fn`) means local statistics only. */
+typedef int (*nn_reduce_fn)(double *sums, int count, void *ctx);
+typedef struct nn_reduce_hook {
+    nn_reduce_fn fn;
+    void *ctx;
+} nn_reduce_hook;
+
+/* Batch normalisation with the statistics of the current batch, always (training and evaluation
+ * alike, as the reference's ContBatchNorm3d), optionally fused with a ReLU after it.
+ * inp/out/xhat are [N, C, S] with S = D*H*W voxels per channel (any [N, C, D, H, W] tensor). */
+typedef struct batchnorm3d_shape {
+    int N, C;
+    long S;       /* voxels per channel and sample, D*H*W */
+    double momentum; /* running-estimate momentum, PyTorch convention (0.1) */
+    double eps;      /* added to the variance (1e-5) */
+    int relu;        /* 1: out = max(0, bn(inp)) and backward applies the ReLU mask */
+} batchnorm3d_shape;
+
+/* Forward. Per channel c, with M = global element count (N*S summed over ranks by the hook):
+ *   mean = sum x / M, var = sum x^2 / M - mean^2 (biased), invstd = 1/sqrt(var + eps),
+ *   xhat = (x - mean) * invstd, out = weight * xhat + bias (then ReLU if s->relu).
+ * The hook sees 2C+1 doubles: [0, C) sum x, [C, 2C) sum x^2 (accumulated in double), [2C] = N*S.
+ * Outputs: out [N,C,S]; xhat [N,C,S] or NULL (not kept); save_mean, save_invstd [C] (for backward;
+ * either may be NULL); running_mean/running_var [C] updated as
+ *   r = (1 - momentum) r + momentum * stat, with the UNBIASED variance var * M / (M - 1),
+ * or left alone when NULL. Any of out, xhat may be the same array as inp (elementwise in place).
+ * Fails with GEN_ERR_USAGE on bad shapes or M < 2 (PyTorch refuses one value per channel too). */
+int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_invstd,
+                        float *running_mean, float *running_var, const float *inp,
+                        const float *weight, const float *bias, const batchnorm3d_shape *s,
+                        const nn_reduce_hook *hook);
+
+/* Backward from the normalised input: dy = dout (times the ReLU mask weight*xhat+bias > 0 when
+ * s->relu), then with global sums over the batch (the hook sees 2C+1 doubles: [0, C) sum dy,
+ * [C, 2C) sum dy*xhat, [2C] = N*S):
+ *   dinp = weight * invstd * (dy - sum dy / M - xhat * sum(dy*xhat) / M),
+ *   dweight += sum dy*xhat, dbias += sum dy   (the LOCAL sums: parameter gradients are summed
+ *   across ranks later, by the gradient all-reduce, so they must not be summed here as well).
+ * dinp is accumulated (+=) as every gradient in this header, except when dinp is the same array
+ * as dout: then it is overwritten in place with the input gradient. dweight/dbias may be NULL. */
+int batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *xhat, const float *save_invstd, const float *weight,
+                         const float *bias, const batchnorm3d_shape *s, const nn_reduce_hook *hook);
+
+/* ReLU over n elements: out = max(0, inp) (NaN propagates, as torch.relu). out may be inp. */
+int relu_forward(float *out, const float *inp, size_t n);
+/* dinp += dout * (out > 0), from the forward OUTPUT. */
+int relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Sigmoid over n elements: out = 1 / (1 + exp(-inp)). out may be inp. */
+int sigmoid_forward(float *out, const float *inp, size_t n);
+/* dinp += dout * out * (1 - out), from the forward OUTPUT. */
+int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Max pooling, kernel 2, stride 2 (floor mode: an odd last row/column/slice is dropped, as
+ * PyTorch's MaxPool3d(2)). inp [N, C, D, H, W], out [N, C, D/2, H/2, W/2]; argmax (same size as
+ * out) is the position of the maximum inside its 2x2x2 window, (dd*2 + dh)*2 + dw in 0..7; the
+ * first maximum in that order wins and a NaN wins, as in PyTorch. Fails if a pooled size is 0. */
+typedef struct maxpool3d_shape {
+    int N, C, D, H, W; /* input sizes */
+} maxpool3d_shape;
+int maxpool3d_forward(float *out, uint8_t *argmax, const float *inp, const maxpool3d_shape *s);
+/* dinp [N, C, D, H, W] += dout routed to the argmax of each window. */
+int maxpool3d_backward(float *dinp, const float *dout, const uint8_t *argmax,
+                       const maxpool3d_shape *s);
+
+/* Concatenation along channels in the order (a, b): a [N, Ca, S], b [N, Cb, S],
+ * out [N, Ca + Cb, S] (S voxels per channel). */
+int concat_forward(float *out, const float *a, const float *b, int N, int Ca, int Cb, long S);
+/* da += dout[:, :Ca], db += dout[:, Ca:]; either may be NULL (gradient not needed). */
+int concat_backward(float *da, float *db, const float *dout, int N, int Ca, int Cb, long S);
+
+/* Mean squared error over n elements, as torch.nn.MSELoss(): loss = sum (pred - target)^2 / n,
+ * accumulated in double. */
+int mse_forward(double *loss, const float *pred, const float *target, size_t n);
+/* dpred += dloss * 2 (pred - target) / n  (dloss = 1 for the loss itself). */
+int mse_backward(float *dpred, const float *pred, const float *target, size_t n, float dloss);
 
 /* ---- end of other layers ---------------------------------------------------------------- */
 

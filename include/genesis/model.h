@@ -1,0 +1,159 @@
+/* The Models Genesis 3D U-Net (SPEC.md section 4) and its optimizers (src/model/).
+ *
+ * Memory (llm.c style): parameters, gradients, optimizer state and activations each live in ONE
+ * allocation; tensors are views into them. The parameter and gradient arenas have the same layout
+ * (tensor k at the same offset), so is the optimizer state: one contiguous buffer to all-reduce and
+ * to checkpoint. Every parameter and buffer carries its PyTorch state_dict name and shape, in
+ * state_dict order, so weights load into the reference PyTorch UNet3D without conversion.
+ *
+ * Tensors are float32 [N, C, D, H, W] (D, H, W = rows, cols, deps; deps fastest). The model's input
+ * x and target are [N, 1, D, H, W] with D, H, W multiples of 8.
+ */
+#ifndef GENESIS_MODEL_H
+#define GENESIS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "genesis/nn.h"
+
+typedef struct model_config {
+    int width;     /* base width w: channels of the first conv (32 = paper; tests 2..8) */
+    int batch;     /* largest batch N a forward may use; activations are sized for it */
+    int D, H, W;   /* input sizes (rows, cols, deps), each a positive multiple of 8 */
+    uint64_t seed; /* initialisation seed (keyed RNG, purpose RNG_PURPOSE_INIT) */
+    size_t tile_budget_bytes; /* conv column-tile budget; 0 = 4 MiB */
+    int input_grad; /* 1: backward also computes dL/dx (model_input_grad); costs one conv */
+} model_config;
+
+enum model_tensor_kind {
+    MODEL_PARAM = 0,  /* trainable: value in the parameter arena, gradient in the gradient arena */
+    MODEL_BUFFER = 1, /* state_dict buffer: BN running_mean / running_var (float32) */
+    MODEL_COUNTER = 2 /* state_dict buffer: BN num_batches_tracked, an int64 scalar (shape []) */
+};
+
+typedef struct model_tensor {
+    char name[64];      /* PyTorch state_dict key, e.g. "down_tr64.ops.0.conv1.weight" */
+    int kind;           /* enum model_tensor_kind */
+    int ndim;           /* 0 for the int64 scalars */
+    int shape[5];
+    size_t numel;
+    size_t offset;      /* PARAM: offset in the parameter/gradient/optimizer arenas (floats);
+                           BUFFER: offset in the buffer arena; COUNTER: index of the counter */
+    float *data;        /* PARAM, BUFFER: the values; NULL for COUNTER */
+    float *grad;        /* PARAM: the gradient; NULL otherwise */
+    int64_t *counter;   /* COUNTER: the value; NULL otherwise */
+} model_tensor;
+
+typedef struct model model;
+
+/* Builds the network for cfg, allocates its arenas and initialises the parameters as PyTorch's
+ * defaults do (Conv3d/ConvTranspose3d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias,
+ * fan_in = weight.size(1) * k^3; BatchNorm: weight 1, bias 0, running mean 0, var 1), each
+ * parameter tensor k drawn from the keyed stream (seed, 0, k, RNG_PURPOSE_INIT).
+ * Bad configurations give GEN_ERR_USAGE. *out is NULL on failure. */
+int model_create(model **out, const model_config *cfg);
+void model_free(model *m);
+/* Re-draws the initial parameters and resets the BN buffers, as model_create did. */
+int model_init_params(model *m, uint64_t seed);
+
+/* Forward pass over n <= cfg.batch samples. x, target: [n, 1, D, H, W] (copied; the caller may
+ * reuse them at once). target may be NULL (no loss; *loss untouched; no backward possible).
+ * Batch norm uses the current batch's statistics and updates the running estimates, always (the
+ * reference's ContBatchNorm3d does so in evaluation too). loss: MSE, mean over all elements. */
+int model_forward(model *m, double *loss, const float *x, const float *target, int n);
+/* Backward of the last forward (which needs a target): ACCUMULATES into the gradient arena. */
+int model_backward(model *m);
+void model_zero_grad(model *m);
+/* The sigmoid output of the last forward, [n, 1, D, H, W]. */
+const float *model_output(const model *m);
+/* dL/dx of the last backward, [n, 1, D, H, W], if cfg.input_grad; else NULL. */
+const float *model_input_grad(const model *m);
+
+/* BN per-channel sums go through this hook in every forward and backward (NULL = local only);
+ * see nn_reduce_hook. The hook struct is copied. */
+void model_set_bn_hook(model *m, const nn_reduce_hook *hook);
+
+/* Arenas. params/grads hold model_num_params floats in state_dict order. */
+size_t model_num_params(const model *m);
+float *model_params(model *m);
+float *model_grads(model *m);
+const model_config *model_get_config(const model *m);
+/* Bytes of each arena: parameters, gradients, activations (incl. conv workspace), buffers. */
+size_t model_activation_bytes(const model *m);
+
+/* All state_dict entries (parameters and buffers) in state_dict order. */
+int model_tensor_count(const model *m);
+model_tensor *model_tensor_at(model *m, int i);
+/* The entry named `name`, or NULL. */
+model_tensor *model_find_tensor(model *m, const char *name);
+
+/* Per-layer profile, accumulated over forwards/backwards since the last reset. flops are per
+ * call with the batch of that call, summed (forward: 2 * MACs; backward: input + weight gradient). */
+typedef struct model_layer_profile {
+    char name[48];
+    double fwd_seconds, bwd_seconds;
+    double fwd_flops, bwd_flops;
+    long calls;
+} model_layer_profile;
+int model_layer_count(const model *m);
+const model_layer_profile *model_layer_profile_at(const model *m, int i);
+void model_profile_reset(model *m);
+/* Forward FLOPs of one sample (convolutions only, 2 per multiply-add). */
+double model_forward_flops_per_sample(const model *m);
+
+/* ---- optimizers (src/model/optim.c) ------------------------------------------------------ */
+
+enum optim_kind { OPTIM_SGD = 1, OPTIM_ADAM = 2 };
+
+typedef struct optim_config {
+    int kind;            /* enum optim_kind */
+    double lr;           /* base learning rate (the lr of a step is passed to optim_step) */
+    double momentum;     /* SGD */
+    double weight_decay; /* both; 0 = none (L2 added to the gradient, as PyTorch) */
+    double beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-8 as PyTorch */
+} optim_config;
+
+/* State in one arena laid out like the parameter arena: SGD momentum_buffer [n];
+ * Adam exp_avg [n] then exp_avg_sq [n]. */
+typedef struct optimizer {
+    optim_config cfg;
+    size_t n;       /* parameters */
+    long step;      /* steps taken (PyTorch's `step`; SGD's buffer is created at step 0) */
+    float *state;   /* one allocation: 1 (SGD, if momentum != 0) or 2 (Adam) arrays of n */
+    int nstate;     /* arrays in `state` */
+} optimizer;
+
+int optim_create(optimizer *o, const optim_config *cfg, size_t n);
+void optim_free(optimizer *o);
+/* State array k (0: momentum_buffer / exp_avg, 1: exp_avg_sq), or NULL. */
+float *optim_state(optimizer *o, int k);
+/* One update of params [n] from grads [n] with learning rate lr, exactly as PyTorch 1.13's
+ * torch.optim.SGD (first step: buffer = gradient; no dampening, no Nesterov) or torch.optim.Adam
+ * (bias-corrected, eps added after the square root), in float32. */
+int optim_step(optimizer *o, float *params, const float *grads, double lr);
+
+/* torch.optim.lr_scheduler.StepLR: base_lr * gamma^(epoch / step_size) (integer division). */
+double steplr_lr(double base_lr, int step_size, double gamma, long epoch);
+
+/* ---- benchmark (src/model/bench.c) ------------------------------------------------------- */
+
+typedef struct model_bench_options {
+    int width;       /* 32 */
+    int batch;       /* samples per step */
+    int D, H, W;     /* 64, 64, 32 */
+    int steps;       /* timed training steps after one warm-up step */
+    int warmup;      /* untimed steps first (1) */
+    int per_layer;   /* print the per-layer table */
+    int sgemm;       /* measure OpenBLAS sgemm 2048^3 as the ceiling */
+    uint64_t seed;
+} model_bench_options;
+
+/* Fills the defaults above (w 32, batch 2, 64x64x32, 3 steps, 1 warm-up, table and sgemm on). */
+void model_bench_defaults(model_bench_options *o);
+/* Times training steps (forward, backward, SGD) on random data and prints a report to out, ending
+ * with machine-readable lines "samples_per_s: X", "step_seconds: X", "peak_rss_mb: X". */
+int model_bench(const model_bench_options *o, FILE *out);
+
+#endif

@@ -1,0 +1,166 @@
+/* Batch normalisation with the current batch's statistics (the reference's ContBatchNorm3d),
+ * optionally fused with the ReLU that follows it in every LUConv. The per-channel sums pass through
+ * one caller-supplied hook (nn_reduce_hook) so that they can be summed across ranks.
+ * Conventions: include/genesis/nn.h. Tensors are [N, C, S]; a (n, c) slab of S voxels is
+ * contiguous. Sums are accumulated in double. */
+#include "genesis/error.h"
+#include "genesis/nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static int bn_check(const batchnorm3d_shape *s, const char *who)
+{
+    CHECK(s != NULL, GEN_ERR_USAGE, "%s: NULL shape", who);
+    CHECK(s->N > 0 && s->C > 0 && s->S > 0, GEN_ERR_USAGE, "%s: bad shape N=%d C=%d S=%ld", who,
+          s->N, s->C, s->S);
+    CHECK(s->eps > 0.0 && s->momentum >= 0.0 && s->momentum <= 1.0, GEN_ERR_USAGE,
+          "%s: eps %g must be > 0 and momentum %g in [0, 1]", who, s->eps, s->momentum);
+    return GEN_OK;
+}
+
+/* Applies the hook (if any) to the 2C+1 sums and checks the global count it returns. */
+static int bn_reduce(double *sums, int C, const nn_reduce_hook *hook, const char *who)
+{
+    if (hook && hook->fn) CALL(hook->fn(sums, 2 * C + 1, hook->ctx));
+    CHECK(sums[2 * C] >= 2.0, GEN_ERR_USAGE,
+          "%s: batch norm needs more than one value per channel (got %.0f)", who, sums[2 * C]);
+    return GEN_OK;
+}
+
+/* sum and sum of squares of one contiguous slab, in double with four partial sums */
+static void slab_sums(const float *x, long S, double *sum, double *sumsq)
+{
+    double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    long i = 0;
+    for (; i + 4 <= S; i += 4)
+        for (int k = 0; k < 4; k++) {
+            double v = x[i + k];
+            s[k] += v;
+            q[k] += v * v;
+        }
+    for (; i < S; i++) {
+        double v = x[i];
+        s[0] += v;
+        q[0] += v * v;
+    }
+    *sum += (s[0] + s[1]) + (s[2] + s[3]);
+    *sumsq += (q[0] + q[1]) + (q[2] + q[3]);
+}
+
+int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_invstd,
+                        float *running_mean, float *running_var, const float *inp,
+                        const float *weight, const float *bias, const batchnorm3d_shape *s,
+                        const nn_reduce_hook *hook)
+{
+    CALL(bn_check(s, "batchnorm3d_forward"));
+    CHECK(out && inp && weight && bias, GEN_ERR_USAGE, "batchnorm3d_forward: NULL tensor");
+    const int N = s->N, C = s->C;
+    const long S = s->S;
+    double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
+    CHECK_ALLOC(sums, (2 * (size_t)C + 1) * sizeof *sums);
+    /* sums: [0, C) sum x, [C, 2C) sum x^2, [2C] element count per channel */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            slab_sums(inp + ((size_t)n * C + c) * S, S, &sums[c], &sums[C + c]);
+    sums[2 * C] = (double)N * (double)S;
+    int status = bn_reduce(sums, C, hook, "batchnorm3d_forward");
+    if (status != GEN_OK) {
+        free(sums);
+        return gen_error_trace(status, __FILE__, __LINE__);
+    }
+    const double M = sums[2 * C];
+    for (int c = 0; c < C; c++) {
+        double mean = sums[c] / M;
+        double var = sums[C + c] / M - mean * mean; /* biased: used to normalise */
+        if (var < 0.0) var = 0.0;
+        double invstd = 1.0 / sqrt(var + s->eps);
+        if (save_mean) save_mean[c] = (float)mean;
+        if (save_invstd) save_invstd[c] = (float)invstd;
+        if (running_mean)
+            running_mean[c] = (float)((1.0 - s->momentum) * running_mean[c] + s->momentum * mean);
+        if (running_var)
+            running_var[c] = (float)((1.0 - s->momentum) * running_var[c] +
+                                     s->momentum * var * M / (M - 1.0)); /* unbiased */
+        sums[c] = mean;     /* reuse the array: mean and invstd per channel */
+        sums[C + c] = invstd;
+    }
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)n * C + c) * S;
+            const float mean = (float)sums[c], invstd = (float)sums[C + c];
+            const float g = weight[c], b = bias[c];
+            for (long i = 0; i < S; i++) {
+                float xh = (inp[base + i] - mean) * invstd;
+                float y = g * xh + b;
+                if (xhat) xhat[base + i] = xh;
+                if (s->relu) y = y < 0.0f ? 0.0f : y;
+                out[base + i] = y;
+            }
+        }
+    free(sums);
+    return GEN_OK;
+}
+
+int batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *xhat, const float *save_invstd, const float *weight,
+                         const float *bias, const batchnorm3d_shape *s, const nn_reduce_hook *hook)
+{
+    CALL(bn_check(s, "batchnorm3d_backward"));
+    CHECK(dinp && dout && xhat && save_invstd && weight, GEN_ERR_USAGE,
+          "batchnorm3d_backward: NULL tensor");
+    CHECK(!s->relu || bias, GEN_ERR_USAGE, "batchnorm3d_backward: the ReLU mask needs the bias");
+    const int N = s->N, C = s->C;
+    const long S = s->S;
+    const int relu = s->relu;
+    double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
+    CHECK_ALLOC(sums, (2 * (size_t)C + 1) * sizeof *sums);
+    /* sums: [0, C) sum dy, [C, 2C) sum dy * xhat, [2C] element count; dy = masked dout */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)n * C + c) * S;
+            const float g = weight[c], b = relu ? bias[c] : 0.0f;
+            double sd[2] = {0, 0}, sdx[2] = {0, 0};
+            for (long i = 0; i < S; i++) {
+                float xh = xhat[base + i];
+                float dy = dout[base + i];
+                if (relu && !(g * xh + b > 0.0f)) dy = 0.0f;
+                sd[i & 1] += dy;
+                sdx[i & 1] += (double)dy * xh;
+            }
+            sums[c] += sd[0] + sd[1];
+            sums[C + c] += sdx[0] + sdx[1];
+        }
+    sums[2 * C] = (double)N * (double)S;
+    /* parameter gradients take the local sums, before the hook */
+    for (int c = 0; c < C; c++) {
+        if (dbias) dbias[c] += (float)sums[c];
+        if (dweight) dweight[c] += (float)sums[C + c];
+    }
+    int status = bn_reduce(sums, C, hook, "batchnorm3d_backward");
+    if (status != GEN_OK) {
+        free(sums);
+        return gen_error_trace(status, __FILE__, __LINE__);
+    }
+    const double M = sums[2 * C];
+    const int in_place = dinp == dout;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)n * C + c) * S;
+            const float g = weight[c], b = relu ? bias[c] : 0.0f;
+            const float k = g * save_invstd[c];
+            const float mean_dy = (float)(sums[c] / M), mean_dyx = (float)(sums[C + c] / M);
+            for (long i = 0; i < S; i++) {
+                float xh = xhat[base + i];
+                float dy = dout[base + i];
+                if (relu && !(g * xh + b > 0.0f)) dy = 0.0f;
+                float dx = k * (dy - mean_dy - xh * mean_dyx);
+                if (in_place)
+                    dinp[base + i] = dx;
+                else
+                    dinp[base + i] += dx;
+            }
+        }
+    free(sums);
+    return GEN_OK;
+}

@@ -1,0 +1,330 @@
+/* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col + cblas_sgemm) and kernel 1
+ * (a plain GEMM per sample, no im2col).
+ *
+ * Glossary: N batch, Cin/Cout channels, D/H/W spatial sizes (W fastest), V = D*H*W voxels per
+ * channel, K = Cin*27 the im2col depth, T the voxels of one output tile.
+ *
+ * Tiling: an output tile is a run of whole (d, h) rows, T = rows * W voxels, contiguous in every
+ * channel of out. Its column matrix col[K][T] (row k = ci*27 + kd*9 + kh*3 + kw, the order of a
+ * PyTorch weight row, so the weight is used in place) takes K*T floats of the workspace, and
+ * rows is the largest count whose column matrix fits the tile budget (at least 1).
+ * The three passes are tiled separately (conv3d_plan): forward and backward data over output
+ * rows, the weight gradient over rows and input channels.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "genesis/error.h"
+#include "genesis/nn.h"
+#include "nn/conv_internal.h"
+
+int conv_check_workspace(const nn_workspace *ws, size_t need, const char *what)
+{
+    if (need == 0) return GEN_OK;
+    CHECK(ws != NULL && ws->data != NULL, GEN_ERR_USAGE,
+          "%s needs a workspace of %zu floats, got none", what, need);
+    CHECK(ws->floats >= need, GEN_ERR_USAGE,
+          "%s needs a workspace of %zu floats (tile budget %zu bytes), got %zu", what, need,
+          conv_budget_bytes(ws->tile_budget_bytes), ws->floats);
+    return GEN_OK;
+}
+
+/* Shape check shared by every conv3d entry point: positive sizes, k in {1, 3}, and every GEMM
+ * dimension and leading dimension within the int range of cblas. */
+static int conv3d_check_shape(const conv3d_shape *s)
+{
+    CHECK(s != NULL, GEN_ERR_USAGE, "conv3d: shape is NULL");
+    CHECK(s->N >= 1 && s->Cin >= 1 && s->Cout >= 1 && s->D >= 1 && s->H >= 1 && s->W >= 1,
+          GEN_ERR_USAGE, "conv3d: sizes must be positive (N %d, Cin %d, Cout %d, D %d, H %d, W %d)",
+          s->N, s->Cin, s->Cout, s->D, s->H, s->W);
+    CHECK(s->k == 1 || s->k == 3, GEN_ERR_USAGE,
+          "conv3d: kernel size %d not supported (only 3 with padding 1, or 1)", s->k);
+    size_t v = (size_t)s->D * s->H * s->W;
+    size_t taps = (size_t)s->k * s->k * s->k;
+    CHECK(v <= INT_MAX && (size_t)s->Cin * taps <= INT_MAX / 64 && (size_t)s->Cout <= INT_MAX / 64,
+          GEN_ERR_USAGE, "conv3d: shape too large (V %zu, Cin %d, Cout %d)", v, s->Cin, s->Cout);
+    return GEN_OK;
+}
+
+/* How one layer is tiled under a budget (all counts in voxels or rows of W voxels):
+ *   fwd_rows       rows per output tile of the forward: col [Cin*27][fwd_rows*W]
+ *   bwd_flip       backward data as a forward convolution of dout with the flipped,
+ *                  channel-transposed weight wt [Cin][Cout*27] (chosen when Cin > Cout: its im2col
+ *                  copies Cout*27 rows instead of col2im adding Cin*27 rows, and its GEMM has the
+ *                  long K = Cout*27 instead of K = Cout); otherwise dcol = weight^T dout + col2im
+ *   bwd_rows       rows per tile of backward data: col [K'][bwd_rows*W] with K' = Cout*27 (flip)
+ *                  or Cin*27 (col2im)
+ *   wgt_rows, wgt_chans  a tile of the weight gradient: col [wgt_chans*27][wgt_rows*W]; the
+ *                  GEMM's inner dimension is wgt_rows*W voxels, so that dweight (which the GEMM
+ *                  reads and writes once per tile) is touched rarely; channels fill the budget.
+ * Workspace: the largest column tile of the three, plus wt [Cin][Cout*27] when bwd_flip. */
+typedef struct conv3d_plan {
+    int fwd_rows, bwd_flip, bwd_rows, wgt_rows, wgt_chans;
+    size_t col_floats, wt_floats;
+} conv3d_plan;
+
+/* Voxels the weight-gradient GEMM wants as its inner dimension (measured: dweight traffic stops
+ * mattering beyond a few thousand). */
+enum { WGT_TARGET_VOXELS = 4096 };
+
+/* floor(budget / row_bytes) clamped to [1, rows_all]. */
+static int rows_in_budget(size_t budget_bytes, size_t row_bytes, int rows_all)
+{
+    size_t rows = budget_bytes / row_bytes;
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)rows_all) rows = (size_t)rows_all;
+    return (int)rows;
+}
+
+/* The plan of a k = 3 shape (already checked) under budget_bytes. */
+static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
+{
+    conv3d_plan p;
+    const int rows_all = s->D * s->H, W = s->W;
+    const size_t row_floats = (size_t)27 * W; /* one channel, one row of voxels */
+    p.fwd_rows = rows_in_budget(budget_bytes, s->Cin * row_floats * sizeof(float), rows_all);
+    p.bwd_flip = s->Cin > s->Cout;
+    const int kchans = p.bwd_flip ? s->Cout : s->Cin;
+    p.bwd_rows = rows_in_budget(budget_bytes, kchans * row_floats * sizeof(float), rows_all);
+    int target_rows = (WGT_TARGET_VOXELS + W - 1) / W;
+    p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
+                                target_rows < rows_all ? target_rows : rows_all);
+    size_t chans = budget_bytes / (row_floats * p.wgt_rows * sizeof(float));
+    p.wgt_chans = chans < 1 ? 1 : chans > (size_t)s->Cin ? s->Cin : (int)chans;
+    size_t f = (size_t)s->Cin * row_floats * p.fwd_rows;
+    size_t b = (size_t)kchans * row_floats * p.bwd_rows;
+    size_t g = (size_t)p.wgt_chans * row_floats * p.wgt_rows;
+    p.col_floats = f > b ? (f > g ? f : g) : (b > g ? b : g);
+    p.wt_floats = p.bwd_flip ? (size_t)s->Cin * s->Cout * 27 : 0;
+    return p;
+}
+
+size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes)
+{
+    if (s == NULL || s->k != 3 || s->Cin < 1 || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1)
+        return 0;
+    conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(tile_budget_bytes));
+    return p.col_floats + p.wt_floats;
+}
+
+/* One im2col row: dst[w] = src[w + shift] for w in [0, W), 0 where w + shift leaves [0, W).
+ * src NULL means the whole input row lies in the padding. */
+static inline void shifted_row_copy(float *dst, const float *src, int W, int shift)
+{
+    if (src == NULL) {
+        memset(dst, 0, (size_t)W * sizeof(float));
+    } else if (shift == 0) {
+        memcpy(dst, src, (size_t)W * sizeof(float));
+    } else if (shift < 0) { /* shift = -1 */
+        dst[0] = 0.0f;
+        memcpy(dst + 1, src, (size_t)(W - 1) * sizeof(float));
+    } else { /* shift = +1 */
+        memcpy(dst, src + 1, (size_t)(W - 1) * sizeof(float));
+        dst[W - 1] = 0.0f;
+    }
+}
+
+/* The reverse of shifted_row_copy: dst[w + shift] += src[w] where w + shift is inside [0, W). */
+static inline void shifted_row_add(float *dst, const float *src, int W, int shift)
+{
+    if (shift == 0) {
+        for (int w = 0; w < W; w++) dst[w] += src[w];
+    } else if (shift < 0) {
+        for (int w = 1; w < W; w++) dst[w - 1] += src[w];
+    } else {
+        for (int w = 0; w < W - 1; w++) dst[w + 1] += src[w];
+    }
+}
+
+/* col[(c - c0)*27 + tap][T] for channels [c0, c0 + nc) and output rows [r0, r0 + nr) of one
+ * sample x [C][D][H][W]; row r is (d, h) = (r / H, r % H), T = nr * W. Tap (kd, kh, kw) reads
+ * x at (d, h, w) + sign * (kd - 1, kh - 1, kw - 1): sign +1 is the convolution, sign -1 the
+ * flipped one of backward data. */
+static void im2col_rows(float *col, const float *x, int D, int H, int W, int c0, int nc, int r0,
+                        int nr, int sign)
+{
+    const size_t T = (size_t)nr * W;
+    for (int c = 0; c < nc; c++) {
+        const float *chan = x + (size_t)(c0 + c) * D * H * W;
+        for (int tap = 0; tap < 27; tap++) {
+            const int sd = sign * (tap / 9 - 1), sh = sign * (tap / 3 % 3 - 1);
+            const int sw = sign * (tap % 3 - 1);
+            float *dst = col + ((size_t)c * 27 + tap) * T;
+            for (int i = 0; i < nr; i++) {
+                const int d = (r0 + i) / H + sd, h = (r0 + i) % H + sh;
+                const float *src = (d >= 0 && d < D && h >= 0 && h < H)
+                                       ? chan + ((size_t)d * H + h) * W : NULL;
+                shifted_row_copy(dst + (size_t)i * W, src, W, sw);
+            }
+        }
+    }
+}
+
+/* dinp (one sample, [Cin, D, H, W]) += the col2im of dcol[Cin*27][T] for output rows
+ * [r0, r0 + nr). */
+static void col2im_rows_add(float *dinp, const float *dcol, const conv3d_shape *s, int r0, int nr)
+{
+    const int D = s->D, H = s->H, W = s->W;
+    const size_t T = (size_t)nr * W;
+    for (int ci = 0; ci < s->Cin; ci++) {
+        float *chan = dinp + (size_t)ci * D * H * W;
+        for (int tap = 0; tap < 27; tap++) {
+            const int kd = tap / 9, kh = tap / 3 % 3, kw = tap % 3;
+            const float *src = dcol + ((size_t)ci * 27 + tap) * T;
+            for (int i = 0; i < nr; i++) {
+                const int d = (r0 + i) / H + kd - 1, h = (r0 + i) % H + kh - 1;
+                if (d < 0 || d >= D || h < 0 || h >= H) continue;
+                shifted_row_add(chan + ((size_t)d * H + h) * W, src + (size_t)i * W, W, kw - 1);
+            }
+        }
+    }
+}
+
+/* y [Cy][D][H][W] += a [Cy][Cx*27] . im2col(x) for every sample: the tiled forward GEMM, shared
+ * by the forward (a = weight, sign +1) and the flipped backward data (a = wt, sign -1).
+ * x is [N][Cx][V], y is [N][Cy][V]; col holds Cx*27*rows*W floats. */
+static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, int Cx, int Cy,
+                              int D, int H, int W, int sign, int rows, float *col)
+{
+    const int K = Cx * 27, rows_all = D * H;
+    const size_t V = (size_t)D * H * W;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * Cx * V;
+        float *yn = y + (size_t)n * Cy * V;
+        for (int r0 = 0; r0 < rows_all; r0 += rows) {
+            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+            const int T = nr * W;
+            im2col_rows(col, xn, D, H, W, 0, Cx, r0, nr, sign);
+            /* yn[:, tile] [Cy][T] (ld V) += a [Cy][K] . col [K][T] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cy, T, K, 1.0f, a, K, col, T,
+                        1.0f, yn + (size_t)r0 * W, (int)V);
+        }
+    }
+}
+
+/* out[n][co][v] = bias[co] for every voxel (0 when bias is NULL); GEMMs then add with beta = 1. */
+static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            float *o = out + ((size_t)n * C + c) * V;
+            const float b = bias ? bias[c] : 0.0f;
+            for (size_t v = 0; v < V; v++) o[v] = b;
+        }
+}
+
+/* dbias[co] += sum over n and voxels of dout[n][co][v] (accumulated in double per channel). */
+static void add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
+{
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *g = dout + ((size_t)n * C + c) * V;
+            float part = 0.0f;
+            for (size_t v = 0; v < V; v++) part += g[v];
+            sum += part;
+        }
+        dbias[c] += (float)sum;
+    }
+}
+
+int conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                   const conv3d_shape *s, nn_workspace *ws)
+{
+    CALL(conv3d_check_shape(s));
+    CHECK(out && inp && weight, GEN_ERR_USAGE, "conv3d_forward: out, inp and weight are required");
+    const int Cin = s->Cin, Cout = s->Cout;
+    const size_t V = (size_t)s->D * s->H * s->W;
+    const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
+    if (s->k == 3) CALL(conv_check_workspace(ws, p.col_floats + p.wt_floats, "conv3d_forward"));
+    fill_bias(out, bias, s->N, Cout, V);
+
+    if (s->k == 1) { /* out[n] [Cout][V] += weight [Cout][Cin] . inp[n] [Cin][V] */
+        for (int n = 0; n < s->N; n++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)V, Cin, 1.0f, weight,
+                        Cin, inp + (size_t)n * Cin * V, (int)V, 1.0f, out + (size_t)n * Cout * V,
+                        (int)V);
+        return GEN_OK;
+    }
+
+    conv3d_tiled_gemm(out, inp, weight, s->N, Cin, Cout, s->D, s->H, s->W, +1, p.fwd_rows,
+                      ws->data);
+    return GEN_OK;
+}
+
+int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *weight, const conv3d_shape *s, nn_workspace *ws)
+{
+    CALL(conv3d_check_shape(s));
+    CHECK(dout != NULL, GEN_ERR_USAGE, "conv3d_backward: dout is required");
+    CHECK(dweight == NULL || inp != NULL, GEN_ERR_USAGE, "conv3d_backward: dweight needs inp");
+    CHECK(dinp == NULL || weight != NULL, GEN_ERR_USAGE, "conv3d_backward: dinp needs weight");
+    const int Cin = s->Cin, Cout = s->Cout;
+    const size_t V = (size_t)s->D * s->H * s->W;
+    if (dbias) add_bias_grad(dbias, dout, s->N, Cout, V);
+
+    if (s->k == 1) {
+        for (int n = 0; n < s->N; n++) {
+            const float *g = dout + (size_t)n * Cout * V;
+            /* dweight [Cout][Cin] += dout[n] [Cout][V] . inp[n]^T [V][Cin] */
+            if (dweight)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, (int)V, 1.0f, g,
+                            (int)V, inp + (size_t)n * Cin * V, (int)V, 1.0f, dweight, Cin);
+            /* dinp[n] [Cin][V] += weight^T [Cin][Cout] . dout[n] [Cout][V] */
+            if (dinp)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cin, (int)V, Cout, 1.0f,
+                            weight, Cin, g, (int)V, 1.0f, dinp + (size_t)n * Cin * V, (int)V);
+        }
+        return GEN_OK;
+    }
+    if (!dinp && !dweight) return GEN_OK;
+
+    const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
+    CALL(conv_check_workspace(ws, p.col_floats + p.wt_floats, "conv3d_backward"));
+    const int K = Cin * 27, rows_all = s->D * s->H, W = s->W;
+    float *col = ws->data;
+
+    if (dweight) /* dweight [Cout][K] += dout tile [Cout][T] . col^T [T][K], tile by tile */
+        for (int n = 0; n < s->N; n++) {
+            const float *x = inp + (size_t)n * Cin * V, *g = dout + (size_t)n * Cout * V;
+            for (int r0 = 0; r0 < rows_all; r0 += p.wgt_rows) {
+                const int nr = rows_all - r0 < p.wgt_rows ? rows_all - r0 : p.wgt_rows;
+                const int T = nr * W;
+                for (int c0 = 0; c0 < Cin; c0 += p.wgt_chans) {
+                    const int nc = Cin - c0 < p.wgt_chans ? Cin - c0 : p.wgt_chans;
+                    im2col_rows(col, x, s->D, s->H, W, c0, nc, r0, nr, +1);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, nc * 27, T, 1.0f,
+                                g + (size_t)r0 * W, (int)V, col, T, 1.0f, dweight + (size_t)c0 * 27,
+                                K);
+                }
+            }
+        }
+    if (!dinp) return GEN_OK;
+
+    if (p.bwd_flip) {
+        /* dinp[ci][v] = sum over co, tap of weight[co][ci][tap] * dout[co][v - offset(tap)]:
+         * a convolution of dout (sign -1) with wt [Cin][Cout*27], wt[ci][co*27 + tap] =
+         * weight[co][ci][tap]. */
+        float *wt = ws->data + p.col_floats;
+        for (int co = 0; co < Cout; co++)
+            for (int ci = 0; ci < Cin; ci++)
+                memcpy(wt + ((size_t)ci * Cout + co) * 27, weight + ((size_t)co * Cin + ci) * 27,
+                       27 * sizeof(float));
+        conv3d_tiled_gemm(dinp, dout, wt, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col);
+        return GEN_OK;
+    }
+    for (int n = 0; n < s->N; n++) {
+        const float *g = dout + (size_t)n * Cout * V;
+        for (int r0 = 0; r0 < rows_all; r0 += p.bwd_rows) {
+            const int nr = rows_all - r0 < p.bwd_rows ? rows_all - r0 : p.bwd_rows;
+            const int T = nr * W;
+            /* dcol [K][T] = weight^T [K][Cout] . dout tile [Cout][T] (ld V) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, T, Cout, 1.0f, weight, K,
+                        g + (size_t)r0 * W, (int)V, 0.0f, col, T);
+            col2im_rows_add(dinp + (size_t)n * Cin * V, col, s, r0, nr);
+        }
+    }
+    return GEN_OK;
+}

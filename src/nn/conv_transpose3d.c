@@ -1,0 +1,164 @@
+/* Transposed 3D convolution, kernel 2, stride 2, no padding (the U-Net's up-convolution).
+ *
+ * Every output voxel (2d+a, 2h+b, 2w+c) receives exactly one input voxel (d, h, w) through the
+ * kernel offset p = a*4 + b*2 + c, so the layer is one GEMM per tile of input voxels:
+ *   Y [Cout*8][T] = weight^T [Cout*8][Cin] . inp tile [Cin][T]     (weight is [Cin][Cout*8])
+ * with Y row co*8 + p, followed by a scatter of Y into out (no overlaps, no accumulation).
+ * A tile is a run of whole input (d, h) rows, T = rows * W; Y takes Cout*8*T floats of workspace.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "genesis/error.h"
+#include "genesis/nn.h"
+#include "nn/conv_internal.h"
+
+static int convt_check_shape(const conv_transpose3d_shape *s)
+{
+    CHECK(s != NULL, GEN_ERR_USAGE, "conv_transpose3d: shape is NULL");
+    CHECK(s->N >= 1 && s->Cin >= 1 && s->Cout >= 1 && s->D >= 1 && s->H >= 1 && s->W >= 1,
+          GEN_ERR_USAGE,
+          "conv_transpose3d: sizes must be positive (N %d, Cin %d, Cout %d, D %d, H %d, W %d)",
+          s->N, s->Cin, s->Cout, s->D, s->H, s->W);
+    size_t v_out = (size_t)8 * s->D * s->H * s->W;
+    CHECK(v_out <= INT_MAX && (size_t)s->Cout * 8 <= INT_MAX / 64 && (size_t)s->Cin <= INT_MAX / 64,
+          GEN_ERR_USAGE, "conv_transpose3d: shape too large (output voxels %zu, Cin %d, Cout %d)",
+          v_out, s->Cin, s->Cout);
+    return GEN_OK;
+}
+
+/* Input rows per tile: floor(budget / (Cout*8 * W * 4)), in [1, D*H]. */
+static int convt_tile_rows(const conv_transpose3d_shape *s, size_t budget_bytes)
+{
+    size_t row_bytes = (size_t)s->Cout * 8 * s->W * sizeof(float);
+    size_t rows = budget_bytes / row_bytes;
+    size_t all = (size_t)s->D * s->H;
+    if (rows < 1) rows = 1;
+    if (rows > all) rows = all;
+    return (int)rows;
+}
+
+size_t conv_transpose3d_workspace_floats(const conv_transpose3d_shape *s, size_t tile_budget_bytes)
+{
+    if (s == NULL || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1) return 0;
+    size_t budget = conv_budget_bytes(tile_budget_bytes);
+    return (size_t)s->Cout * 8 * (size_t)convt_tile_rows(s, budget) * s->W;
+}
+
+/* Y [Cout*8][T] (tile of input rows [r0, r0+nr)) <-> out [Cout][2D][2H][2W] of one sample.
+ * scatter: out = Y + bias; gather: Y = dout. */
+static void convt_scatter(float *out, const float *Y, const float *bias,
+                          const conv_transpose3d_shape *s, int r0, int nr)
+{
+    const int H = s->H, W = s->W, Ho = 2 * H, Wo = 2 * W;
+    const size_t T = (size_t)nr * W, Vo = (size_t)8 * s->D * H * W;
+    for (int co = 0; co < s->Cout; co++) {
+        const float b = bias ? bias[co] : 0.0f;
+        for (int p = 0; p < 8; p++) {
+            const int a = p >> 2, bb = (p >> 1) & 1, c = p & 1;
+            const float *src = Y + ((size_t)co * 8 + p) * T;
+            for (int i = 0; i < nr; i++) {
+                const int d = (r0 + i) / H, h = (r0 + i) % H;
+                float *dst = out + co * Vo + ((size_t)(2 * d + a) * Ho + 2 * h + bb) * Wo + c;
+                for (int w = 0; w < W; w++) dst[2 * w] = src[(size_t)i * W + w] + b;
+            }
+        }
+    }
+}
+
+static void convt_gather(float *Y, const float *dout, const conv_transpose3d_shape *s, int r0,
+                         int nr)
+{
+    const int H = s->H, W = s->W, Ho = 2 * H, Wo = 2 * W;
+    const size_t T = (size_t)nr * W, Vo = (size_t)8 * s->D * H * W;
+    for (int co = 0; co < s->Cout; co++)
+        for (int p = 0; p < 8; p++) {
+            const int a = p >> 2, bb = (p >> 1) & 1, c = p & 1;
+            float *dst = Y + ((size_t)co * 8 + p) * T;
+            for (int i = 0; i < nr; i++) {
+                const int d = (r0 + i) / H, h = (r0 + i) % H;
+                const float *src =
+                    dout + co * Vo + ((size_t)(2 * d + a) * Ho + 2 * h + bb) * Wo + c;
+                for (int w = 0; w < W; w++) dst[(size_t)i * W + w] = src[2 * w];
+            }
+        }
+}
+
+int conv_transpose3d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                             const conv_transpose3d_shape *s, nn_workspace *ws)
+{
+    CALL(convt_check_shape(s));
+    CHECK(out && inp && weight, GEN_ERR_USAGE,
+          "conv_transpose3d_forward: out, inp and weight are required");
+    const size_t budget = conv_budget_bytes(ws ? ws->tile_budget_bytes : 0);
+    CALL(conv_check_workspace(ws, conv_transpose3d_workspace_floats(s, budget),
+                              "conv_transpose3d_forward"));
+    const int Cin = s->Cin, M = s->Cout * 8, rows_all = s->D * s->H;
+    const int tile_rows = convt_tile_rows(s, budget);
+    const size_t V = (size_t)s->D * s->H * s->W;
+    float *Y = ws->data;
+    for (int n = 0; n < s->N; n++) {
+        const float *x = inp + (size_t)n * Cin * V;
+        for (int r0 = 0; r0 < rows_all; r0 += tile_rows) {
+            const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;
+            const int T = nr * s->W;
+            /* Y [M][T] = weight^T [M][Cin] . x tile [Cin][T] (ld V) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, T, Cin, 1.0f, weight, M,
+                        x + (size_t)r0 * s->W, (int)V, 0.0f, Y, T);
+            convt_scatter(out + (size_t)n * s->Cout * 8 * V, Y, bias, s, r0, nr);
+        }
+    }
+    return GEN_OK;
+}
+
+int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight,
+                              const conv_transpose3d_shape *s, nn_workspace *ws)
+{
+    CALL(convt_check_shape(s));
+    CHECK(dout != NULL, GEN_ERR_USAGE, "conv_transpose3d_backward: dout is required");
+    CHECK(dweight == NULL || inp != NULL, GEN_ERR_USAGE,
+          "conv_transpose3d_backward: dweight needs inp");
+    CHECK(dinp == NULL || weight != NULL, GEN_ERR_USAGE,
+          "conv_transpose3d_backward: dinp needs weight");
+    const int Cin = s->Cin, Cout = s->Cout, M = Cout * 8, rows_all = s->D * s->H;
+    const size_t V = (size_t)s->D * s->H * s->W, Vo = 8 * V;
+
+    if (dbias) /* dbias[co] += sum over n and output voxels of dout */
+        for (int co = 0; co < Cout; co++) {
+            double sum = 0.0;
+            for (int n = 0; n < s->N; n++) {
+                const float *g = dout + ((size_t)n * Cout + co) * Vo;
+                float part = 0.0f;
+                for (size_t v = 0; v < Vo; v++) part += g[v];
+                sum += part;
+            }
+            dbias[co] += (float)sum;
+        }
+    if (!dinp && !dweight) return GEN_OK;
+
+    const size_t budget = conv_budget_bytes(ws ? ws->tile_budget_bytes : 0);
+    CALL(conv_check_workspace(ws, conv_transpose3d_workspace_floats(s, budget),
+                              "conv_transpose3d_backward"));
+    const int tile_rows = convt_tile_rows(s, budget);
+    float *Y = ws->data; /* the gathered dout tile, [M][T] */
+    for (int n = 0; n < s->N; n++) {
+        for (int r0 = 0; r0 < rows_all; r0 += tile_rows) {
+            const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;
+            const int T = nr * s->W;
+            const size_t x_off = (size_t)n * Cin * V + (size_t)r0 * s->W;
+            convt_gather(Y, dout + (size_t)n * Cout * Vo, s, r0, nr);
+            /* dweight [Cin][M] += x tile [Cin][T] (ld V) . Y^T [T][M] */
+            if (dweight)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, M, T, 1.0f,
+                            inp + x_off, (int)V, Y, T, 1.0f, dweight, M);
+            /* dinp tile [Cin][T] (ld V) += weight [Cin][M] . Y [M][T] */
+            if (dinp)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, T, M, 1.0f, weight, M,
+                            Y, T, 1.0f, dinp + x_off, (int)V);
+        }
+    }
+    return GEN_OK;
+}

@@ -1,0 +1,156 @@
+/* Element-wise and data-movement layers: ReLU, sigmoid, maxpool3d(2), channel concat, MSE.
+ * Shapes and conventions: include/genesis/nn.h. Backward functions accumulate (+=). */
+#include "genesis/error.h"
+#include "genesis/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+int relu_forward(float *out, const float *inp, size_t n)
+{
+    CHECK(out && inp, GEN_ERR_USAGE, "relu_forward: NULL tensor");
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x < 0.0f ? 0.0f : x; /* NaN stays NaN */
+    }
+    return GEN_OK;
+}
+
+int relu_backward(float *dinp, const float *dout, const float *out, size_t n)
+{
+    CHECK(dinp && dout && out, GEN_ERR_USAGE, "relu_backward: NULL tensor");
+    for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    return GEN_OK;
+}
+
+int sigmoid_forward(float *out, const float *inp, size_t n)
+{
+    CHECK(out && inp, GEN_ERR_USAGE, "sigmoid_forward: NULL tensor");
+    for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
+    return GEN_OK;
+}
+
+int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
+{
+    CHECK(dinp && dout && out, GEN_ERR_USAGE, "sigmoid_backward: NULL tensor");
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
+    return GEN_OK;
+}
+
+static int maxpool3d_check(const maxpool3d_shape *s, const char *who)
+{
+    CHECK(s != NULL, GEN_ERR_USAGE, "%s: NULL shape", who);
+    CHECK(s->N > 0 && s->C > 0 && s->D >= 2 && s->H >= 2 && s->W >= 2, GEN_ERR_USAGE,
+          "%s: bad shape N=%d C=%d D=%d H=%d W=%d (need N, C >= 1 and D, H, W >= 2)", who, s->N,
+          s->C, s->D, s->H, s->W);
+    return GEN_OK;
+}
+
+int maxpool3d_forward(float *out, uint8_t *argmax, const float *inp, const maxpool3d_shape *s)
+{
+    CALL(maxpool3d_check(s, "maxpool3d_forward"));
+    CHECK(out && argmax && inp, GEN_ERR_USAGE, "maxpool3d_forward: NULL tensor");
+    const int D = s->D, H = s->H, W = s->W;
+    const int Do = D / 2, Ho = H / 2, Wo = W / 2;
+    const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
+    for (size_t p = 0; p < (size_t)s->N * s->C; p++) { /* one (n, c) volume at a time */
+        const float *x = inp + p * in_plane;
+        float *y = out + p * out_plane;
+        uint8_t *am = argmax + p * out_plane;
+        for (int od = 0; od < Do; od++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    float best = -INFINITY;
+                    int best_k = 0;
+                    for (int k = 0; k < 8; k++) {
+                        int d = 2 * od + (k >> 2), h = 2 * oh + ((k >> 1) & 1), w = 2 * ow + (k & 1);
+                        float v = x[((size_t)d * H + h) * W + w];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            best_k = k;
+                            if (isnan(v)) break;
+                        }
+                    }
+                    size_t o = ((size_t)od * Ho + oh) * Wo + ow;
+                    y[o] = best;
+                    am[o] = (uint8_t)best_k;
+                }
+    }
+    return GEN_OK;
+}
+
+int maxpool3d_backward(float *dinp, const float *dout, const uint8_t *argmax,
+                       const maxpool3d_shape *s)
+{
+    CALL(maxpool3d_check(s, "maxpool3d_backward"));
+    CHECK(dinp && dout && argmax, GEN_ERR_USAGE, "maxpool3d_backward: NULL tensor");
+    const int D = s->D, H = s->H, W = s->W;
+    const int Do = D / 2, Ho = H / 2, Wo = W / 2;
+    const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
+    for (size_t p = 0; p < (size_t)s->N * s->C; p++) {
+        float *dx = dinp + p * in_plane;
+        const float *dy = dout + p * out_plane;
+        const uint8_t *am = argmax + p * out_plane;
+        for (int od = 0; od < Do; od++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    size_t o = ((size_t)od * Ho + oh) * Wo + ow;
+                    int k = am[o];
+                    CHECK(k < 8, GEN_ERR_INTERNAL, "maxpool3d_backward: argmax %d out of range", k);
+                    int d = 2 * od + (k >> 2), h = 2 * oh + ((k >> 1) & 1), w = 2 * ow + (k & 1);
+                    dx[((size_t)d * H + h) * W + w] += dy[o];
+                }
+    }
+    return GEN_OK;
+}
+
+int concat_forward(float *out, const float *a, const float *b, int N, int Ca, int Cb, long S)
+{
+    CHECK(out && a && b, GEN_ERR_USAGE, "concat_forward: NULL tensor");
+    CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
+          "concat_forward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
+    const size_t sa = (size_t)Ca * S, sb = (size_t)Cb * S;
+    for (int n = 0; n < N; n++) {
+        memcpy(out + n * (sa + sb), a + n * sa, sa * sizeof *out);
+        memcpy(out + n * (sa + sb) + sa, b + n * sb, sb * sizeof *out);
+    }
+    return GEN_OK;
+}
+
+int concat_backward(float *da, float *db, const float *dout, int N, int Ca, int Cb, long S)
+{
+    CHECK(dout != NULL, GEN_ERR_USAGE, "concat_backward: NULL dout");
+    CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
+          "concat_backward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
+    const size_t sa = (size_t)Ca * S, sb = (size_t)Cb * S;
+    for (int n = 0; n < N; n++) {
+        const float *g = dout + n * (sa + sb);
+        if (da)
+            for (size_t i = 0; i < sa; i++) da[n * sa + i] += g[i];
+        if (db)
+            for (size_t i = 0; i < sb; i++) db[n * sb + i] += g[sa + i];
+    }
+    return GEN_OK;
+}
+
+int mse_forward(double *loss, const float *pred, const float *target, size_t n)
+{
+    CHECK(loss && pred && target, GEN_ERR_USAGE, "mse_forward: NULL argument");
+    CHECK(n > 0, GEN_ERR_USAGE, "mse_forward: empty tensors");
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)pred[i] - (double)target[i];
+        sum += d * d;
+    }
+    *loss = sum / (double)n;
+    return GEN_OK;
+}
+
+int mse_backward(float *dpred, const float *pred, const float *target, size_t n, float dloss)
+{
+    CHECK(dpred && pred && target, GEN_ERR_USAGE, "mse_backward: NULL argument");
+    CHECK(n > 0, GEN_ERR_USAGE, "mse_backward: empty tensors");
+    const float scale = (float)(2.0 * (double)dloss / (double)n);
+    for (size_t i = 0; i < n; i++) dpred[i] += scale * (pred[i] - target[i]);
+    return GEN_OK;
+}
