@@ -65,6 +65,16 @@ struct config_train {
     int batchnorm;                /* enum config_batchnorm */
     long threads;                 /* OpenBLAS threads per rank */
     long tile_kib;                /* im2col column-tile budget, KiB */
+    long window_steps;            /* steps of cubes read per collective read */
+    int cache_shard;              /* keep every cube this rank reads in memory */
+    long bucket_kib;              /* gradient all-reduce bucket, KiB */
+    int overlap;                  /* start bucket all-reduces during backward */
+    long log_every;               /* progress line every this many steps */
+    long checkpoint_steps;        /* 0 = not by steps */
+    double checkpoint_minutes;    /* 0 = not by time */
+    long keep_checkpoints;
+    long preview_epochs;          /* 0 = no previews */
+    long check_replicas;          /* debug: compare parameter checksums across ranks every N steps */
 };
 
 typedef struct genesis_config {

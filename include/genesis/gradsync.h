@@ -1,0 +1,43 @@
+/* Gradient all-reduce in buckets, overlapped with backward, and the synchronised batch-norm hook
+ * (mpi/gradsync.c).
+ *
+ * The gradient arena [n] is cut into buckets of about bucket_floats, from the END of the arena:
+ * backward finalises gradients from the last parameter (out_tr) toward the first (down_tr64), so
+ * bucket 0 holds the arena's tail. When backward reports that every gradient at offset >= f is
+ * final (gradsync_ready), each bucket lying entirely in [f, n) starts a non-blocking
+ * MPI_Iallreduce (sum, in place); gradsync_finish starts the rest, waits for all and scales the
+ * result to the mean over ranks. Every rank then holds the same gradient, bitwise.
+ */
+#ifndef GENESIS_GRADSYNC_H
+#define GENESIS_GRADSYNC_H
+
+#include "genesis/nn.h"
+
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct gradsync {
+    MPI_Comm comm;
+    int ranks;
+    float *grads;
+    size_t n;
+    int buckets;
+    size_t *begin;         /* [buckets + 1]: bucket b is [begin[b + 1], begin[b]) ... see .c */
+    MPI_Request *requests; /* [buckets] */
+    int started;           /* buckets started this step (they start in order 0, 1, ...) */
+    int overlap;           /* 0: everything starts in gradsync_finish */
+    double wait_seconds;   /* time blocked in gradsync_finish, summed */
+} gradsync;
+
+int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap, MPI_Comm comm);
+void gradsync_free(gradsync *g);
+/* Every gradient at offset >= first_final is final: start the buckets that are complete. */
+int gradsync_ready(gradsync *g, size_t first_final);
+/* Starts the remaining buckets, waits for all, divides by the rank count. */
+int gradsync_finish(gradsync *g);
+
+/* The batch-norm hook: sums the per-channel statistics over the ranks of comm (synchronised BN).
+ * ctx is a pointer to the MPI_Comm. */
+int gradsync_bn_allreduce(double *sums, int count, void *ctx);
+
+#endif
