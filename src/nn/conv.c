@@ -65,9 +65,23 @@ typedef struct conv3d_plan {
     size_t col_floats, wt_floats;
 } conv3d_plan;
 
-/* Voxels the weight-gradient GEMM wants as its inner dimension (measured: dweight traffic stops
- * mattering beyond a few thousand). */
-enum { WGT_TARGET_VOXELS = 4096 };
+/* Tile sizes measured with bench_conv (OpenBLAS Cooperlake kernel, 1 thread, Zen 5):
+ * forward / backward-data GEMMs [Cout][K] . [K][T] ran best at T = 128..512 voxels; T = 48 (what a
+ * 4 MiB budget gives at K = 768*27) lost 30%, and T >= 1024 lost 10-25% at 64x64x32. So the budget
+ * picks T, clamped to [256, 512] voxels (the minimum wins over the budget; conv_set_gemm_tile_voxels).
+ * The weight-gradient GEMM (inner dimension T) ran best at T = 256..512 with as many channels as
+ * the budget holds; T = 4096 lost 15-20% at 64x64x32. */
+enum { WGT_TARGET_VOXELS = 256 };
+static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
+
+int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels)
+{
+    CHECK(min_voxels >= 1 && max_voxels >= min_voxels, GEN_ERR_USAGE,
+          "conv_set_gemm_tile_voxels: need 1 <= min (%d) <= max (%d)", min_voxels, max_voxels);
+    gemm_min_voxels = min_voxels;
+    gemm_max_voxels = max_voxels;
+    return GEN_OK;
+}
 
 /* floor(budget / row_bytes) clamped to [1, rows_all]. */
 static int rows_in_budget(size_t budget_bytes, size_t row_bytes, int rows_all)
@@ -78,16 +92,28 @@ static int rows_in_budget(size_t budget_bytes, size_t row_bytes, int rows_all)
     return (int)rows;
 }
 
+/* Rows of W voxels per GEMM tile with `k_rows` column rows per voxel: the budget's count clamped
+ * to [ceil(min_voxels / W), ceil(max_voxels / W)], then to [1, rows_all]. */
+static int gemm_tile_rows(size_t budget_bytes, size_t k_rows, int W, int rows_all)
+{
+    size_t rows = budget_bytes / (k_rows * W * sizeof(float));
+    size_t lo = ((size_t)gemm_min_voxels + W - 1) / W, hi = ((size_t)gemm_max_voxels + W - 1) / W;
+    if (rows < lo) rows = lo;
+    if (rows > hi) rows = hi;
+    if (rows > (size_t)rows_all) rows = (size_t)rows_all;
+    return rows < 1 ? 1 : (int)rows;
+}
+
 /* The plan of a k = 3 shape (already checked) under budget_bytes. */
 static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
 {
     conv3d_plan p;
     const int rows_all = s->D * s->H, W = s->W;
     const size_t row_floats = (size_t)27 * W; /* one channel, one row of voxels */
-    p.fwd_rows = rows_in_budget(budget_bytes, s->Cin * row_floats * sizeof(float), rows_all);
+    p.fwd_rows = gemm_tile_rows(budget_bytes, (size_t)s->Cin * 27, W, rows_all);
     p.bwd_flip = s->Cin > s->Cout;
     const int kchans = p.bwd_flip ? s->Cout : s->Cin;
-    p.bwd_rows = rows_in_budget(budget_bytes, kchans * row_floats * sizeof(float), rows_all);
+    p.bwd_rows = gemm_tile_rows(budget_bytes, (size_t)kchans * 27, W, rows_all);
     int target_rows = (WGT_TARGET_VOXELS + W - 1) / W;
     p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
                                 target_rows < rows_all ? target_rows : rows_all);
