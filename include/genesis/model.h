@@ -75,6 +75,12 @@ const float *model_input_grad(const model *m);
  * see nn_reduce_hook. The hook struct is copied. */
 void model_set_bn_hook(model *m, const nn_reduce_hook *hook);
 
+/* Called during model_backward each time a block's gradients are final: every gradient at arena
+ * offset >= first_final (floats) will not change any more in this backward. Backward finalises
+ * blocks from the last in state_dict order (out_tr) to the first (down_tr64). NULL: no calls. */
+typedef int (*model_grad_ready_fn)(void *ctx, size_t first_final);
+void model_set_grad_ready_hook(model *m, model_grad_ready_fn fn, void *ctx);
+
 /* Arenas. params/grads hold model_num_params floats in state_dict order. */
 size_t model_num_params(const model *m);
 float *model_params(model *m);

@@ -28,6 +28,7 @@ int cmd_phantom(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

@@ -61,6 +61,18 @@ static const struct subcommand subcommands[] = {
      "file in DIR (default: $TMPDIR or /tmp; the file is removed), and an OpenBLAS sgemm checked\n"
      "against a direct computation, on every rank. Prints one summary line and exits 0 when all\n"
      "of it works.\n"},
+    {"train", cmd_train, "data-parallel Models Genesis pretraining, resumable",
+     "usage: mpirun -np N genesis train CONFIG [--set section.key=value]... [--profile]\n"
+     "\n"
+     "Trains the 3D U-Net ([model] width) to restore corrupted cubes of [train] data: every epoch a\n"
+     "permutation of the training cubes (keyed by seed and epoch); each global batch ([train] batch,\n"
+     "a multiple of N) is split over the ranks, gradients are all-reduced in buckets during\n"
+     "backward, batch norm uses the global batch's statistics (batchnorm = sync), and every rank\n"
+     "takes the same optimizer step. After each epoch: validation loss, StepLR, early stopping,\n"
+     "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/ and\n"
+     "preview.png. With resume = auto, running the same command again continues from ckpt/latest,\n"
+     "at any rank count.\n"
+     "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},
 };

@@ -83,6 +83,8 @@ struct model {
     nn_workspace ws;
 
     nn_reduce_hook hook;
+    model_grad_ready_fn grad_ready; /* NULL: nobody listens */
+    void *grad_ready_ctx;
     int n_last, has_target;
     model_layer_profile prof[MAX_PROF];
     int nprof;
@@ -599,6 +601,18 @@ static int lu_conv_backward(model *m, int i, float *dx, const float *g, const fl
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
 
+void model_set_grad_ready_hook(model *m, model_grad_ready_fn fn, void *ctx)
+{
+    m->grad_ready = fn;
+    m->grad_ready_ctx = ctx;
+}
+
+/* Tells the listener that every gradient from tensor k's offset to the arena's end is final. */
+static int grad_ready(model *m, int k)
+{
+    return m->grad_ready ? m->grad_ready(m->grad_ready_ctx, m->tensors[k].offset) : GEN_OK;
+}
+
 int model_backward(model *m)
 {
     CHECK(m != NULL, GEN_ERR_USAGE, "model_backward: NULL model");
@@ -622,6 +636,7 @@ int model_backward(model *m)
     CALL(conv3d_backward(h, G_(m, m->t_final_w), G_(m, m->t_final_b), g, m->A,
                          P_(m, m->t_final_w), &fs, &m->ws));
     prof_add(m, m->prof_final, 1, t0, 2 * 2.0 * 2 * c[0] * (double)V[0] * n);
+    CALL(grad_ready(m, m->t_final_w));
     tmp = g, g = h, h = tmp;
     /* up path, d = 0, 1, 2; g = dL/d(a of the block's last LUConv) */
     for (int d = 0; d < 3; d++) {
@@ -652,6 +667,7 @@ int model_backward(model *m)
                                            m->A + k * up_in, P_(m, U->t_w), &us, &m->ws));
             prof_add(m, U->prof, 1, t0, 2 * 2.0 * 8 * U->cin * U->cout * (double)V[d + 1]);
         }
+        CALL(grad_ready(m, U->t_w)); /* the block's first tensor in state_dict order */
         tmp = g, g = h, h = tmp;
     }
     /* down path; g = dL/d(a of LUConv 7) at level 3 */
@@ -674,6 +690,7 @@ int model_backward(model *m)
         dx = l == 0 ? m->dxin : (g == m->P ? m->Q : m->P);
         if (dx) zero(dx, (size_t)n * m->lu[i1].cin * V[l]);
         CALL(lu_conv_backward(m, i1, dx, g, l == 0 ? m->xin : m->pool[l - 1], n));
+        CALL(grad_ready(m, m->lu[i1].t_conv_w));
         g = dx;
     }
     return GEN_OK;
