@@ -6,9 +6,27 @@
 #include "genesis/phantom.h"
 #include "genesis/world.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* mkdir -p */
+static int make_dirs(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            FAIL(GEN_ERR_IO, "cannot create folder %s: %s", path, strerror(errno));
+        *p = saved;
+        if (!saved) return GEN_OK;
+    }
+}
 
 static int parse_size(const char *text, int64_t dim[3])
 {
@@ -39,6 +57,7 @@ int cmd_phantom(int argc, char **argv)
     if (count < 1 || !dir) FAIL_ALL(GEN_ERR_USAGE, "phantom: --count N and --output-dir DIR are required");
     opt.seed = (uint64_t)seed;
     int rank = world_rank(), size = world_size();
+    CALL(world_agree_shared(rank == 0 ? make_dirs(dir) : GEN_OK));
     log_info("phantom: %ld scan(s) of %lldx%lldx%lld voxels -> %s/phantom_NNNN.nii.gz on %d rank(s)",
              count, (long long)opt.dim[0], (long long)opt.dim[1], (long long)opt.dim[2], dir, size);
     int status = GEN_OK;

@@ -31,7 +31,7 @@ static const struct subcommand subcommands[] = {
      "\n"
      "Writes DIR/phantom_NNNN.nii.gz (int16 HU, RAS, 1.5 mm in z): a body with fat and soft tissue,\n"
      "two lungs near -800 HU with vessels, heart, aorta, spine, ribs and sternum near +700, noise.\n"
-     "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder must exist.\n"
+     "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder is created.\n"
      "Example: genesis phantom --count 20 --output-dir scans/ --size 512,512,300\n"},
     {"prep", cmd_prep, "NIfTI scans -> normalised cubes in one HDF5 file (MPI-parallel)",
      "usage: mpirun -np N genesis prep CONFIG [--set section.key=value]...\n"
