@@ -87,7 +87,7 @@ struct model {
     float *s_up;         /* one sample's up-convolution input */
     float *s_dz;         /* one sample's dL/dz of an LUConv */
     float *s_dcat;       /* one sample's gradient of a concat */
-    double bn_sums[2 * 512 * 8 + 1]; /* 2C + 1 doubles for BN backward (C <= 2c_3) */
+    double *bn_sums; /* 2C + 1 doubles for BN backward sums, C <= 2c_3 */
     nn_workspace ws;
 
     nn_reduce_hook hook;
@@ -311,7 +311,8 @@ int model_create(model **out, const model_config *cfg)
     m->grads = alloc_floats(m->nparams);
     m->buffers = alloc_floats(m->nbuffers);
     m->acts = alloc_floats(m->act_floats);
-    if (!m->params || !m->grads || !m->buffers || !m->acts) {
+    m->bn_sums = calloc(4 * (size_t)m->c[3] + 1, sizeof *m->bn_sums);
+    if (!m->params || !m->grads || !m->buffers || !m->acts || !m->bn_sums) {
         size_t bytes = (2 * m->nparams + m->nbuffers + m->act_floats) * sizeof(float);
         model_free(m);
         FAIL(GEN_ERR_NOMEM, "out of memory allocating the model's arenas (%zu bytes)", bytes);
@@ -345,6 +346,7 @@ void model_free(model *m)
     free(m->grads);
     free(m->buffers);
     free(m->acts);
+    free(m->bn_sums);
     free(m);
 }
 
