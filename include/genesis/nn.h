@@ -29,9 +29,17 @@ typedef struct nn_workspace {
 } nn_workspace;
 
 /* The tile budget used when nn_workspace.tile_budget_bytes is 0. Tiles never shrink below one
- * row of W voxels, so a layer may exceed a very small budget: the *_workspace_floats functions
- * return what a layer really needs under a budget. */
+ * row of W voxels (nor below the GEMM minimum of conv_set_gemm_tile_voxels), so a layer may
+ * exceed a small budget: the *_workspace_floats functions return what a layer really needs.
+ * conv3d with Cin > Cout also needs a weight-sized buffer (Cin*Cout*27 floats) for its backward. */
 #define NN_TILE_BUDGET_DEFAULT_BYTES ((size_t)4 << 20)
+
+/* Tuning knob, process-wide: the forward and backward-data GEMM tiles of conv3d cover between
+ * min_voxels and max_voxels output voxels (rounded up to whole rows of W), within that range as
+ * many as the tile budget allows; the minimum wins over the budget, because the GEMM loses ~30%
+ * below ~256 voxels (measured; default 256..512). Set it before sizing workspaces, not while
+ * convolutions run. GEN_ERR_USAGE unless 1 <= min_voxels <= max_voxels. */
+int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels);
 
 /* Floats of workspace conv3d_forward/backward need for shape s under the tile budget. */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);

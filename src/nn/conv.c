@@ -59,15 +59,34 @@ static int conv3d_check_shape(const conv3d_shape *s)
  *   wgt_rows, wgt_chans  a tile of the weight gradient: col [wgt_chans*27][wgt_rows*W]; the
  *                  GEMM's inner dimension is wgt_rows*W voxels, so that dweight (which the GEMM
  *                  reads and writes once per tile) is touched rarely; channels fill the budget.
- * Workspace: the largest column tile of the three, plus wt [Cin][Cout*27] when bwd_flip. */
+ *   fwd_scatter    the forward as col2im(wr [Cout*27][Cin] . inp tile): no im2col, the GEMM reads
+ *                  the input tile in place, M = Cout*27, K = Cin (chosen when Cin > Cout; measured
+ *                  at width 32, 1 thread: 160 -> 213-218 GFLOP/s for 192>64, 384>128; 173 -> 193
+ *                  for 768>256; mixed (+-8%) for Cin = Cout; 15-25% slower for Cin < Cout).
+ *                  The same measurement chose bwd_flip (e.g. 384>128: 157 -> 210-226 GFLOP/s).
+ * Workspace: the largest column tile, plus one weight-sized buffer (wt or wr) when Cin > Cout. */
 typedef struct conv3d_plan {
-    int fwd_rows, bwd_flip, bwd_rows, wgt_rows, wgt_chans;
+    int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_rows, wgt_chans;
     size_t col_floats, wt_floats;
 } conv3d_plan;
 
-/* Voxels the weight-gradient GEMM wants as its inner dimension (measured: dweight traffic stops
- * mattering beyond a few thousand). */
-enum { WGT_TARGET_VOXELS = 4096 };
+/* Tile sizes measured with bench_conv (OpenBLAS Cooperlake kernel, 1 thread, Zen 5):
+ * forward / backward-data GEMMs [Cout][K] . [K][T] ran best at T = 128..512 voxels; T = 48 (what a
+ * 4 MiB budget gives at K = 768*27) lost 30%, and T >= 1024 lost 10-25% at 64x64x32. So the budget
+ * picks T, clamped to [256, 512] voxels (the minimum wins over the budget; conv_set_gemm_tile_voxels).
+ * The weight-gradient GEMM (inner dimension T) ran best at T = 256..512 with as many channels as
+ * the budget holds; T = 4096 lost 15-20% at 64x64x32. */
+enum { WGT_TARGET_VOXELS = 256 };
+static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
+
+int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels)
+{
+    CHECK(min_voxels >= 1 && max_voxels >= min_voxels, GEN_ERR_USAGE,
+          "conv_set_gemm_tile_voxels: need 1 <= min (%d) <= max (%d)", min_voxels, max_voxels);
+    gemm_min_voxels = min_voxels;
+    gemm_max_voxels = max_voxels;
+    return GEN_OK;
+}
 
 /* floor(budget / row_bytes) clamped to [1, rows_all]. */
 static int rows_in_budget(size_t budget_bytes, size_t row_bytes, int rows_all)
@@ -78,26 +97,40 @@ static int rows_in_budget(size_t budget_bytes, size_t row_bytes, int rows_all)
     return (int)rows;
 }
 
+/* Rows of W voxels per GEMM tile with `k_rows` column rows per voxel: the budget's count clamped
+ * to [ceil(min_voxels / W), ceil(max_voxels / W)], then to [1, rows_all]. */
+static int gemm_tile_rows(size_t budget_bytes, size_t k_rows, int W, int rows_all)
+{
+    size_t rows = budget_bytes / (k_rows * W * sizeof(float));
+    size_t lo = ((size_t)gemm_min_voxels + W - 1) / W, hi = ((size_t)gemm_max_voxels + W - 1) / W;
+    if (rows < lo) rows = lo;
+    if (rows > hi) rows = hi;
+    if (rows > (size_t)rows_all) rows = (size_t)rows_all;
+    return rows < 1 ? 1 : (int)rows;
+}
+
 /* The plan of a k = 3 shape (already checked) under budget_bytes. */
 static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
 {
     conv3d_plan p;
     const int rows_all = s->D * s->H, W = s->W;
     const size_t row_floats = (size_t)27 * W; /* one channel, one row of voxels */
-    p.fwd_rows = rows_in_budget(budget_bytes, s->Cin * row_floats * sizeof(float), rows_all);
+    p.fwd_scatter = s->Cin > s->Cout;
+    p.fwd_rows = gemm_tile_rows(budget_bytes, (size_t)(p.fwd_scatter ? s->Cout : s->Cin) * 27, W,
+                                rows_all);
     p.bwd_flip = s->Cin > s->Cout;
     const int kchans = p.bwd_flip ? s->Cout : s->Cin;
-    p.bwd_rows = rows_in_budget(budget_bytes, kchans * row_floats * sizeof(float), rows_all);
+    p.bwd_rows = gemm_tile_rows(budget_bytes, (size_t)kchans * 27, W, rows_all);
     int target_rows = (WGT_TARGET_VOXELS + W - 1) / W;
     p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
                                 target_rows < rows_all ? target_rows : rows_all);
     size_t chans = budget_bytes / (row_floats * p.wgt_rows * sizeof(float));
     p.wgt_chans = chans < 1 ? 1 : chans > (size_t)s->Cin ? s->Cin : (int)chans;
-    size_t f = (size_t)s->Cin * row_floats * p.fwd_rows;
+    size_t f = (size_t)(p.fwd_scatter ? s->Cout : s->Cin) * row_floats * p.fwd_rows;
     size_t b = (size_t)kchans * row_floats * p.bwd_rows;
     size_t g = (size_t)p.wgt_chans * row_floats * p.wgt_rows;
     p.col_floats = f > b ? (f > g ? f : g) : (b > g ? b : g);
-    p.wt_floats = p.bwd_flip ? (size_t)s->Cin * s->Cout * 27 : 0;
+    p.wt_floats = p.bwd_flip || p.fwd_scatter ? (size_t)s->Cin * s->Cout * 27 : 0;
     return p;
 }
 
@@ -162,22 +195,48 @@ static void im2col_rows(float *col, const float *x, int D, int H, int W, int c0,
     }
 }
 
-/* dinp (one sample, [Cin, D, H, W]) += the col2im of dcol[Cin*27][T] for output rows
- * [r0, r0 + nr). */
-static void col2im_rows_add(float *dinp, const float *dcol, const conv3d_shape *s, int r0, int nr)
+/* The adjoint of im2col_rows: y (one sample, [C][D][H][W]) at (d, h, w) + sign * (kd-1, kh-1, kw-1)
+ * += col[c*27 + tap][i*W + w] for output rows r0 + i, i < nr, where that voxel is inside. */
+static void col2im_rows_add(float *y, const float *col, int C, int D, int H, int W, int r0, int nr,
+                            int sign)
 {
-    const int D = s->D, H = s->H, W = s->W;
     const size_t T = (size_t)nr * W;
-    for (int ci = 0; ci < s->Cin; ci++) {
-        float *chan = dinp + (size_t)ci * D * H * W;
+    for (int c = 0; c < C; c++) {
+        float *chan = y + (size_t)c * D * H * W;
         for (int tap = 0; tap < 27; tap++) {
-            const int kd = tap / 9, kh = tap / 3 % 3, kw = tap % 3;
-            const float *src = dcol + ((size_t)ci * 27 + tap) * T;
+            const int sd = sign * (tap / 9 - 1), sh = sign * (tap / 3 % 3 - 1);
+            const int sw = sign * (tap % 3 - 1);
+            const float *src = col + ((size_t)c * 27 + tap) * T;
             for (int i = 0; i < nr; i++) {
-                const int d = (r0 + i) / H + kd - 1, h = (r0 + i) % H + kh - 1;
+                const int d = (r0 + i) / H + sd, h = (r0 + i) % H + sh;
                 if (d < 0 || d >= D || h < 0 || h >= H) continue;
-                shifted_row_add(chan + ((size_t)d * H + h) * W, src + (size_t)i * W, W, kw - 1);
+                shifted_row_add(chan + ((size_t)d * H + h) * W, src + (size_t)i * W, W, sw);
             }
+        }
+    }
+}
+
+/* y [N][Cy][V] += col2im(a [Cy*27][Cx] . x tile) for every sample: the GEMM needs no im2col
+ * (x's tile is the B matrix in place) and col2im scatters its result [Cy*27][T] into y, which
+ * must hold the whole sample (contributions leave the tile). Shared by the forward in its
+ * scatter form (a = weight as [Cout*27][Cin], sign -1) and backward data (a = weight^T, sign +1).
+ * a is [Cy*27][Cx] with leading dimension lda (lda = Cx, or a transposed view when trans_a). */
+static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
+                                      int lda, int N, int Cx, int Cy, int D, int H, int W,
+                                      int sign, int rows, float *col)
+{
+    const int M = Cy * 27, rows_all = D * H;
+    const size_t V = (size_t)D * H * W;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * Cx * V;
+        float *yn = y + (size_t)n * Cy * V;
+        for (int r0 = 0; r0 < rows_all; r0 += rows) {
+            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+            const int T = nr * W;
+            /* col [M][T] = a [M][Cx] . x tile [Cx][T] (ld V) */
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M, T, Cx,
+                        1.0f, a, lda, xn + (size_t)r0 * W, (int)V, 0.0f, col, T);
+            col2im_rows_add(yn, col, Cy, D, H, W, r0, nr, sign);
         }
     }
 }
@@ -249,8 +308,19 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
         return GEN_OK;
     }
 
-    conv3d_tiled_gemm(out, inp, weight, s->N, Cin, Cout, s->D, s->H, s->W, +1, p.fwd_rows,
-                      ws->data);
+    if (!p.fwd_scatter) {
+        conv3d_tiled_gemm(out, inp, weight, s->N, Cin, Cout, s->D, s->H, s->W, +1, p.fwd_rows,
+                          ws->data);
+        return GEN_OK;
+    }
+    /* scatter form: wr [Cout*27][Cin], wr[co*27 + tap][ci] = weight[co][ci][tap] */
+    float *wr = ws->data + p.col_floats;
+    for (int co = 0; co < Cout; co++)
+        for (int ci = 0; ci < Cin; ci++)
+            for (int tap = 0; tap < 27; tap++)
+                wr[((size_t)co * 27 + tap) * Cin + ci] = weight[((size_t)co * Cin + ci) * 27 + tap];
+    conv3d_tiled_gemm_scatter(out, inp, wr, 0, Cin, s->N, Cin, Cout, s->D, s->H, s->W, -1,
+                              p.fwd_rows, ws->data);
     return GEN_OK;
 }
 
@@ -315,16 +385,8 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
         conv3d_tiled_gemm(dinp, dout, wt, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col);
         return GEN_OK;
     }
-    for (int n = 0; n < s->N; n++) {
-        const float *g = dout + (size_t)n * Cout * V;
-        for (int r0 = 0; r0 < rows_all; r0 += p.bwd_rows) {
-            const int nr = rows_all - r0 < p.bwd_rows ? rows_all - r0 : p.bwd_rows;
-            const int T = nr * W;
-            /* dcol [K][T] = weight^T [K][Cout] . dout tile [Cout][T] (ld V) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, T, Cout, 1.0f, weight, K,
-                        g + (size_t)r0 * W, (int)V, 0.0f, col, T);
-            col2im_rows_add(dinp + (size_t)n * Cin * V, col, s, r0, nr);
-        }
-    }
+    /* dinp += col2im(weight^T [Cin*27][Cout] . dout tile), weight^T a transposed view */
+    conv3d_tiled_gemm_scatter(dinp, dout, weight, 1, K, s->N, Cout, Cin, s->D, s->H, W, +1,
+                              p.bwd_rows, col);
     return GEN_OK;
 }

@@ -312,9 +312,14 @@ int main(void)
         {1, 16, 8, 4, 4, 4, 3}, /* Cout < Cin */
         {1, 2, 17, 3, 3, 6, 3}, /* Cout > Cin */
     };
+    /* Small tiles (the budget alone decides: one row per tile at budget 1) and the defaults. */
     const size_t budgets[] = {1, 3000, 0};
+    EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         for (size_t j = 0; j < 3; j++) test_conv3d_case(fixed[i], budgets[j]);
+    EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) test_conv3d_case(fixed[i], 0);
+    EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
     for (int r = 0; r < 12; r++) {
         conv3d_shape s = {lcg_int(1, 3), lcg_int(1, 9), lcg_int(1, 9), lcg_int(1, 7),
                           lcg_int(1, 7), lcg_int(1, 7), lcg_int(0, 3) ? 3 : 1};
@@ -334,6 +339,10 @@ int main(void)
         test_convt_case(s, budgets[r % 3]);
     }
 
+    EXPECT(conv_set_gemm_tile_voxels(0, 5) == GEN_ERR_USAGE, "min 0 accepted");
+    EXPECT(conv_set_gemm_tile_voxels(9, 5) == GEN_ERR_USAGE, "min > max accepted");
+    EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
+    test_conv3d_case((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* rows of 33 > 512 / 16 */
     test_bad_arguments();
     TEST_MAIN_END();
 }
