@@ -30,7 +30,10 @@ typedef struct model_config {
 enum model_tensor_kind {
     MODEL_PARAM = 0,  /* trainable: value in the parameter arena, gradient in the gradient arena */
     MODEL_BUFFER = 1, /* state_dict buffer: BN running_mean / running_var (float32) */
-    MODEL_COUNTER = 2 /* state_dict buffer: BN num_batches_tracked, an int64 scalar (shape []) */
+    MODEL_COUNTER = 2 /* state_dict buffer: BN num_batches_tracked, an int64 scalar (shape []).
+                         The reference's ContBatchNorm3d calls F.batch_norm directly, which never
+                         increments it: it stays 0 there, and so it does here (kept only so that
+                         the state_dict is complete and loads with strict=True) */
 };
 
 typedef struct model_tensor {

@@ -96,7 +96,7 @@ typedef struct batchnorm3d_shape {
  *   mean = sum x / M, var = sum x^2 / M - mean^2 (biased), invstd = 1/sqrt(var + eps),
  *   xhat = (x - mean) * invstd, out = weight * xhat + bias (then ReLU if s->relu).
  * The hook sees 2C+1 doubles: [0, C) sum x, [C, 2C) sum x^2 (accumulated in double), [2C] = N*S.
- * Outputs: out [N,C,S]; xhat [N,C,S] or NULL (not kept); save_mean, save_invstd [C] (for backward;
+ * Outputs: out [N,C,S] or NULL (not wanted); xhat [N,C,S] or NULL (not kept); save_mean, save_invstd [C] (for backward;
  * either may be NULL); running_mean/running_var [C] updated as
  *   r = (1 - momentum) r + momentum * stat, with the UNBIASED variance var * M / (M - 1),
  * or left alone when NULL. Any of out, xhat may be the same array as inp (elementwise in place).
@@ -117,6 +117,19 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
 int batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *xhat, const float *save_invstd, const float *weight,
                          const float *bias, const batchnorm3d_shape *s, const nn_reduce_hook *hook);
+
+/* batchnorm3d_backward in two halves, for callers that form the input gradient one sample at a
+ * time (to keep one sample's dz instead of a batch's):
+ *   reduce: over the whole batch s->N, the local sums -> dweight/dbias (+=), then the hook;
+ *           sums [2C + 1] receives the global sums (layout above).
+ *   apply:  the input gradient of the s->N samples whose dout/xhat/dinp are passed (e.g. one
+ *           sample, s->N = 1), with the global sums of reduce; same += / in-place rule. */
+int batchnorm3d_backward_reduce(double *sums, float *dweight, float *dbias, const float *dout,
+                                const float *xhat, const float *weight, const float *bias,
+                                const batchnorm3d_shape *s, const nn_reduce_hook *hook);
+int batchnorm3d_backward_apply(float *dinp, const float *dout, const float *xhat,
+                               const float *save_invstd, const float *weight, const float *bias,
+                               const double *sums, const batchnorm3d_shape *s);
 
 /* ReLU over n elements: out = max(0, inp) (NaN propagates, as torch.relu). out may be inp. */
 int relu_forward(float *out, const float *inp, size_t n);

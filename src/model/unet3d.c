@@ -9,20 +9,26 @@
  *   LUConv = conv 3x3x3 (pad 1, bias) -> batch norm with batch statistics -> ReLU.
  * LUConvs are numbered 0..13 in forward order: down l -> 2l, 2l+1; up level d -> 12-2d, 13-2d.
  *
- * Activation memory (what is kept between forward and backward, per sample):
- *   - one tensor per LUConv: the normalised conv output xhat (conv writes z there, BN overwrites it
- *     with xhat in place); its ReLU output a = max(0, gamma*xhat + beta) is NOT kept but recomputed
- *     into the shared scratch A when a later layer needs it (backward's ReLU mask comes from xhat);
- *   - per up level d a concat buffer [2c_{d+1} + 2c_d, V_d] holding (upsampled, skip): the skip's
- *     ReLU output is written there once, maxpool reads it, and the up LUConv reads the concat
- *     without a copy (the up-convolution writes its output straight into it, sample by sample);
- *   - pooled outputs and their argmax (uint8, 0..7), the input copy, target copy and sigmoid output;
- *   - per-channel invstd of every BN.
- * Gradient memory: two ping-pong buffers P, Q sized for the largest LUConv output/input gradient,
- * one skip-gradient buffer per level (kept from the up path until the down path), and one sample's
- * concat gradient (the up LUConv's input gradient is formed sample by sample and split at once).
- * At w = 32, 64x64x32, that is ~57 M floats per sample + ~13 M once, plus 3 x 19.07 M for
- * parameters, gradients and momentum. */
+ * Activation memory. The convolutions run one sample at a time, so that only one sample's conv
+ * input, dz and concat gradient are ever materialised; what is kept for the whole batch is:
+ *   - per LUConv, its normalised conv output xhat [N, cout, V] (the conv writes z there, BN
+ *     normalises it in place); the ReLU output a = max(0, gamma*xhat + beta) is never kept but
+ *     recomputed, one sample at a time, where a later layer needs it (the ReLU mask in backward
+ *     comes from xhat too);
+ *   - pooled outputs and their argmax (uint8, 0..7); the input, target, sigmoid output and its
+ *     gradient; per-channel invstd of every BN;
+ *   - one gradient buffer per level, G_l [N, 2c_l, V_l]: the gradient flowing through level l is
+ *     transformed in place, sample by sample (BN backward needs the whole batch's sums first, then
+ *     forms one sample's dz into a one-sample scratch; the conv's input gradient for that sample
+ *     overwrites the consumed slice; input and output gradients of every in-place conv have equal
+ *     or smaller per-sample size). G_l also carries the skip gradient from the up path down to
+ *     the down path of level l.
+ * The concat (upsampled, skip) of an up level exists for one sample at a time: the skip part is
+ * recomputed from xhat, the upsampled part by the up-convolution (again in backward: ~1% more
+ * FLOPs than a training step needs, for ~800 MB less at batch 6).
+ * Per sample at w = 32, 64x64x32: xhat 38.7 M floats, G 11.2 M, the rest ~3 M; once: ~67 M
+ * (one-sample scratches and the conv workspace); plus 3 x 19.07 M for parameters, gradients and
+ * momentum. */
 #include "genesis/error.h"
 #include "genesis/model.h"
 #include "genesis/nn.h"
@@ -73,13 +79,15 @@ struct model {
 
     float *acts; /* activation arena */
     size_t act_floats;
-    float *xin, *target, *out, *dxin;
-    float *pool[3];
-    uint8_t *argmax[3];
-    float *cat[3];
-    float *A, *P, *Q;
-    float *dskip[3], *dcat;
-    size_t pq_floats;
+    float *xin, *target, *out, *dout, *dxin; /* [N, 1, V0] */
+    float *pool[3];      /* [N, 2c_l, V_{l+1}] */
+    uint8_t *argmax[3];  /* same shape, bytes */
+    float *G[4];         /* [N, 2c_l, V_l] gradient of level l */
+    float *s_in;         /* one sample's conv input (a recomputed activation, or the concat) */
+    float *s_up;         /* one sample's up-convolution input */
+    float *s_dz;         /* one sample's dL/dz of an LUConv */
+    float *s_dcat;       /* one sample's gradient of a concat */
+    double *bn_sums; /* 2C + 1 doubles for BN backward sums, C <= 2c_3 */
     nn_workspace ws;
 
     nn_reduce_hook hook;
@@ -214,17 +222,15 @@ static size_t workspace_floats(const model *m)
     for (int i = 0; i < NLU; i++) {
         const struct luconv *L = &m->lu[i];
         int l = L->level;
-        for (int n = 1; n <= m->cfg.batch; n += m->cfg.batch > 1 ? m->cfg.batch - 1 : 1) {
-            conv3d_shape s = {n, L->cin, L->cout, m->Dl[l], m->Hl[l], m->Wl[l], 3};
-            ws = max_sz(ws, conv3d_workspace_floats(&s, budget));
-        }
+        conv3d_shape s = {1, L->cin, L->cout, m->Dl[l], m->Hl[l], m->Wl[l], 3};
+        ws = max_sz(ws, conv3d_workspace_floats(&s, budget));
     }
     for (int d = 0; d < 3; d++) {
         conv_transpose3d_shape s = {1, m->up[d].cin, m->up[d].cout, m->Dl[d + 1], m->Hl[d + 1],
                                     m->Wl[d + 1]};
         ws = max_sz(ws, conv_transpose3d_workspace_floats(&s, budget));
     }
-    conv3d_shape s = {m->cfg.batch, 2 * m->c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
+    conv3d_shape s = {1, 2 * m->c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
     ws = max_sz(ws, conv3d_workspace_floats(&s, budget));
     return ws;
 }
@@ -235,35 +241,33 @@ static void layout_activations(model *m, float *base)
     const size_t N = (size_t)m->cfg.batch;
     const int *c = m->c;
     const size_t *V = m->V;
-    size_t off = 0, amax = 0, pq = 0, dcat = 0;
+    size_t off = 0, s_in = 0, s_dz = 0, s_dcat = 0, s_up = 0;
     m->xin = carve(base, &off, N * V[0]);
     m->target = carve(base, &off, N * V[0]);
     m->out = carve(base, &off, N * V[0]);
+    m->dout = carve(base, &off, N * V[0]);
     m->dxin = m->cfg.input_grad ? carve(base, &off, N * V[0]) : NULL;
     for (int i = 0; i < NLU; i++) {
         struct luconv *L = &m->lu[i];
         size_t v = V[L->level];
         L->xhat = carve(base, &off, N * (size_t)L->cout * v);
         L->invstd = carve(base, &off, (size_t)L->cout);
-        amax = max_sz(amax, (size_t)L->cout * v);
-        pq = max_sz(pq, (size_t)L->cout * v);
-        int up_first = i >= 8 && (i & 1) == 0; /* its input is a concat: gradient goes to dcat */
-        if (!up_first) pq = max_sz(pq, (size_t)L->cin * v);
+        s_in = max_sz(s_in, (size_t)L->cin * v);
+        s_dz = max_sz(s_dz, (size_t)L->cout * v);
     }
+    for (int l = 0; l < 4; l++) m->G[l] = carve(base, &off, N * 2 * (size_t)c[l] * V[l]);
     for (int l = 0; l < 3; l++) {
         size_t pooled = N * 2 * (size_t)c[l] * V[l + 1];
         m->pool[l] = carve(base, &off, pooled);
         m->argmax[l] = (uint8_t *)carve(base, &off, (pooled + 3) / 4);
-        size_t ccat = 2 * (size_t)c[l + 1] + 2 * (size_t)c[l];
-        m->cat[l] = carve(base, &off, N * ccat * V[l]);
-        m->dskip[l] = carve(base, &off, N * 2 * (size_t)c[l] * V[l]);
-        dcat = max_sz(dcat, ccat * V[l]);
+        s_dcat = max_sz(s_dcat, (2 * (size_t)c[l + 1] + 2 * (size_t)c[l]) * V[l]);
+        s_up = max_sz(s_up, 2 * (size_t)c[l + 1] * V[l + 1]);
     }
-    m->A = carve(base, &off, N * amax);
-    m->P = carve(base, &off, N * pq);
-    m->Q = carve(base, &off, N * pq);
-    m->pq_floats = N * pq;
-    m->dcat = carve(base, &off, dcat);
+    s_in = max_sz(s_in, 2 * (size_t)c[0] * V[0]); /* the final conv's input */
+    m->s_in = carve(base, &off, s_in);
+    m->s_up = carve(base, &off, s_up);
+    m->s_dz = carve(base, &off, s_dz);
+    m->s_dcat = carve(base, &off, s_dcat);
     m->ws.floats = workspace_floats(m);
     m->ws.data = carve(base, &off, m->ws.floats);
     m->act_floats = off;
@@ -309,7 +313,8 @@ int model_create(model **out, const model_config *cfg)
     m->grads = alloc_floats(m->nparams);
     m->buffers = alloc_floats(m->nbuffers);
     m->acts = alloc_floats(m->act_floats);
-    if (!m->params || !m->grads || !m->buffers || !m->acts) {
+    m->bn_sums = calloc(4 * (size_t)m->c[3] + 1, sizeof *m->bn_sums);
+    if (!m->params || !m->grads || !m->buffers || !m->acts || !m->bn_sums) {
         size_t bytes = (2 * m->nparams + m->nbuffers + m->act_floats) * sizeof(float);
         model_free(m);
         FAIL(GEN_ERR_NOMEM, "out of memory allocating the model's arenas (%zu bytes)", bytes);
@@ -343,6 +348,7 @@ void model_free(model *m)
     free(m->grads);
     free(m->buffers);
     free(m->acts);
+    free(m->bn_sums);
     free(m);
 }
 
@@ -453,55 +459,22 @@ static void prof_add(model *m, int p, int bwd, double t0, double flops)
     }
 }
 
-static batchnorm3d_shape bn_shape(const model *m, const struct luconv *L, int n)
-{
-    batchnorm3d_shape s = {n, L->cout, (long)m->V[L->level], BN_MOMENTUM, BN_EPS, 1};
-    return s;
-}
-
-static conv3d_shape lu_conv_shape(const model *m, const struct luconv *L, int n)
-{
-    int l = L->level;
-    conv3d_shape s = {n, L->cin, L->cout, m->Dl[l], m->Hl[l], m->Wl[l], 3};
-    return s;
-}
-
-/* LUConv i: conv(inp) -> z in xhat; BN normalises in place to xhat and writes a = ReLU(BN) to A. */
-static int lu_forward(model *m, int i, const float *inp, int n)
-{
-    struct luconv *L = &m->lu[i];
-    conv3d_shape cs = lu_conv_shape(m, L, n);
-    double t0 = now_seconds();
-    CALL(conv3d_forward(L->xhat, inp, P_(m, L->t_conv_w), P_(m, L->t_conv_b), &cs, &m->ws));
-    prof_add(m, L->prof_conv, 0, t0, conv_flops(L, m->V[L->level]) * n);
-    t0 = now_seconds();
-    batchnorm3d_shape bs = bn_shape(m, L, n);
-    CALL(batchnorm3d_forward(m->A, L->xhat, NULL, L->invstd, P_(m, L->t_mean), P_(m, L->t_var),
-                             L->xhat, P_(m, L->t_bn_w), P_(m, L->t_bn_b), &bs, &m->hook));
-    prof_add(m, L->prof_bn, 0, t0, 0);
-    return GEN_OK;
-}
-
-/* dst [n, cout, V] = ReLU(gamma * xhat + beta) of LUConv i: bit-identical to the forward's A. */
-static void lu_activation(float *dst, const model *m, int i, int n)
+/* dst [cout, V] = ReLU(gamma * xhat + beta) of sample k of LUConv i: bit-identical to what the
+ * forward's batch norm + ReLU computes. */
+static void lu_activation(float *dst, const model *m, int i, int k)
 {
     const struct luconv *L = &m->lu[i];
     const float *g = P_(m, L->t_bn_w), *b = P_(m, L->t_bn_b);
     const size_t v = m->V[L->level];
-    for (int k = 0; k < n; k++)
-        for (int c = 0; c < L->cout; c++) {
-            size_t base = ((size_t)k * L->cout + c) * v;
-            for (size_t j = 0; j < v; j++) {
-                float y = g[c] * L->xhat[base + j] + b[c];
-                dst[base + j] = y < 0.0f ? 0.0f : y;
-            }
+    const float *xh = L->xhat + (size_t)k * L->cout * v;
+    for (int c = 0; c < L->cout; c++) {
+        const float gc = g[c], bc = b[c];
+        for (size_t j = 0; j < v; j++) {
+            float y = gc * xh[c * v + j] + bc;
+            dst[c * v + j] = y < 0.0f ? 0.0f : y;
         }
+    }
 }
-
-static size_t cat_channels(const model *m, int d) { return 2 * (size_t)m->c[d + 1] + 2 * (size_t)m->c[d]; }
-/* sample k of the concat buffer of level d, and its skip part */
-static float *cat_sample(const model *m, int d, int k) { return m->cat[d] + (size_t)k * cat_channels(m, d) * m->V[d]; }
-static float *cat_skip(const model *m, int d, int k) { return cat_sample(m, d, k) + 2 * (size_t)m->c[d + 1] * m->V[d]; }
 
 static maxpool3d_shape pool_shape(const model *m, int l, int n)
 {
@@ -515,6 +488,65 @@ static conv_transpose3d_shape up_shape(const model *m, int d)
     return s;
 }
 
+/* The LUConv feeding up level d's up-convolution: 7 (bottom), 9, 11. */
+static int lu_below(int d) { return d == 2 ? 7 : 13 - 2 * (d + 1); }
+
+/* One sample's concat (upsampled, skip) of up level d into s_in; s_up gets the up-convolution's
+ * input (the activation of the LUConv below). prof_bwd: count the time as backward (recompute). */
+static int concat_sample(model *m, int d, int k, int prof_bwd)
+{
+    struct upconv *U = &m->up[d];
+    lu_activation(m->s_up, m, lu_below(d), k);
+    conv_transpose3d_shape us = up_shape(m, d);
+    double t0 = now_seconds();
+    CALL(conv_transpose3d_forward(m->s_in, m->s_up, P_(m, U->t_w), P_(m, U->t_b), &us, &m->ws));
+    prof_add(m, U->prof, prof_bwd, t0, 2.0 * 8 * U->cin * U->cout * (double)m->V[d + 1]);
+    lu_activation(m->s_in + (size_t)U->cout * m->V[d], m, 2 * d + 1, k);
+    return GEN_OK;
+}
+
+/* One sample's input of LUConv i's conv: a pointer to kept data, or a recomputation in s_in. */
+static int lu_input(const float **inp, model *m, int i, int k)
+{
+    const struct luconv *L = &m->lu[i];
+    const size_t v = m->V[L->level];
+    if (i == 0) {
+        *inp = m->xin + (size_t)k * v;
+    } else if (i < 8 && (i & 1) == 0) { /* first LUConv of a lower down level: the pooled input */
+        *inp = m->pool[L->level - 1] + (size_t)k * L->cin * v;
+    } else if (i >= 8 && (i & 1) == 0) { /* first LUConv of an up level: the concat */
+        CALL(concat_sample(m, L->level, k, 0));
+        *inp = m->s_in;
+    } else { /* second LUConv of a block: the first one's activation */
+        lu_activation(m->s_in, m, i - 1, k);
+        *inp = m->s_in;
+    }
+    return GEN_OK;
+}
+
+/* LUConv i forward: conv one sample at a time -> z in xhat; BN over the batch normalises xhat in
+ * place (the activation is recomputed when needed). */
+static int lu_forward(model *m, int i, int n)
+{
+    struct luconv *L = &m->lu[i];
+    const size_t v = m->V[L->level];
+    conv3d_shape cs = {1, L->cin, L->cout, m->Dl[L->level], m->Hl[L->level], m->Wl[L->level], 3};
+    for (int k = 0; k < n; k++) {
+        const float *inp = NULL;
+        CALL(lu_input(&inp, m, i, k));
+        double t0 = now_seconds();
+        CALL(conv3d_forward(L->xhat + (size_t)k * L->cout * v, inp, P_(m, L->t_conv_w),
+                            P_(m, L->t_conv_b), &cs, &m->ws));
+        prof_add(m, L->prof_conv, 0, t0, conv_flops(L, v));
+    }
+    double t0 = now_seconds();
+    batchnorm3d_shape bs = {n, L->cout, (long)v, BN_MOMENTUM, BN_EPS, 1};
+    CALL(batchnorm3d_forward(NULL, L->xhat, NULL, L->invstd, P_(m, L->t_mean), P_(m, L->t_var),
+                             L->xhat, P_(m, L->t_bn_w), P_(m, L->t_bn_b), &bs, &m->hook));
+    prof_add(m, L->prof_bn, 0, t0, 0);
+    return GEN_OK;
+}
+
 int model_forward(model *m, double *loss, const float *x, const float *target, int n)
 {
     CHECK(m && x, GEN_ERR_USAGE, "model_forward: NULL argument");
@@ -526,40 +558,33 @@ int model_forward(model *m, double *loss, const float *x, const float *target, i
     m->n_last = n;
     m->has_target = 0;
     memcpy(m->xin, x, (size_t)n * V[0] * sizeof *x);
-    /* down path */
-    for (int l = 0; l < 4; l++) {
-        CALL(lu_forward(m, 2 * l, l == 0 ? m->xin : m->pool[l - 1], n));
-        CALL(lu_forward(m, 2 * l + 1, m->A, n));
-        if (l == 3) break; /* the bottom LUConv's output stays in A for up_tr256 */
-        double t0 = now_seconds();
-        const size_t skip = 2 * (size_t)c[l] * V[l];
+    for (int l = 0; l < 4; l++) { /* down path */
+        CALL(lu_forward(m, 2 * l, n));
+        CALL(lu_forward(m, 2 * l + 1, n));
+        if (l == 3) break;
+        maxpool3d_shape ps = pool_shape(m, l, 1);
+        const size_t pooled = 2 * (size_t)c[l] * V[l + 1];
         for (int k = 0; k < n; k++) {
-            memcpy(cat_skip(m, l, k), m->A + k * skip, skip * sizeof(float));
-            maxpool3d_shape ps = pool_shape(m, l, 1);
-            CALL(maxpool3d_forward(m->pool[l] + k * skip / 8, m->argmax[l] + k * skip / 8,
-                                   cat_skip(m, l, k), &ps));
+            lu_activation(m->s_in, m, 2 * l + 1, k);
+            double t0 = now_seconds();
+            CALL(maxpool3d_forward(m->pool[l] + k * pooled, m->argmax[l] + k * pooled, m->s_in, &ps));
+            prof_add(m, m->prof_pool[l], 0, t0, 0);
         }
-        prof_add(m, m->prof_pool[l], 0, t0, 0);
     }
-    /* up path: A holds the input of the up-convolution */
-    for (int d = 2; d >= 0; d--) {
-        struct upconv *U = &m->up[d];
-        conv_transpose3d_shape us = up_shape(m, d);
-        double t0 = now_seconds();
-        for (int k = 0; k < n; k++)
-            CALL(conv_transpose3d_forward(cat_sample(m, d, k), m->A + (size_t)k * U->cin * V[d + 1],
-                                          P_(m, U->t_w), P_(m, U->t_b), &us, &m->ws));
-        prof_add(m, U->prof, 0, t0, 2.0 * 8 * U->cin * U->cout * (double)V[d + 1] * n);
-        int i = 12 - 2 * d;
-        CALL(lu_forward(m, i, m->cat[d], n));
-        CALL(lu_forward(m, i + 1, m->A, n));
+    for (int d = 2; d >= 0; d--) { /* up path (the concat is formed inside lu_input) */
+        CALL(lu_forward(m, 12 - 2 * d, n));
+        CALL(lu_forward(m, 13 - 2 * d, n));
     }
     /* out_tr: 1x1x1 conv, sigmoid, MSE */
-    conv3d_shape fs = {n, 2 * c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
+    conv3d_shape fs = {1, 2 * c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
+    for (int k = 0; k < n; k++) {
+        lu_activation(m->s_in, m, 13, k);
+        double t0 = now_seconds();
+        CALL(conv3d_forward(m->out + k * V[0], m->s_in, P_(m, m->t_final_w), P_(m, m->t_final_b),
+                            &fs, &m->ws));
+        prof_add(m, m->prof_final, 0, t0, 2.0 * 2 * c[0] * (double)V[0]);
+    }
     double t0 = now_seconds();
-    CALL(conv3d_forward(m->out, m->A, P_(m, m->t_final_w), P_(m, m->t_final_b), &fs, &m->ws));
-    prof_add(m, m->prof_final, 0, t0, 2.0 * 2 * c[0] * (double)V[0] * n);
-    t0 = now_seconds();
     CALL(sigmoid_forward(m->out, m->out, (size_t)n * V[0]));
     if (target) {
         memcpy(m->target, target, (size_t)n * V[0] * sizeof *target);
@@ -574,32 +599,84 @@ int model_forward(model *m, double *loss, const float *x, const float *target, i
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
-/* BN (+ReLU) backward of LUConv i, in place: g holds dL/da on entry and dL/dz on return. */
-static int lu_bn_backward(model *m, int i, float *g, int n)
-{
-    struct luconv *L = &m->lu[i];
-    double t0 = now_seconds();
-    batchnorm3d_shape bs = bn_shape(m, L, n);
-    CALL(batchnorm3d_backward(g, G_(m, L->t_bn_w), G_(m, L->t_bn_b), g, L->xhat, L->invstd,
-                              P_(m, L->t_bn_w), P_(m, L->t_bn_b), &bs, &m->hook));
-    prof_add(m, L->prof_bn, 1, t0, 0);
-    return GEN_OK;
-}
-
-/* Conv backward of LUConv i over samples [k0, k0 + n): dx (zeroed by the caller, or NULL) +=
- * input gradient, weight/bias gradients +=. */
-static int lu_conv_backward(model *m, int i, float *dx, const float *g, const float *inp, int n)
-{
-    struct luconv *L = &m->lu[i];
-    conv3d_shape cs = lu_conv_shape(m, L, n);
-    double t0 = now_seconds();
-    CALL(conv3d_backward(dx, G_(m, L->t_conv_w), G_(m, L->t_conv_b), g, inp, P_(m, L->t_conv_w),
-                         &cs, &m->ws));
-    prof_add(m, L->prof_conv, 1, t0, conv_flops(L, m->V[L->level]) * n * (dx ? 2 : 1));
-    return GEN_OK;
-}
-
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+
+/* Backward of LUConv i, whose output gradient dL/da is in g [n, cout, V]. The input gradient of
+ * sample k goes to dx + k * cin * V (zeroed here, then accumulated), which may be g itself: the
+ * slice of sample k is consumed (into s_dz) before it is written, and the slices written so far
+ * only cover consumed samples because cin <= cout. dx NULL: no input gradient. For the first
+ * LUConv of an up level, use lu_backward_up instead. */
+static int lu_backward(model *m, int i, float *dx, float *g, int n)
+{
+    struct luconv *L = &m->lu[i];
+    const size_t v = m->V[L->level];
+    batchnorm3d_shape bs = {n, L->cout, (long)v, BN_MOMENTUM, BN_EPS, 1}, b1 = bs;
+    b1.N = 1;
+    conv3d_shape cs = {1, L->cin, L->cout, m->Dl[L->level], m->Hl[L->level], m->Wl[L->level], 3};
+    double t0 = now_seconds();
+    CALL(batchnorm3d_backward_reduce(m->bn_sums, G_(m, L->t_bn_w), G_(m, L->t_bn_b), g, L->xhat,
+                                     P_(m, L->t_bn_w), P_(m, L->t_bn_b), &bs, &m->hook));
+    prof_add(m, L->prof_bn, 1, t0, 0);
+    for (int k = 0; k < n; k++) {
+        const size_t out_k = (size_t)k * L->cout * v, in_k = (size_t)k * L->cin * v;
+        t0 = now_seconds();
+        zero(m->s_dz, (size_t)L->cout * v); /* apply accumulates */
+        CALL(batchnorm3d_backward_apply(m->s_dz, g + out_k, L->xhat + out_k, L->invstd,
+                                        P_(m, L->t_bn_w), P_(m, L->t_bn_b), m->bn_sums, &b1));
+        prof_add(m, L->prof_bn, 1, t0, 0);
+        const float *inp = NULL;
+        CALL(lu_input(&inp, m, i, k));
+        if (dx) zero(dx + in_k, (size_t)L->cin * v);
+        t0 = now_seconds();
+        CALL(conv3d_backward(dx ? dx + in_k : NULL, G_(m, L->t_conv_w), G_(m, L->t_conv_b),
+                             m->s_dz, inp, P_(m, L->t_conv_w), &cs, &m->ws));
+        prof_add(m, L->prof_conv, 1, t0, conv_flops(L, v) * (dx ? 2 : 1));
+    }
+    return GEN_OK;
+}
+
+/* Backward of the first LUConv of up level d (input: the concat), with its gradient in G[d]: per
+ * sample, the concat gradient is split: the skip part overwrites the sample's (consumed) slice
+ * of G[d] (it is the skip's gradient, used again by the down path), the upsampled part goes
+ * through the up-convolution into G[d+1]. */
+static int lu_backward_up(model *m, int d, int n)
+{
+    const int i = 12 - 2 * d;
+    struct luconv *L = &m->lu[i];
+    struct upconv *U = &m->up[d];
+    const size_t v = m->V[d], up_in = (size_t)U->cin * m->V[d + 1], up_out = (size_t)U->cout * v;
+    const size_t skip = (size_t)L->cout * v; /* = 2c_d V_d, the skip's size */
+    float *g = m->G[d];
+    batchnorm3d_shape bs = {n, L->cout, (long)v, BN_MOMENTUM, BN_EPS, 1}, b1 = bs;
+    b1.N = 1;
+    conv3d_shape cs = {1, L->cin, L->cout, m->Dl[d], m->Hl[d], m->Wl[d], 3};
+    conv_transpose3d_shape us = up_shape(m, d);
+    double t0 = now_seconds();
+    CALL(batchnorm3d_backward_reduce(m->bn_sums, G_(m, L->t_bn_w), G_(m, L->t_bn_b), g, L->xhat,
+                                     P_(m, L->t_bn_w), P_(m, L->t_bn_b), &bs, &m->hook));
+    prof_add(m, L->prof_bn, 1, t0, 0);
+    for (int k = 0; k < n; k++) {
+        t0 = now_seconds();
+        zero(m->s_dz, skip); /* apply accumulates */
+        CALL(batchnorm3d_backward_apply(m->s_dz, g + k * skip, L->xhat + k * skip, L->invstd,
+                                        P_(m, L->t_bn_w), P_(m, L->t_bn_b), m->bn_sums, &b1));
+        prof_add(m, L->prof_bn, 1, t0, 0);
+        CALL(concat_sample(m, d, k, 1));
+        zero(m->s_dcat, up_out + skip);
+        t0 = now_seconds();
+        CALL(conv3d_backward(m->s_dcat, G_(m, L->t_conv_w), G_(m, L->t_conv_b), m->s_dz, m->s_in,
+                             P_(m, L->t_conv_w), &cs, &m->ws));
+        prof_add(m, L->prof_conv, 1, t0, 2 * conv_flops(L, v));
+        memcpy(g + k * skip, m->s_dcat + up_out, skip * sizeof(float));
+        float *dup = m->G[d + 1] + k * up_in;
+        zero(dup, up_in);
+        t0 = now_seconds();
+        CALL(conv_transpose3d_backward(dup, G_(m, U->t_w), G_(m, U->t_b), m->s_dcat, m->s_up,
+                                       P_(m, U->t_w), &us, &m->ws));
+        prof_add(m, U->prof, 1, t0, 2 * 2.0 * 8 * U->cin * U->cout * (double)m->V[d + 1]);
+    }
+    return GEN_OK;
+}
 
 void model_set_grad_ready_hook(model *m, model_grad_ready_fn fn, void *ctx)
 {
@@ -621,77 +698,42 @@ int model_backward(model *m)
     const int n = m->n_last;
     const size_t *V = m->V;
     const int *c = m->c;
-    float *g = m->P, *h = m->Q, *tmp;
-    /* out_tr: MSE -> sigmoid -> 1x1 conv; g = dL/d(a of LUConv 13) */
+    /* out_tr: MSE -> sigmoid -> 1x1 conv into G[0] = dL/d(a of LUConv 13) */
     double t0 = now_seconds();
-    zero(h, (size_t)n * V[0]);
-    CALL(mse_backward(h, m->out, m->target, (size_t)n * V[0], 1.0f));
-    zero(g, (size_t)n * V[0]);
-    CALL(sigmoid_backward(g, h, m->out, (size_t)n * V[0]));
+    zero(m->dout, (size_t)n * V[0]);
+    CALL(mse_backward(m->dout, m->out, m->target, (size_t)n * V[0], 1.0f));
+    for (size_t j = 0; j < (size_t)n * V[0]; j++) /* sigmoid backward (in place, so not nn's +=) */
+        m->dout[j] *= m->out[j] * (1.0f - m->out[j]);
     prof_add(m, m->prof_loss, 1, t0, 0);
-    lu_activation(m->A, m, 13, n);
-    zero(h, (size_t)n * 2 * c[0] * V[0]);
-    conv3d_shape fs = {n, 2 * c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
-    t0 = now_seconds();
-    CALL(conv3d_backward(h, G_(m, m->t_final_w), G_(m, m->t_final_b), g, m->A,
-                         P_(m, m->t_final_w), &fs, &m->ws));
-    prof_add(m, m->prof_final, 1, t0, 2 * 2.0 * 2 * c[0] * (double)V[0] * n);
-    CALL(grad_ready(m, m->t_final_w));
-    tmp = g, g = h, h = tmp;
-    /* up path, d = 0, 1, 2; g = dL/d(a of the block's last LUConv) */
-    for (int d = 0; d < 3; d++) {
-        const int ia = 12 - 2 * d, ib = ia + 1;
-        const int below = ib - 2; /* the LUConv feeding up[d]: 11, 9, 7 */
-        struct luconv *La = &m->lu[ia];
-        struct upconv *U = &m->up[d];
-        /* second LUConv: input a_ia */
-        CALL(lu_bn_backward(m, ib, g, n));
-        lu_activation(m->A, m, ia, n);
-        zero(h, (size_t)n * La->cout * V[d]);
-        CALL(lu_conv_backward(m, ib, h, g, m->A, n));
-        tmp = g, g = h, h = tmp;
-        /* first LUConv: input concat(up, skip), input gradient formed one sample at a time */
-        CALL(lu_bn_backward(m, ia, g, n));
-        lu_activation(m->A, m, below, n);
-        const size_t up_in = (size_t)U->cin * V[d + 1], up_out = (size_t)U->cout * V[d];
-        const size_t skip = 2 * (size_t)c[d] * V[d];
-        zero(h, (size_t)n * up_in);
-        conv_transpose3d_shape us = up_shape(m, d);
-        for (int k = 0; k < n; k++) {
-            zero(m->dcat, up_out + skip);
-            CALL(lu_conv_backward(m, ia, m->dcat, g + (size_t)k * La->cout * V[d],
-                                  cat_sample(m, d, k), 1));
-            memcpy(m->dskip[d] + k * skip, m->dcat + up_out, skip * sizeof(float));
-            t0 = now_seconds();
-            CALL(conv_transpose3d_backward(h + k * up_in, G_(m, U->t_w), G_(m, U->t_b), m->dcat,
-                                           m->A + k * up_in, P_(m, U->t_w), &us, &m->ws));
-            prof_add(m, U->prof, 1, t0, 2 * 2.0 * 8 * U->cin * U->cout * (double)V[d + 1]);
-        }
-        CALL(grad_ready(m, U->t_w)); /* the block's first tensor in state_dict order */
-        tmp = g, g = h, h = tmp;
+    conv3d_shape fs = {1, 2 * c[0], 1, m->Dl[0], m->Hl[0], m->Wl[0], 1};
+    for (int k = 0; k < n; k++) {
+        float *dx = m->G[0] + (size_t)k * 2 * c[0] * V[0];
+        lu_activation(m->s_in, m, 13, k);
+        zero(dx, 2 * (size_t)c[0] * V[0]);
+        t0 = now_seconds();
+        CALL(conv3d_backward(dx, G_(m, m->t_final_w), G_(m, m->t_final_b), m->dout + k * V[0],
+                             m->s_in, P_(m, m->t_final_w), &fs, &m->ws));
+        prof_add(m, m->prof_final, 1, t0, 2 * 2.0 * 2 * c[0] * (double)V[0]);
     }
-    /* down path; g = dL/d(a of LUConv 7) at level 3 */
+    CALL(grad_ready(m, m->t_final_w));
+    /* up path: G[d] holds dL/d(a of the block's last LUConv); afterwards G[d] holds the skip's
+     * gradient and G[d+1] the gradient of the LUConv below */
+    for (int d = 0; d < 3; d++) {
+        CALL(lu_backward(m, 13 - 2 * d, m->G[d], m->G[d], n));
+        CALL(lu_backward_up(m, d, n));
+        CALL(grad_ready(m, m->up[d].t_w)); /* the block's first tensor in state_dict order */
+    }
+    /* down path: G[l] holds dL/d(skip of level l) (l < 3) and G[l+1] dL/d(pool_l) */
     for (int l = 3; l >= 0; l--) {
-        const int i1 = 2 * l, i2 = i1 + 1;
-        if (l < 3) { /* the skip's gradient: from the concat, plus the pool's */
-            double t1 = now_seconds();
+        if (l < 3) {
+            t0 = now_seconds();
             maxpool3d_shape ps = pool_shape(m, l, n);
-            CALL(maxpool3d_backward(m->dskip[l], g, m->argmax[l], &ps));
-            prof_add(m, m->prof_pool[l], 1, t1, 0);
-            g = m->dskip[l];
+            CALL(maxpool3d_backward(m->G[l], m->G[l + 1], m->argmax[l], &ps));
+            prof_add(m, m->prof_pool[l], 1, t0, 0);
         }
-        CALL(lu_bn_backward(m, i2, g, n));
-        lu_activation(m->A, m, i1, n);
-        float *dx = g == m->P ? m->Q : m->P;
-        zero(dx, (size_t)n * m->lu[i1].cout * V[l]);
-        CALL(lu_conv_backward(m, i2, dx, g, m->A, n));
-        g = dx;
-        CALL(lu_bn_backward(m, i1, g, n));
-        dx = l == 0 ? m->dxin : (g == m->P ? m->Q : m->P);
-        if (dx) zero(dx, (size_t)n * m->lu[i1].cin * V[l]);
-        CALL(lu_conv_backward(m, i1, dx, g, l == 0 ? m->xin : m->pool[l - 1], n));
-        CALL(grad_ready(m, m->lu[i1].t_conv_w));
-        g = dx;
+        CALL(lu_backward(m, 2 * l + 1, m->G[l], m->G[l], n));
+        CALL(lu_backward(m, 2 * l, l ? m->G[l] : m->dxin, m->G[l], n));
+        CALL(grad_ready(m, m->lu[2 * l].t_conv_w));
     }
     return GEN_OK;
 }

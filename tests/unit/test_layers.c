@@ -162,6 +162,19 @@ static void test_batchnorm(int N, int C, long S, int relu)
     double term = 0;
     for (int c = 0; c < C; c++) term = fmax(term, fabs(g[c]) / sqrt(var[c] + eps));
     expect_close_floor("bn backward in place", dy, rdx, n, 1e-4, term);
+    /* the two halves: whole-batch reduce, then one sample at a time (dinp zeroed: += rule) */
+    double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
+    float *dy2 = rand_tensor(n, -1, 1), *dx2 = calloc(n, sizeof *dx2);
+    bn_ref_backward(rdx, rdg, rdb, dy2, rx, ro, var, g, N, C, S, eps, relu);
+    EXPECT_OK(batchnorm3d_backward_reduce(sums, NULL, NULL, dy2, xhat, g, b, &s, NULL));
+    batchnorm3d_shape one = s;
+    one.N = 1;
+    for (int k = 0; k < N; k++)
+        EXPECT_OK(batchnorm3d_backward_apply(dx2 + (size_t)k * C * S, dy2 + (size_t)k * C * S,
+                                             xhat + (size_t)k * C * S, invstd, g, b, sums, &one));
+    expect_close_floor("bn backward reduce + per-sample apply", dx2, rdx, n, 1e-4, term);
+    EXPECT(sums[2 * C] == (double)N * S, "reduce count %g", sums[2 * C]);
+    free(sums), free(dy2), free(dx2);
     free(dy), free(dx), free(dg), free(db), free(rdx), free(rdg), free(rdb);
     free(x), free(g), free(b), free(out), free(xhat), free(rm), free(rv), free(invstd), free(rm0),
         free(rv0), free(ro), free(rx), free(mean), free(var), free(want);
@@ -345,8 +358,8 @@ static void test_bad_arguments(void)
     EXPECT(batchnorm3d_forward(v, NULL, NULL, v, NULL, NULL, v, v, v, &bs, NULL) == GEN_ERR_USAGE,
            "BN with eps 0 accepted");
     bs.eps = 1e-5;
-    EXPECT(batchnorm3d_forward(NULL, NULL, NULL, v, NULL, NULL, v, v, v, &bs, NULL) == GEN_ERR_USAGE,
-           "BN with NULL out accepted");
+    EXPECT(batchnorm3d_forward(v, NULL, NULL, v, NULL, NULL, NULL, v, v, &bs, NULL) == GEN_ERR_USAGE,
+           "BN with NULL input accepted");
     EXPECT(strlen(gen_error_message()) > 0, "no message");
     maxpool3d_shape ps = {1, 1, 1, 2, 2};
     EXPECT(maxpool3d_forward(v, am, v, &ps) == GEN_ERR_USAGE, "maxpool of D = 1 accepted");
