@@ -22,6 +22,7 @@ int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, ch
 /* Parses a non-negative integer option value, naming the option in the error. */
 int cli_parse_long(const char *option, const char *text, long min, long max, long *out);
 
+int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
