@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# genesis train end to end: the same run at 1, 2 and 3 ranks; replicas bitwise identical; resume
+# (3 + 3 steps) bitwise equal to 6 straight steps; the loss falls on real MRI cubes; bad inputs give
+# one clear error and no hang.
+set -u
+G=${GENESIS:?set GENESIS to the genesis executable}
+MPIEXEC=${MPIEXEC:-mpirun}
+PY=/usr/bin/python3
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+failures=0; checks=0
+ok() { checks=$((checks + 1)); echo "ok: $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+run() { out=$(timeout 600 "$@" 2>&1); rc=$?; }
+has() { grep -q -- "$1" <<<"$out"; }
+
+cat > $t/train.ini <<INI
+[model]
+width = 4
+[prep]
+normalize = ct
+filter = lung
+border_xy = 24
+border_z = 8
+cubes_per_scan = 12
+validation_fraction = 0.34
+test_fraction = 0
+[train]
+batch = 6
+learning_rate = 0.1
+log_every = 1
+checkpoint_minutes = 0
+INI
+run "$G" phantom --count 3 --output-dir $t/scans
+run "$MPIEXEC" -np 2 "$G" prep $t/train.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes.h5
+expect "prep for training" test $rc -eq 0
+
+# The same run at 1, 2 and 3 ranks (global batch 6, synchronised BN).
+for np in 1 2 3; do
+  run "$MPIEXEC" -np $np "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/np$np \
+      --set train.max_steps=5 --set train.check_replicas=1
+  expect "train at $np ranks exits 0" test $rc -eq 0
+  [ $rc -eq 0 ] || echo "$out" | tail -5
+  expect "train at $np ranks: replicas bitwise identical every step" test "$(grep -c 'replicas identical' <<<"$out")" = 5
+done
+expect "losses and weights agree at 1, 2 and 3 ranks" $PY - $t <<'PY'
+import csv, sys, h5py, numpy as np
+t = sys.argv[1]
+def losses(np_):
+    return [float(r['train_loss']) for r in csv.DictReader(open(f'{t}/np{np_}/metrics.csv')) if r['train_loss']]
+def params(np_):
+    with h5py.File(f'{t}/np{np_}/ckpt/step-00000005.h5', 'r') as f:
+        return {k: f['params'][k][...] for k in f['params']}
+a = losses(1)
+assert len(a) == 5, a
+w1 = params(1)
+for np_ in (2, 3):
+    b = losses(np_)
+    rel = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+    w = params(np_)
+    dw = max(float(np.max(np.abs(w1[k] - w[k]))) for k in w1)
+    scale = max(float(np.max(np.abs(w1[k]))) for k in w1)
+    print(f'{np_} ranks: loss relative difference {rel:.2e}, weights max abs difference {dw:.2e} (max |w| {scale:.2f})')
+    assert len(b) == 5 and rel <= 1e-5, (a, b)
+    assert dw <= 1e-4 * scale, dw   # tolerance: 1e-4 of the largest weight after 5 steps
+PY
+
+# Resume: 3 steps, stop, resume to 6 == 6 straight steps, bitwise (weights, BN stats, momentum).
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/straight --set train.max_steps=6
+expect "6 straight steps" test $rc -eq 0
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/resumed --set train.max_steps=3
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/resumed --set train.max_steps=6
+expect "resume says where it continues" has "resuming from $t/resumed/ckpt/step-00000003.h5"
+for group in params buffers optim; do
+  expect "resumed run's /$group bitwise equal to the straight run's" \
+    h5diff -q $t/straight/ckpt/step-00000006.h5 $t/resumed/ckpt/step-00000006.h5 /$group /$group
+done
+expect "metrics.csv continues after the resume: steps 1..6" \
+  test "$(awk -F, 'NR > 1 && $4 != "" {printf "%s ", $1}' $t/resumed/metrics.csv)" = "1 2 3 4 5 6 "
+
+# Learning: the loss falls on the real MRI volumes of mricron-data.
+run "$MPIEXEC" -np 2 "$G" prep "$GENESIS_SOURCE_DIR/conf/quickstart.ini" --set prep.output=$t/mri.h5
+run "$MPIEXEC" -np 2 "$G" train "$GENESIS_SOURCE_DIR/conf/quickstart.ini" --set train.data=$t/mri.h5 \
+    --set train.output=$t/mri --set train.max_epochs=8 --set train.log_every=100
+expect "training on real MRI exits 0" test $rc -eq 0
+expect "train and validation loss fall on real MRI" $PY - $t/mri/metrics.csv <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+train, val = {}, []
+for r in rows:
+    if r['train_loss']: train.setdefault(int(r['epoch']), []).append(float(r['train_loss']))
+    if r['validation_loss']: val.append(float(r['validation_loss']))
+means = [sum(v) / len(v) for k, v in sorted(train.items())]
+print('train loss per epoch', ' '.join(f'{m:.4f}' for m in means))
+print('validation loss per epoch', ' '.join(f'{v:.4f}' for v in val))
+assert means[-1] < 0.9 * means[0], 'train loss did not fall by 10%'
+assert min(val[-3:]) < val[0], 'validation loss did not fall'
+PY
+expect "preview.png and best.h5 written" test -s $t/mri/preview.png -a -s $t/mri/ckpt/best.h5
+
+# Bad input: one clear error, non-zero exit, no hang (each bounded by the 600 s guard).
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/missing.h5 --set train.output=$t/bad1
+expect "missing cubes file: one error naming it" test $rc -ne 0 -a "$(grep -c "genesis: error: cannot open HDF5 file '$t/missing.h5'" <<<"$out")" = 1
+$PY - $t <<'PY'
+import h5py, numpy as np, shutil, sys
+t = sys.argv[1]
+shutil.copy(f'{t}/cubes.h5', f'{t}/v2.h5')
+with h5py.File(f'{t}/v2.h5', 'r+') as f: f.attrs['format_version'] = np.array([2], np.int64)
+with h5py.File(f'{t}/shape.h5', 'w') as f:
+    f.attrs['format_version'] = np.array([1], np.int64)
+    f.attrs['cube_shape'] = np.array([60, 60, 30], np.int64)
+    f['cubes'] = np.zeros((12, 60, 60, 30), np.float32)
+    f['split'] = np.array([0] * 8 + [1] * 4, np.uint8)
+    f['scan_index'] = np.zeros(12, np.int32)
+PY
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/v2.h5 --set train.output=$t/bad2
+expect "wrong format version: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: $t/v2.h5: cubes file format version 2" <<<"$out")" = 1
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/shape.h5 --set train.output=$t/bad3
+expect "wrong cube shape: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: .*multiple" <<<"$out")" = 1
+run "$MPIEXEC" -np 2 "$G" prep $t/train.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/noval.h5 --set prep.validation_fraction=0
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/noval.h5 --set train.output=$t/bad4
+expect "empty validation split: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: the cubes file has no validation cubes" <<<"$out")" = 1
+run "$MPIEXEC" -np 3 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/bad5 --set train.batch=2
+expect "more ranks than samples per batch: one error" test $rc -eq 2 -a "$(grep -c "genesis: error: more ranks (3) than samples per batch" <<<"$out")" = 1
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/bad6 --set train.batch=5
+expect "uneven batch: one error" test $rc -eq 2 -a "$(grep -c "does not split evenly over 2 ranks" <<<"$out")" = 1
+touch $t/afile
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/afile/run
+expect "unwritable output folder: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: cannot create folder $t/afile/run" <<<"$out")" = 1
+
+echo "$((checks - failures)) passed, $failures failed"
+[ $failures -eq 0 ]
