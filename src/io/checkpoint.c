@@ -65,7 +65,7 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
     hid_t state = H5Gcreate2(file, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t slots[2] = {-1, -1};
     for (int k = 0; k < o->nstate; k++) {
-        char name[8];
+        char name[32];
         snprintf(name, sizeof name, "%d", k);
         slots[k] = H5Gcreate2(optim, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     }
@@ -224,7 +224,7 @@ int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
     hid_t params = H5Gopen2(file, "params", H5P_DEFAULT), buffers = H5Gopen2(file, "buffers", H5P_DEFAULT);
     hid_t slots[2] = {-1, -1};
     for (int k = 0; k < o->nstate; k++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "optim/%d", k);
         slots[k] = H5Gopen2(file, name, H5P_DEFAULT);
     }
