@@ -40,9 +40,10 @@ int loader_begin_epoch(loader *l, int64_t epoch, int64_t step);
  * cube indices; then moves on to the next step of the epoch and starts making it. The returned
  * buffers stay valid until the next call. */
 int loader_next(loader *l, const float **inputs, const float **targets, const int64_t **indices);
-/* Collective: validation batch v (0 <= v < loader_validation_batches). */
+/* Collective: validation batch v (0 <= v < loader_validation_batches); masks (may be NULL)
+ * receives each sample's corrupt_record mask (the corruptions drawn), [b]. */
 int loader_validation(loader *l, int64_t v, const float **inputs, const float **targets,
-                      const int64_t **indices);
+                      const int64_t **indices, unsigned *masks);
 /* Seconds spent waiting for the worker and reading cubes, summed. */
 double loader_wait_seconds(const loader *l);
 double loader_read_seconds(const loader *l);

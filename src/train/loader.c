@@ -235,7 +235,7 @@ int loader_next(loader *l, const float **inputs, const float **targets, const in
 }
 
 int loader_validation(loader *l, int64_t v, const float **inputs, const float **targets,
-                      const int64_t **indices)
+                      const int64_t **indices, unsigned *masks)
 {
     CHECK(v >= 0 && v < l->val_batches, GEN_ERR_INTERNAL, "validation batch %lld of %lld", (long long)v,
           (long long)l->val_batches);
@@ -245,10 +245,12 @@ int loader_validation(loader *l, int64_t v, const float **inputs, const float **
     const float *cubes[l->b];
     for (int64_t k = 0; k < l->b; k++) cubes[k] = l->val_cubes + l->cube * (size_t)(v * l->b + k);
     float *in = l->inputs[1 - l->current], *tg = l->targets[1 - l->current];
+    struct corrupt_record records[l->b];
     struct batch_job job = {.seed = l->opt.seed, .epoch = RNG_EPOCH_NONE, .n = (int)l->b,
                             .sample_index = l->val_index + v * l->b, .cubes = cubes,
-                            .inputs = in, .targets = tg};
+                            .inputs = in, .targets = tg, .records = records};
     CALL(batch_make(l->val_ws, &job));
+    for (int64_t k = 0; masks && k < l->b; k++) masks[k] = records[k].mask;
     *inputs = in, *targets = tg, *indices = l->val_index + v * l->b;
     return GEN_OK;
 }

@@ -287,16 +287,13 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     return global_mean(t, loss);
 }
 
-static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index, int b)
+static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index,
+                         const unsigned *masks, int b)
 {
     const model_config *mc = model_get_config(t->model);
-    unsigned *mask = calloc((size_t)b, sizeof *mask); /* the validation corruptions are not labelled */
-    CHECK_ALLOC(mask, sizeof *mask * (size_t)b);
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/preview.png", t->dir);
-    int status = preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, mask);
-    free(mask);
-    return status;
+    return preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, masks);
 }
 
 static int validate(struct trainer *t, int preview, double *loss)
@@ -308,10 +305,11 @@ static int validate(struct trainer *t, int preview, double *loss)
         const float *x, *y;
         const int64_t *index;
         double l = 0;
-        CALL(loader_validation(t->loader, v, &x, &y, &index));
+        unsigned masks[b];
+        CALL(loader_validation(t->loader, v, &x, &y, &index, masks));
         CALL(model_forward(t->model, &l, x, y, b));
         sum += l;
-        if (v == 0 && preview && t->rank == 0) status = write_preview(t, x, y, index, b);
+        if (v == 0 && preview && t->rank == 0) status = write_preview(t, x, y, index, masks, b);
     }
     *loss = batches ? sum / (double)batches : NAN;
     CALL(global_mean(t, loss));
