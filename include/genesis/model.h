@@ -162,7 +162,9 @@ typedef struct model_bench_options {
 /* Fills the defaults above (w 32, batch 2, 64x64x32, 3 steps, 1 warm-up, table and sgemm on). */
 void model_bench_defaults(model_bench_options *o);
 /* Times training steps (forward, backward, SGD) on random data and prints a report to out, ending
- * with machine-readable lines "samples_per_s: X", "step_seconds: X", "peak_rss_mb: X". */
+ * with machine-readable lines "samples_per_s: X", "step_seconds: X" (mean of the timed steps),
+ * "samples_per_s_best: X", "step_seconds_best: X" (fastest step), "peak_rss_mb: X" and, when
+ * measured, "sgemm_gflops: X". */
 int model_bench(const model_bench_options *o, FILE *out);
 
 #endif

@@ -144,7 +144,7 @@ int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
 /* Max pooling, kernel 2, stride 2 (floor mode: an odd last row/column/slice is dropped, as
  * PyTorch's MaxPool3d(2)). inp [N, C, D, H, W], out [N, C, D/2, H/2, W/2]; argmax (same size as
  * out) is the position of the maximum inside its 2x2x2 window, (dd*2 + dh)*2 + dw in 0..7; the
- * first maximum in that order wins and a NaN wins, as in PyTorch. Fails if a pooled size is 0. */
+ * first maximum in that order wins, and a NaN wins over numbers (the last NaN), as in PyTorch. Fails if a pooled size is 0. */
 typedef struct maxpool3d_shape {
     int N, C, D, H, W; /* input sizes */
 } maxpool3d_shape;

@@ -155,8 +155,9 @@ int model_bench(const model_bench_options *o, FILE *out)
         if (ceiling > 0) fprintf(out, " = %.0f%% of sgemm", 100 * gf / ceiling);
         fprintf(out, "\n");
         fprintf(out, "peak RSS %.0f MB (batch %d)\n", peak_rss_mb(), o->batch);
-        fprintf(out, "samples_per_s: %.6f\nstep_seconds: %.6f\npeak_rss_mb: %.0f\n", o->batch / mean,
-                mean, peak_rss_mb());
+        fprintf(out, "samples_per_s: %.6f\nstep_seconds: %.6f\n", o->batch / mean, mean);
+        fprintf(out, "samples_per_s_best: %.6f\nstep_seconds_best: %.6f\n", o->batch / best, best);
+        fprintf(out, "peak_rss_mb: %.0f\n", peak_rss_mb());
         if (ceiling > 0) fprintf(out, "sgemm_gflops: %.2f\n", ceiling);
     }
     optim_free(&opt);

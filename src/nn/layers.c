@@ -55,26 +55,27 @@ int maxpool3d_forward(float *out, uint8_t *argmax, const float *inp, const maxpo
     const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
     for (size_t p = 0; p < (size_t)s->N * s->C; p++) { /* one (n, c) volume at a time */
         const float *x = inp + p * in_plane;
-        float *y = out + p * out_plane;
-        uint8_t *am = argmax + p * out_plane;
         for (int od = 0; od < Do; od++)
-            for (int oh = 0; oh < Ho; oh++)
+            for (int oh = 0; oh < Ho; oh++) {
+                /* the window's four input rows, in the order k = (dd * 2 + dh) * 2 + dw */
+                const float *r[4];
+                for (int j = 0; j < 4; j++)
+                    r[j] = x + ((size_t)(2 * od + (j >> 1)) * H + 2 * oh + (j & 1)) * W;
+                float *y = out + p * out_plane + ((size_t)od * Ho + oh) * Wo;
+                uint8_t *am = argmax + p * out_plane + ((size_t)od * Ho + oh) * Wo;
                 for (int ow = 0; ow < Wo; ow++) {
+                    /* PyTorch's rule: scan k = 0..7, take v if v > best or v is NaN (so the
+                     * first maximum wins, and the last NaN) */
                     float best = -INFINITY;
                     int best_k = 0;
                     for (int k = 0; k < 8; k++) {
-                        int d = 2 * od + (k >> 2), h = 2 * oh + ((k >> 1) & 1), w = 2 * ow + (k & 1);
-                        float v = x[((size_t)d * H + h) * W + w];
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            best_k = k;
-                            if (isnan(v)) break;
-                        }
+                        float v = r[k >> 1][2 * ow + (k & 1)];
+                        if (v > best || v != v) best = v, best_k = k;
                     }
-                    size_t o = ((size_t)od * Ho + oh) * Wo + ow;
-                    y[o] = best;
-                    am[o] = (uint8_t)best_k;
+                    y[ow] = best;
+                    am[ow] = (uint8_t)best_k;
                 }
+            }
     }
     return GEN_OK;
 }

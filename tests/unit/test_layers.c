@@ -322,6 +322,16 @@ static void test_maxpool(int N, int C, int D, int H, int W)
     free(x), free(y), free(dy), free(dx), free(am), free(wy), free(wdx);
 }
 
+/* NaN handling as PyTorch's loop: a NaN beats numbers, a later NaN beats an earlier one */
+static void test_maxpool_nan(void)
+{
+    float x[8] = {1, NAN, 3, 2, NAN, 0, 5, 4}, y = 0;
+    uint8_t am = 9;
+    maxpool3d_shape s = {1, 1, 2, 2, 2};
+    EXPECT_OK(maxpool3d_forward(&y, &am, x, &s));
+    EXPECT(isnan(y) && am == 4, "maxpool with NaNs: %g at %d (want NaN at 4)", y, am);
+}
+
 static void test_concat(int N, int Ca, int Cb, long S)
 {
     size_t na = (size_t)N * Ca * S, nb = (size_t)N * Cb * S, no = na + nb;
@@ -385,6 +395,7 @@ int main(void)
     test_elementwise(1001);
     test_maxpool(2, 3, 4, 6, 8);
     test_maxpool(1, 1, 2, 2, 2);
+    test_maxpool_nan();
     for (int r = 0; r < 6; r++) test_maxpool(irand(1, 3), irand(1, 5), irand(2, 9), irand(2, 9), irand(2, 9));
     test_concat(2, 3, 5, 7);
     test_concat(1, 1, 1, 1);

@@ -240,8 +240,56 @@ static void gradient_check(void)
     model_free(m);
 }
 
+struct hook_count {
+    int calls, fail_at;
+};
+static int count_hook(double *sums, int count, void *ctx)
+{
+    struct hook_count *h = ctx;
+    (void)sums;
+    (void)count;
+    return ++h->calls == h->fail_at ? GEN_ERR_MPI : GEN_OK;
+}
+
+/* Non-cubic input, a batch smaller than the model's, identical results whatever the capacity;
+ * the BN hook is called once per BN in forward and in backward, and its failure propagates. */
+static void shapes_and_hook(void)
+{
+    enum { D = 8, H = 16, W = 24, V = 2 * D * H * W };
+    model_config small = {.width = 2, .batch = 2, .D = D, .H = H, .W = W, .seed = 5};
+    model_config big = small;
+    big.batch = 5;
+    model *a = NULL, *b = NULL;
+    EXPECT_OK(model_create(&a, &small));
+    EXPECT_OK(model_create(&b, &big));
+    if (!a || !b) return;
+    static float x[V], t[V];
+    for (int i = 0; i < V; i++) x[i] = (float)((i * 37) % 101) / 101.0f, t[i] = (float)((i * 13) % 7) / 7.0f;
+    double la = 0, lb = 0;
+    struct hook_count hc = {0, 0};
+    nn_reduce_hook hook = {count_hook, &hc};
+    model_set_bn_hook(b, &hook);
+    EXPECT_OK(model_forward(a, &la, x, t, 2));
+    EXPECT_OK(model_backward(a));
+    EXPECT_OK(model_forward(b, &lb, x, t, 2));
+    EXPECT_OK(model_backward(b));
+    EXPECT(hc.calls == 28, "BN hook called %d times in a step, expected 14 + 14", hc.calls);
+    EXPECT(la == lb, "loss %.9g with capacity 2, %.9g with capacity 5", la, lb);
+    EXPECT(memcmp(model_grads(a), model_grads(b), model_num_params(a) * sizeof(float)) == 0,
+           "gradients depend on the model's batch capacity");
+    EXPECT(memcmp(model_output(a), model_output(b), V * sizeof(float)) == 0, "outputs differ");
+    hc.calls = 0, hc.fail_at = 20; /* a failing all-reduce inside backward */
+    EXPECT_OK(model_forward(b, &lb, x, t, 2));
+    EXPECT(model_backward(b) == GEN_ERR_MPI, "hook failure not propagated from backward");
+    hc.calls = 0, hc.fail_at = 3;
+    EXPECT(model_forward(b, &lb, x, t, 2) == GEN_ERR_MPI, "hook failure not propagated from forward");
+    model_free(a);
+    model_free(b);
+}
+
 int main(void)
 {
+    shapes_and_hook();
     names_and_count();
     bad_configs();
     gradient_check();
