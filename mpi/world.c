@@ -49,9 +49,9 @@ static void sleep_seconds(double s)
 int world_finish(int status)
 {
     int code = gen_exit_code(status);
-    if (status == GEN_OK) {
+    if (status == GEN_OK || status == GEN_CONTINUE) { /* every rank agreed on it */
         MPI_Finalize();
-        return 0;
+        return code;
     }
     if (gen_error_is_collective()) {
         if (rank_ == 0) {

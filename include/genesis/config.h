@@ -75,6 +75,8 @@ struct config_train {
     long keep_checkpoints;
     long preview_epochs;          /* 0 = no previews */
     long check_replicas;          /* debug: compare parameter checksums across ranks every N steps */
+    double deadline_minutes;      /* wall-time budget of this run from its start; 0 = none */
+    double deadline_margin_minutes; /* stop this long before a deadline (or SLURM_JOB_END_TIME) */
 };
 
 typedef struct genesis_config {

@@ -24,6 +24,8 @@ enum gen_status {
     GEN_ERR_INTERNAL = 7,  /* a broken invariant: a bug */
     GEN_ERR_INJECTED = 8,  /* test-only fault injection (GENESIS_FAULT) */
     GEN_ERR_PEER = 9,      /* another rank failed; this rank is healthy (world_agree) */
+    GEN_CONTINUE = 10,     /* not an error: the run checkpointed and asks to be continued
+                            * (a signal or the deadline); exit status 75 (GEN_EXIT_CONTINUE) */
 };
 
 /* Records a new error (clears any previous one); returns code. */
@@ -44,7 +46,9 @@ const char *gen_error_message(void);
 const char *gen_error_traceback(void);
 int gen_error_code(void);
 void gen_error_clear(void);
-/* Process exit status for a status: 0, 2 for usage errors, 1 otherwise. */
+#define GEN_EXIT_CONTINUE 75 /* "checkpointed, continue me": job scripts requeue/resubmit */
+
+/* Process exit status for a status: 0; 2 for usage errors; 75 for GEN_CONTINUE; 1 otherwise. */
 int gen_exit_code(int status);
 
 #define FAIL(code, ...) return gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__)

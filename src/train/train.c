@@ -11,6 +11,7 @@
 #include "genesis/log.h"
 #include "genesis/model.h"
 #include "genesis/png.h"
+#include "genesis/signals.h"
 #include "genesis/world.h"
 
 #include <cblas.h>
@@ -21,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum phase { PHASE_DATA, PHASE_FORWARD, PHASE_BACKWARD, PHASE_COMM, PHASE_OPTIM, PHASE_VALIDATION,
@@ -47,6 +50,7 @@ struct trainer {
     double phase[PHASE_COUNT];
     long phase_calls[PHASE_COUNT];
     double last_checkpoint; /* MPI_Wtime */
+    double deadline;        /* MPI_Wtime by which to have stopped (margin included); 0 = none */
 };
 
 /* Progress and information: stdout on rank 0, and the run's train.log. */
@@ -384,6 +388,17 @@ static int setup(struct trainer *t)
     }
     t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL,
                           .optimizer_kind = oc.kind, .config_hash = config_hash(t->cfg)};
+    /* deadlines: the configured budget, and Slurm's end time, each minus the margin */
+    double now = MPI_Wtime(), margin = 60 * c->deadline_margin_minutes;
+    if (c->deadline_minutes > 0) t->deadline = now + 60 * c->deadline_minutes - margin;
+    const char *end = getenv("SLURM_JOB_END_TIME");
+    char *tail = NULL;
+    double end_time = end ? strtod(end, &tail) : 0;
+    if (end && tail != end && end_time > 0) {
+        double slurm = now + (end_time - (double)time(NULL)) - margin;
+        if (t->deadline == 0 || slurm < t->deadline) t->deadline = slurm;
+    }
+    signals_install();
     int resumed = 0;
     CALL(try_resume(t, &resumed));
     t->st.config_hash = config_hash(t->cfg);
@@ -406,6 +421,31 @@ static void teardown(struct trainer *t)
     loader_free(t->loader);
     if (t->data.file > 0) cubes_close(&t->data);
     free(t->config_text);
+}
+
+/* A stop request agreed at a step boundary: checkpoint, then exit 75 (continue me) or 0. */
+static int stop_now(struct trainer *t, int request)
+{
+    const char *why = signals_first_name()[0] ? signals_first_name() : "the deadline";
+    CALL(save_checkpoint(t, 0));
+    if (request == STOP_FINISH) {
+        say(t, "train: stopped by %s after step %lld; checkpoint written; run the same command to continue",
+            why, (long long)t->st.global_step);
+        return GEN_OK;
+    }
+    say(t, "train: %s: checkpoint written after step %lld; exiting with status %d (continue me)", why,
+        (long long)t->st.global_step, GEN_EXIT_CONTINUE);
+    return GEN_CONTINUE;
+}
+
+/* Peak resident memory of the largest rank, MB. */
+static double peak_rss_mb(struct trainer *t)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mine = (double)ru.ru_maxrss / 1024.0, most = mine;
+    MPI_Allreduce(&mine, &most, 1, MPI_DOUBLE, MPI_MAX, t->comm);
+    return most;
 }
 
 static int run(struct trainer *t)
@@ -444,11 +484,17 @@ static int run(struct trainer *t)
                 if (t->metrics) fflush(t->metrics);
             }
             if (c->check_replicas > 0 && t->st.global_step % c->check_replicas == 0) CALL(check_replicas(t));
-            /* checkpoint by steps or minutes: rank 0's clock decides for everyone */
-            int due = (c->checkpoint_steps > 0 && t->st.global_step % c->checkpoint_steps == 0) ||
-                      (c->checkpoint_minutes > 0 && MPI_Wtime() - t->last_checkpoint > 60 * c->checkpoint_minutes);
-            MPI_CALL(MPI_Bcast(&due, 1, MPI_INT, 0, t->comm));
-            if (due && !done_steps) CALL(save_checkpoint(t, 0));
+            /* The step boundary: checkpoints by steps or minutes (rank 0's clock decides), stop
+             * requests from signals on any rank or from the deadline (rank 0's clock). */
+            int local[2] = {0, signals_pending()}, agreed[2];
+            if (t->rank == 0) {
+                local[0] = (c->checkpoint_steps > 0 && t->st.global_step % c->checkpoint_steps == 0) ||
+                           (c->checkpoint_minutes > 0 && MPI_Wtime() - t->last_checkpoint > 60 * c->checkpoint_minutes);
+                if (t->deadline > 0 && MPI_Wtime() >= t->deadline && local[1] < STOP_CONTINUE) local[1] = STOP_CONTINUE;
+            }
+            MPI_CALL(MPI_Allreduce(local, agreed, 2, MPI_INT, MPI_MAX, t->comm));
+            if (agreed[1] != STOP_NONE) return stop_now(t, agreed[1]);
+            if (agreed[0] && !done_steps) CALL(save_checkpoint(t, 0));
             if (done_steps) {
                 stop = 1;
                 break;
@@ -476,10 +522,11 @@ static int run(struct trainer *t)
         }
     }
     CALL(save_checkpoint(t, 0));
-    double total = MPI_Wtime() - start;
-    say(t, "train: done: %lld steps, epoch %lld, best validation loss %.6f, %.1f s; resume with the same "
-           "command (resume = auto continues from %s/latest)",
-        (long long)t->st.global_step, (long long)t->st.epoch, t->st.best_loss, total, t->ckpt_dir);
+    double total = MPI_Wtime() - start, rss = peak_rss_mb(t);
+    say(t, "train: done: %lld steps, epoch %lld, best validation loss %.6f, %.1f s, all-reduce wait %.2f s, "
+           "peak RSS per rank %.0f MB; resume with the same command (resume = auto continues from %s/latest)",
+        (long long)t->st.global_step, (long long)t->st.epoch, t->st.best_loss, total, t->sync.wait_seconds, rss,
+        t->ckpt_dir);
     if (t->opt->profile) print_profile(t, total);
     return GEN_OK;
 }

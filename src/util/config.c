@@ -140,6 +140,11 @@ static const struct config_key schema[] = {
         "write preview.png (input | target | output) every this many epochs (0: never)"),
     ROW(train, check_replicas, TYPE_INT, "0", 0, 1000000, NULL,
         "debug: every this many steps check that all ranks hold bitwise identical parameters (0: off)"),
+    ROW(train, deadline_minutes, TYPE_FLOAT, "0", 0, 1e9, NULL,
+        "checkpoint and exit with status 75 (continue me) after this many minutes (0: no limit); "
+        "under Slurm, SLURM_JOB_END_TIME is a deadline too"),
+    ROW(train, deadline_margin_minutes, TYPE_FLOAT, "5", 0, 1e6, NULL,
+        "stop this many minutes before a deadline, to leave time for the checkpoint"),
 
     ROW(corrupt, flip_rate, TYPE_FLOAT, "0.4", 0, 1, NULL,
         "probability of each further flip (input and target together), up to flip_max"),

@@ -76,5 +76,6 @@ int gen_exit_code(int status)
 {
     if (status == GEN_OK) return 0;
     if (status == GEN_ERR_USAGE) return 2;
+    if (status == GEN_CONTINUE) return GEN_EXIT_CONTINUE;
     return 1;
 }
