@@ -5,6 +5,7 @@
 #include "genesis/log.h"
 
 #include <cblas.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,18 +117,43 @@ int world_agree(int status)
     FAIL(GEN_ERR_PEER, "%d other rank(s) failed", failures);
 }
 
-int fault_point(const char *site)
+/* GENESIS_FAULT="SITE:RANK[:N]" (RANK may be "all"): does it name this site and rank, and is this
+ * the N-th time (default: every time) the site is reached? */
+static int fault_hit(const char *site)
 {
+    static struct { char site[64]; long calls; } seen[16];
     const char *spec = getenv("GENESIS_FAULT");
-    if (!spec || !*spec) return GEN_OK;
+    if (!spec || !*spec) return 0;
     size_t n = strlen(site);
-    if (strncmp(spec, site, n) != 0 || spec[n] != ':') return GEN_OK;
+    if (strncmp(spec, site, n) != 0 || spec[n] != ':') return 0;
     const char *who = spec + n + 1;
     char *end;
-    long target = strtol(who, &end, 10);
-    int hit = !strcmp(who, "all") || (end != who && *end == '\0' && target == rank_);
-    if (!hit) return GEN_OK;
-    FAIL(GEN_ERR_INJECTED, "injected fault at '%s' (GENESIS_FAULT=%s)", site, spec);
+    long target = strtol(who, &end, 10), nth = 0;
+    int all = !strncmp(who, "all", 3);
+    if (all) end = (char *)who + 3;
+    if (!all && end == who) return 0;
+    if (*end == ':') nth = strtol(end + 1, NULL, 10);
+    else if (*end != '\0') return 0;
+    if (!all && target != rank_) return 0;
+    long calls = 0;
+    for (int i = 0; i < 16; i++)
+        if (!seen[i].site[0] || !strcmp(seen[i].site, site)) {
+            if (!seen[i].site[0]) snprintf(seen[i].site, sizeof seen[i].site, "%s", site);
+            calls = ++seen[i].calls;
+            break;
+        }
+    return nth == 0 || calls == nth;
+}
+
+int fault_point(const char *site)
+{
+    if (!fault_hit(site)) return GEN_OK;
+    FAIL(GEN_ERR_INJECTED, "injected fault at '%s' (GENESIS_FAULT=%s)", site, getenv("GENESIS_FAULT"));
+}
+
+void fault_kill_point(const char *site)
+{
+    if (fault_hit(site)) raise(SIGKILL);
 }
 
 int world_agree_shared(int status)

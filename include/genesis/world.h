@@ -37,9 +37,11 @@ int world_agree(int status);
  * ranks can still end together cleanly (e.g. to remove a partial output first). */
 int world_agree_shared(int status);
 
-/* Test-only fault injection: GENESIS_FAULT="SITE:RANK" (or "SITE:all") makes fault_point(SITE)
- * fail with GEN_ERR_INJECTED on that rank (or on every rank). */
+/* Test-only fault injection: GENESIS_FAULT="SITE:RANK" (or "SITE:all"; or "SITE:RANK:N" for the
+ * N-th time only) makes fault_point(SITE) fail with GEN_ERR_INJECTED on that rank (or on every
+ * rank), and fault_kill_point(SITE) kill the process with SIGKILL there (a crash). */
 int fault_point(const char *site);
+void fault_kill_point(const char *site);
 
 /* Converts an MPI error code into a recorded genesis error. */
 int world_mpi_error(int mpi_code, const char *what, const char *file, int line);

@@ -3,6 +3,7 @@
 
 #include "genesis/error.h"
 #include "genesis/h5par.h"
+#include "genesis/world.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,7 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
                  : h5par_error("cannot create groups in", path, __FILE__, __LINE__);
     for (int i = 0; status == GEN_OK && i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
+        if (i == model_tensor_count(m) / 2) fault_kill_point("checkpoint.write"); /* tests: a crash mid-write */
         if (t->kind != MODEL_PARAM) {
             status = write_tensor(buffers, path, t, t->data);
             continue;

@@ -1,0 +1,65 @@
+# Shared helpers of the genesis job scripts (sourced by jobs/slurm/*.sbatch and jobs/pbs/*.pbs).
+#
+# genesis_run SUBCOMMAND ARGS...   launches genesis under MPI in the background, forwards SIGUSR1 and
+#                                  SIGTERM to the job step (the trainer then checkpoints and exits
+#                                  with 75, "continue me"), waits, and returns genesis's status.
+# Variables: GENESIS          the genesis executable (default: genesis on PATH, else build/genesis
+#                             of the checkout holding these scripts)
+#            GENESIS_LAUNCHER srun | mpirun (default: srun under Slurm, mpirun otherwise)
+#            GENESIS_NP       ranks (default: the scheduler's task count)
+#            GENESIS_THREADS  OpenBLAS threads per rank (default: cpus per task, else 1)
+
+GENESIS_EXIT_CONTINUE=75
+
+genesis_log() { echo "genesis-job [$(date '+%F %T')]: $*"; }
+
+genesis_find_executable() {
+  if [ -n "${GENESIS:-}" ]; then return; fi
+  if command -v genesis >/dev/null 2>&1; then GENESIS=$(command -v genesis)
+  elif [ -x "$GENESIS_JOBS_DIR/../build/genesis" ]; then GENESIS=$(cd "$GENESIS_JOBS_DIR/../build" && pwd)/genesis
+  else genesis_log "cannot find the genesis executable: set GENESIS=/path/to/genesis"; exit 1
+  fi
+}
+
+genesis_forward() {
+  local sig=$1
+  genesis_log "received SIG$sig: forwarding SIGUSR1 to the job step (checkpoint, then continue)"
+  [ -n "${genesis_child:-}" ] && kill -USR1 "$genesis_child" 2>/dev/null
+}
+
+genesis_run() {
+  genesis_find_executable
+  local launcher=${GENESIS_LAUNCHER:-}
+  if [ -z "$launcher" ]; then
+    if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null; then launcher=srun; else launcher=mpirun; fi
+  fi
+  local threads=${GENESIS_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
+  export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+  local np=${GENESIS_NP:-${SLURM_NTASKS:-${PBS_NP:-}}}
+  if [ -z "$np" ] && [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then np=$(wc -l < "$PBS_NODEFILE"); fi
+  [ -n "$np" ] || np=1
+  local cmd
+  case $launcher in
+    srun) cmd=(srun --mpi=pmix --kill-on-bad-exit=1 "$GENESIS" "$@") ;;
+    mpirun)
+      cmd=(mpirun -np "$np")
+      if [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then cmd+=(--hostfile "$PBS_NODEFILE"); fi
+      cmd+=("$GENESIS" "$@") ;;
+    *) genesis_log "GENESIS_LAUNCHER must be srun or mpirun, not '$launcher'"; return 2 ;;
+  esac
+  genesis_log "${cmd[*]} (ranks $np, OpenBLAS threads $threads)"
+  trap 'genesis_forward USR1' USR1
+  trap 'genesis_forward TERM' TERM
+  "${cmd[@]}" &
+  genesis_child=$!
+  local status
+  while :; do
+    wait "$genesis_child"; status=$?
+    # a trapped signal interrupts `wait` (status > 128) while the step still runs: wait again
+    kill -0 "$genesis_child" 2>/dev/null || break
+  done
+  trap - USR1 TERM
+  genesis_child=
+  genesis_log "genesis exited with status $status"
+  return $status
+}
