@@ -7,7 +7,7 @@ slurm_start() {
   SLURM_DIR=$1
   mkdir -p "$SLURM_DIR"/{state,spool,log,run}
   local host; host=$(hostname)
-  local cpus; cpus=$(nproc)
+  local cpus; cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
   export SLURM_CONF=$SLURM_DIR/slurm.conf
   cat > "$SLURM_CONF" <<CONF
 ClusterName=genesis-test

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Faults during long runs: a rank killed mid-step ends the job (no hang) and the run resumes from
+# its last checkpoint; a crash while a checkpoint is written leaves the previous one valid and used;
+# a truncated or corrupted newest checkpoint is detected on resume and the previous one used with a
+# warning; a full filesystem gives a clear error and keeps the previous checkpoint. Every resumed
+# run ends bitwise equal to an uninterrupted one.
+set -u
+G=${GENESIS:?set GENESIS to the genesis executable}
+MPIEXEC=${MPIEXEC:-mpirun}
+t=$(mktemp -d)
+trap 'umount $t/full 2>/dev/null; rm -rf "$t"' EXIT
+failures=0; checks=0
+ok() { checks=$((checks + 1)); echo "ok: $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+same() { # same CKPT_A CKPT_B: params, BN buffers and optimizer state bitwise equal
+  for g in params buffers optim; do h5diff -q "$1" "$2" /$g /$g || return 1; done
+}
+
+cat > $t/run.ini <<INI
+[model]
+width = 4
+[prep]
+normalize = ct
+filter = none
+border_xy = 8
+border_z = 4
+cubes_per_scan = 8
+validation_fraction = 0.5
+test_fraction = 0
+[train]
+data = $t/cubes.h5
+batch = 2
+learning_rate = 0.1
+log_every = 1
+checkpoint_steps = 5
+checkpoint_minutes = 0
+INI
+"$G" phantom --count 2 --output-dir $t/scans --size 128,128,64 >/dev/null
+"$MPIEXEC" -np 2 "$G" prep $t/run.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes.h5 >/dev/null
+train() { "$MPIEXEC" -np 2 "$G" train $t/run.ini "$@"; }
+train --set train.output=$t/ref10 --set train.max_steps=10 > $t/ref10.log 2>&1
+train --set train.output=$t/ref30 --set train.max_steps=30 > $t/ref30.log 2>&1
+expect "reference runs" test -s $t/ref10/ckpt/step-00000010.h5 -a -s $t/ref30/ckpt/step-00000030.h5
+
+# 1. kill -9 of one rank mid-step
+train --set train.output=$t/killed --set train.max_steps=30 > $t/killed.log 2>&1 &
+mpirun_pid=$!
+for i in $(seq 1 600); do grep -q "step-00000010.h5" $t/killed.log && break; sleep 0.1; done
+rank=$(pgrep -P $mpirun_pid | tail -1)
+start=$(date +%s)
+kill -9 $rank
+wait $mpirun_pid; rc=$?
+took=$(( $(date +%s) - start ))
+expect "a rank killed mid-step ends the job (exit $rc) within 30 s (took $took s)" test $rc -ne 0 -a $took -le 30
+train --set train.output=$t/killed --set train.max_steps=30 > $t/killed2.log 2>&1
+expect "the run resumes from its last checkpoint" grep -q "resuming from $t/killed/ckpt/step-000000[1-2][05].h5" $t/killed2.log
+expect "and ends equal to the uninterrupted run" same $t/ref30/ckpt/step-00000030.h5 $t/killed/ckpt/step-00000030.h5
+
+# 2. a crash (SIGKILL) in the middle of writing the second checkpoint (step 10)
+GENESIS_FAULT=checkpoint.write:0:2 train --set train.output=$t/crash --set train.max_steps=30 > $t/crash.log 2>&1
+expect "the job ended with the crash" test $? -ne 0
+expect "latest still names the step-5 checkpoint" grep -qx "step-00000005.h5" $t/crash/ckpt/latest
+expect "no step-10 checkpoint under its final name" test ! -e $t/crash/ckpt/step-00000010.h5
+train --set train.output=$t/crash --set train.max_steps=30 > $t/crash2.log 2>&1
+expect "resume uses the step-5 checkpoint" grep -q "resuming from $t/crash/ckpt/step-00000005.h5" $t/crash2.log
+expect "and ends equal to the uninterrupted run" same $t/ref30/ckpt/step-00000030.h5 $t/crash/ckpt/step-00000030.h5
+
+# 3. a truncated, then a corrupted, newest checkpoint
+for damage in truncated corrupted; do
+  d=$t/$damage
+  train --set train.output=$d --set train.max_steps=10 > $d.log 2>&1 || true
+  f=$d/ckpt/step-00000010.h5
+  size=$(stat -c %s $f)
+  if [ $damage = truncated ]; then truncate -s $((size / 2)) $f
+  else printf '\xff\xff\xff\xff\xff\xff\xff\xff%.0s' $(seq 1 64) | dd of=$f bs=1 seek=$((size / 2)) conv=notrunc status=none
+  fi
+  train --set train.output=$d --set train.max_steps=10 > $d.resume.log 2>&1
+  expect "$damage newest checkpoint: detected with a warning" grep -q "warning on rank 0: cannot resume from $f" $d.resume.log
+  expect "$damage newest checkpoint: the previous one is used" grep -q "resuming from $d/ckpt/step-00000005.h5" $d.resume.log
+  expect "$damage newest checkpoint: the run ends equal to the uninterrupted one" same $t/ref10/ckpt/step-00000010.h5 $f
+done
+
+# 4. a full filesystem: the second checkpoint does not fit
+mkdir -p $t/full
+if mount -t tmpfs -o size=3500k tmpfs $t/full; then
+  train --set train.output=$t/full/run --set train.max_steps=30 > $t/full.log 2>&1
+  rc=$?
+  expect "full filesystem: non-zero exit ($rc)" test $rc -ne 0
+  expect "full filesystem: a clear error" grep -q "genesis: error: .*step-00000010.h5.*(disk full?)" $t/full.log
+  expect "full filesystem: the previous checkpoint is kept and readable" \
+    bash -c "grep -qx step-00000005.h5 $t/full/run/ckpt/latest && h5ls $t/full/run/ckpt/step-00000005.h5/params >/dev/null"
+  expect "full filesystem: no partial file left" test -z "$(ls $t/full/run/ckpt | grep tmp)"
+else
+  bad "cannot mount a tmpfs for the full-filesystem test (needs root)"
+fi
+
+echo "$((checks - failures)) passed, $failures failed"
+[ $failures -eq 0 ]

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Long runs on a real scheduler: a private single-node Slurm (munge, slurmctld, slurmd) runs
+# jobs/slurm/pretrain.sbatch; SIGUSR1 (scancel --signal=USR1 --batch) makes it checkpoint, exit 75
+# and requeue itself; the requeued job resumes and finishes with weights bitwise equal to an
+# uninterrupted run's. The PBS script goes through qsub (slurm-wlm-torque) on the same Slurm, with
+# a resubmission, and runs directly with PBS_* variables set. prep.sbatch prepares the cubes.
+set -u
+G=${GENESIS:?set GENESIS to the genesis executable}
+SRC=${GENESIS_SOURCE_DIR:?}
+export GENESIS=$G
+t=$(mktemp -d)
+failures=0; checks=0
+ok() { checks=$((checks + 1)); echo "ok: $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$SRC/tests/jobs/slurm_cluster.sh"
+trap 'slurm_stop; rm -rf "$t"' EXIT
+if ! command -v slurmctld >/dev/null || ! command -v qsub >/dev/null; then
+  echo "FAILED: slurm-wlm and slurm-wlm-torque are not installed (scripts/setup --test installs them)"; exit 1
+fi
+expect "private Slurm starts" slurm_start $t/slurm || { echo "$((checks - failures)) passed, $failures failed"; exit 1; }
+
+cat > $t/run.ini <<INI
+[model]
+width = 4
+[prep]
+inputs = $t/scans/*.nii.gz
+output = $t/cubes.h5
+normalize = ct
+filter = none
+border_xy = 8
+border_z = 4
+cubes_per_scan = 8
+validation_fraction = 0.5
+test_fraction = 0
+[train]
+data = $t/cubes.h5
+batch = 2
+learning_rate = 0.1
+max_steps = 30
+log_every = 1
+checkpoint_minutes = 0
+INI
+"$G" phantom --count 2 --output-dir $t/scans --size 128,128,64 >/dev/null
+
+# prep as a batch job
+id=$(cd $t && sbatch --parsable --output=$t/prep-%j.out "$SRC/jobs/slurm/prep.sbatch" $t/run.ini)
+state=$(slurm_wait_job $id 120)
+expect "prep.sbatch completes ($state)" test "$state" = COMPLETED
+expect "prep.sbatch wrote the cubes" test -s $t/cubes.h5
+
+# the uninterrupted reference
+mpirun -np 2 "$G" train $t/run.ini --set train.output=$t/reference >$t/reference.log 2>&1
+expect "uninterrupted reference run" test -s $t/reference/ckpt/step-00000030.h5
+
+# waits until FILE shows that training is in its second epoch (5 steps done: 4 steps per epoch)
+wait_for_step() {
+  for i in $(seq 1 900); do grep -q "epoch 1 step" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
+# Slurm: signal, checkpoint, requeue, resume, finish
+for launcher in srun mpirun; do
+  out=$t/slurm-$launcher.out
+  id=$(cd $t && GENESIS_LAUNCHER=$launcher sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
+       "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/slurm-$launcher)
+  expect "[$launcher] job started and trained 5 steps" wait_for_step $out 5
+  scancel --signal=USR1 --batch $id
+  state=$(slurm_wait_job $id 240)
+  expect "[$launcher] job completes after its requeue ($state)" test "$state" = COMPLETED
+  expect "[$launcher] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
+  expect "[$launcher] the script requeued the job" grep -q "requeueing job $id" $out
+  expect "[$launcher] the requeued run resumed" grep -q "resuming from $t/slurm-$launcher/ckpt/step-" $out
+  expect "[$launcher] restart count seen" grep -q "(run 2)" $out
+  for group in params buffers optim; do
+    expect "[$launcher] final /$group bitwise equal to the uninterrupted run's" \
+      h5diff -q $t/reference/ckpt/step-00000030.h5 $t/slurm-$launcher/ckpt/step-00000030.h5 /$group /$group
+  done
+done
+
+# PBS through qsub (slurm-wlm-torque): signal, checkpoint, resubmission by qsub, finish
+printf '[train]\noutput = %s/pbs-qsub\n' $t > $t/pbs.ini
+cat $t/run.ini > $t/pbs-full.ini; sed -i "s#^batch = 2#batch = 2\noutput = $t/pbs-qsub#" $t/pbs-full.ini
+first=$(cd $t && qsub -V -v "GENESIS_CONFIG=$t/pbs-full.ini,GENESIS_JOB_SCRIPT=$SRC/jobs/pbs/pretrain.pbs" \
+        -o $t/pbs-qsub.out "$SRC/jobs/pbs/pretrain.pbs" 2>&1 | tail -1)
+out=$t/pbs-qsub.out
+for i in $(seq 1 100); do ls $t/slurm-*.out $out 2>/dev/null | xargs grep -l "pbs-full.ini" >/dev/null 2>&1 && break; sleep 0.2; done
+pbsout=$(grep -l "pretraining with $t/pbs-full.ini" $t/*.out 2>/dev/null | head -1)
+expect "qsub started the PBS script (job $first)" test -n "$pbsout"
+if [ -n "$pbsout" ]; then
+  expect "PBS job trained 5 steps" wait_for_step $pbsout 5
+  scancel --signal=USR1 --batch $first
+  for i in $(seq 1 600); do [ -s $t/pbs-qsub/ckpt/step-00000030.h5 ] && break; sleep 0.5; done
+  sleep 2
+  expect "PBS job resubmitted itself and the new job finished" test -s $t/pbs-qsub/ckpt/step-00000030.h5
+  expect "PBS script resubmitted with qsub" grep -q "resubmitting $SRC/jobs/pbs/pretrain.pbs" $t/*.out
+  for group in params buffers optim; do
+    expect "PBS (qsub) final /$group bitwise equal to the uninterrupted run's" \
+      h5diff -q $t/reference/ckpt/step-00000030.h5 $t/pbs-qsub/ckpt/step-00000030.h5 /$group /$group
+  done
+fi
+
+# PBS directly, with the PBS_* variables set; the resubmission goes to a stand-in qsub that records
+# the command and runs the script again as the next job would.
+cat > $t/qsub-here <<'SH'
+#!/usr/bin/env bash
+echo "$@" > "$PBS_TEST_DIR/qsub-args"
+script=${@: -1}; vars=${@: -2:1}
+IFS=, read -ra kv <<< "$vars"; for a in "${kv[@]}"; do export "$a"; done
+PBS_JOBID=2.local exec bash "$script" > "$PBS_TEST_DIR/pbs-direct-2.out" 2>&1
+SH
+chmod +x $t/qsub-here
+echo "$(hostname)" > $t/nodefile; echo "$(hostname)" >> $t/nodefile
+(cd $t && PBS_O_WORKDIR=$t PBS_NODEFILE=$t/nodefile PBS_JOBID=1.local PBS_TEST_DIR=$t GENESIS_QSUB=$t/qsub-here \
+   GENESIS_CONFIG=$t/run.ini GENESIS_SETS="train.output=$t/pbs-direct" \
+   bash "$SRC/jobs/pbs/pretrain.pbs" > $t/pbs-direct-1.out 2>&1) &
+pid=$!
+expect "direct PBS run trained 5 steps" wait_for_step $t/pbs-direct-1.out 5
+kill -TERM $pid   # what PBS does at the walltime
+wait $pid
+expect "direct PBS run: SIGTERM forwarded, checkpoint, exit 75" grep -q "exiting with status 75" $t/pbs-direct-1.out
+expect "direct PBS run: resubmitted with the job's variables" grep -q -- "-V -v GENESIS_CONFIG=$t/run.ini,GENESIS_RESUBMIT_COUNT=1" $t/qsub-args
+expect "direct PBS run: the next job resumed and finished" grep -q "pretraining finished" $t/pbs-direct-2.out
+expect "direct PBS run: the nodefile set 2 ranks" grep -q "ranks 2" $t/pbs-direct-1.out
+for group in params buffers optim; do
+  expect "direct PBS final /$group bitwise equal to the uninterrupted run's" \
+    h5diff -q $t/reference/ckpt/step-00000030.h5 $t/pbs-direct/ckpt/step-00000030.h5 /$group /$group
+done
+
+echo "$((checks - failures)) passed, $failures failed"
+[ $failures -eq 0 ]
