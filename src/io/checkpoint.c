@@ -74,7 +74,6 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
                  : h5par_error("cannot create groups in", path, __FILE__, __LINE__);
     for (int i = 0; status == GEN_OK && i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
-        if (i == model_tensor_count(m) / 2) fault_kill_point("checkpoint.write"); /* tests: a crash mid-write */
         if (t->kind != MODEL_PARAM) {
             status = write_tensor(buffers, path, t, t->data);
             continue;
@@ -117,24 +116,66 @@ static int fsync_path(const char *path, int directory)
     return GEN_OK;
 }
 
+/* Writes bytes [n] to fd completely; a crash can be injected half-way (tests). */
+static int write_all(int fd, const char *path, const unsigned char *bytes, size_t n, const char *fault_site)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done > (1u << 20) ? (1u << 20) : n - done;
+        if (done < n / 2 && done + chunk >= n / 2) fault_kill_point(fault_site);
+        ssize_t w = write(fd, bytes + done, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        CHECK(w > 0, GEN_ERR_IO, "cannot write %s: %s (disk full?)", path, w < 0 ? strerror(errno) : "no progress");
+        done += (size_t)w;
+    }
+    return GEN_OK;
+}
+
+/* The checkpoint is built in memory (HDF5's core driver), then written with plain POSIX calls:
+ * a full disk or an I/O error is then a clean error that HDF5 never sees, and nothing but the
+ * temporary file is touched until the rename. */
 int checkpoint_write(const char *path, model *m, const optimizer *o, const train_state *st,
                      const char *config_text)
 {
     h5par_quiet();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 16u << 20, 0) < 0) {
+        if (fapl >= 0) H5Pclose(fapl);
+        return h5par_error("cannot set up the in-memory file for", path, __FILE__, __LINE__);
+    }
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (file < 0) return h5par_error("cannot create in-memory checkpoint", path, __FILE__, __LINE__);
+    int status = write_contents(file, path, m, o, st, config_text);
+    unsigned char *image = NULL;
+    ssize_t size = status == GEN_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
+    if (status == GEN_OK && size > 0) image = malloc((size_t)size);
+    if (status == GEN_OK && (!image || H5Fget_file_image(file, image, (size_t)size) != size))
+        status = gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "%s: cannot build the checkpoint image (%zd bytes)",
+                               path, size);
+    H5Fclose(file);
+    if (status != GEN_OK) {
+        free(image);
+        return status;
+    }
+    /* tests can crash step checkpoints half-way through the disk write: "checkpoint.write.step" */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *site = !strncmp(base, "step-", 5) ? "checkpoint.write.step" : "checkpoint.write.other";
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0) {
-        h5par_error("cannot create checkpoint", tmp, __FILE__, __LINE__);
-        FAIL(GEN_ERR_IO, "cannot create checkpoint %s: %s", tmp, gen_error_message());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(image);
+        FAIL(GEN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
-    int status = write_contents(file, tmp, m, o, st, config_text);
-    if (H5Fclose(file) < 0 && status == GEN_OK)
-        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot close checkpoint %s (disk full?)", tmp);
-    if (status == GEN_OK) status = fsync_path(tmp, 0);
+    status = write_all(fd, tmp, image, (size_t)size, site);
+    free(image);
+    if (status == GEN_OK && fsync(fd) != 0)
+        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot sync %s: %s (disk full?)", tmp, strerror(errno));
+    if (close(fd) != 0 && status == GEN_OK)
+        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot close %s: %s (disk full?)", tmp, strerror(errno));
     if (status == GEN_OK && rename(tmp, path) != 0)
-        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot rename %s to %s: %s", tmp, path,
-                               strerror(errno));
+        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (status != GEN_OK) {
         unlink(tmp); /* the previous checkpoint at `path` is untouched */
         return status;

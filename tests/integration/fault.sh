@@ -58,7 +58,7 @@ expect "the run resumes from its last checkpoint" grep -q "resuming from $t/kill
 expect "and ends equal to the uninterrupted run" same $t/ref30/ckpt/step-00000030.h5 $t/killed/ckpt/step-00000030.h5
 
 # 2. a crash (SIGKILL) in the middle of writing the second checkpoint (step 10)
-GENESIS_FAULT=checkpoint.write:0:2 train --set train.output=$t/crash --set train.max_steps=30 > $t/crash.log 2>&1
+GENESIS_FAULT=checkpoint.write.step:0:2 train --set train.output=$t/crash --set train.max_steps=30 > $t/crash.log 2>&1
 expect "the job ended with the crash" test $? -ne 0
 expect "latest still names the step-5 checkpoint" grep -qx "step-00000005.h5" $t/crash/ckpt/latest
 expect "no step-10 checkpoint under its final name" test ! -e $t/crash/ckpt/step-00000010.h5
