@@ -34,6 +34,24 @@ static const struct subcommand subcommands[] = {
      "--defaults  print every key: section, type, default, range and meaning\n"
      "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
      "            an error names the file, the line and the key, and exits with status 2\n"},
+    {"export", cmd_export, "a checkpoint's weights as HDF5 named by PyTorch state_dict keys",
+     "usage: genesis export CKPT.h5 -o WEIGHTS.h5\n"
+     "\n"
+     "Writes every parameter and batch-norm buffer of the checkpoint's model (width from the\n"
+     "checkpoint's own configuration) as a dataset at the root of WEIGHTS.h5, named by its PyTorch\n"
+     "state_dict key (e.g. down_tr64.ops.0.conv1.weight), in PyTorch's shape and layout, float32\n"
+     "(num_batches_tracked: int64 scalar), with attributes format, format_version, width and\n"
+     "genesis_version; written under a temporary name and renamed. Then:\n"
+     "  python3 scripts/genesis_to_torch.py WEIGHTS.h5 unet3d.pt [--form plain|checkpoint]\n"
+     "The reverse, scripts/torch_to_genesis.py, writes the same format from a .pt; [train] init_from\n"
+     "starts pretraining from such a file.\n"},
+    {"forward", cmd_forward, "run a checkpoint's or weights file's model on arrays (PyTorch checks)",
+     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5\n"
+     "\n"
+     "Runs the U-Net of MODEL.h5 (a checkpoint or a weights file) on /input of INPUT.h5, float32\n"
+     "[N, 1, D, H, W] with D, H, W multiples of 8, as one batch (batch-norm statistics of that\n"
+     "batch, as the reference's ContBatchNorm3d), and writes the sigmoid output as /output\n"
+     "[N, 1, D, H, W] to OUTPUT.h5: to compare genesis with a PyTorch model given the same weights.\n"},
     {"phantom", cmd_phantom, "write synthetic CT-like scans (Hounsfield units) as NIfTI",
      "usage: [mpirun -np N] genesis phantom --count N --output-dir DIR [--size X,Y,Z] [--seed S]\n"
      "                                     [--first I]\n"
