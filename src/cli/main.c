@@ -81,6 +81,24 @@ static const struct subcommand subcommands[] = {
      "training would at (seed, epoch, sample index), and writes one row per sample: the corrupted\n"
      "input beside the target at depths 2/6, 3/6, 4/6 and 5/6, labelled with the sample index and\n"
      "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set.\n"},
+    {"restore", cmd_restore, "run a trained model over a whole scan (blended windows) -> NIfTI",
+     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN.nii.gz -o RESTORED.nii.gz [--corrupt]\n"
+     "                       [--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
+     "\n"
+     "Normalises the scan as prep did (the checkpoint's [prep] normalize/window/percentiles, in the\n"
+     "scan's voxel grid), runs the checkpoint's model over it in overlapping windows of the training\n"
+     "cube size (--cube, default [prep] cube_rows x cube_cols x cube_deps) at --stride (default half\n"
+     "a window; the last window of an axis is clamped to its end, an axis shorter than a window is\n"
+     "padded with its edge voxels), B windows per forward (default 2: batch norm uses the batch's\n"
+     "statistics), blends the outputs with triangular weights, maps them back to input units and\n"
+     "writes float32 NIfTI with the input's header (dims, qform/sform). Under MPI the windows are\n"
+     "spread over the ranks; rank 0 writes.\n"
+     "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
+     "           flips; keyed by --seed and the window index), to show what the model restores\n"
+     "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"
+     "Prints mean squared errors in normalised units: restored vs input and, with --corrupt, the\n"
+     "corrupted windows vs input.\n"
+     "Example: genesis restore run/ckpt/best.h5 scan.nii.gz -o restored.nii.gz --corrupt --png r.png\n"},
     {"smoke", cmd_smoke, "check that MPI, parallel HDF5 and OpenBLAS work together (all ranks)",
      "usage: mpirun -np N genesis smoke [--dir DIR]\n"
      "\n"
