@@ -116,7 +116,8 @@ static const struct subcommand subcommands[] = {
      "takes the same optimizer step. After each epoch: validation loss, StepLR, early stopping,\n"
      "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/ and\n"
      "preview.png. With resume = auto, running the same command again continues from ckpt/latest,\n"
-     "at any rank count.\n"
+     "at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a weights file\n"
+     "(genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},
