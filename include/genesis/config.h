@@ -77,6 +77,7 @@ struct config_train {
     long check_replicas;          /* debug: compare parameter checksums across ranks every N steps */
     double deadline_minutes;      /* wall-time budget of this run from its start; 0 = none */
     double deadline_margin_minutes; /* stop this long before a deadline (or SLURM_JOB_END_TIME) */
+    char init_from[CONFIG_PATH_MAX]; /* weights file to start from when not resuming; "" = none */
 };
 
 typedef struct genesis_config {
@@ -93,6 +94,9 @@ typedef struct genesis_config {
 int config_defaults(genesis_config *cfg);
 /* Reads an INI file over the current values. */
 int config_load_file(genesis_config *cfg, const char *path);
+/* Reads INI text (e.g. a checkpoint's resolved configuration) over the current values; `name`
+ * stands for the file in messages. */
+int config_load_text(genesis_config *cfg, const char *text, const char *name);
 /* Applies one "section.key=value" override. */
 int config_set(genesis_config *cfg, const char *assignment);
 /* Prints the resolved configuration as an INI file (with each value's origin as a comment). */

@@ -24,9 +24,12 @@ int cli_parse_long(const char *option, const char *text, long min, long max, lon
 
 int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -34,6 +34,24 @@ static const struct subcommand subcommands[] = {
      "--defaults  print every key: section, type, default, range and meaning\n"
      "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
      "            an error names the file, the line and the key, and exits with status 2\n"},
+    {"export", cmd_export, "a checkpoint's weights as HDF5 named by PyTorch state_dict keys",
+     "usage: genesis export CKPT.h5 -o WEIGHTS.h5\n"
+     "\n"
+     "Writes every parameter and batch-norm buffer of the checkpoint's model (width from the\n"
+     "checkpoint's own configuration) as a dataset at the root of WEIGHTS.h5, named by its PyTorch\n"
+     "state_dict key (e.g. down_tr64.ops.0.conv1.weight), in PyTorch's shape and layout, float32\n"
+     "(num_batches_tracked: int64 scalar), with attributes format, format_version, width and\n"
+     "genesis_version; written under a temporary name and renamed. Then:\n"
+     "  python3 scripts/genesis_to_torch.py WEIGHTS.h5 unet3d.pt [--form plain|checkpoint]\n"
+     "The reverse, scripts/torch_to_genesis.py, writes the same format from a .pt; [train] init_from\n"
+     "starts pretraining from such a file.\n"},
+    {"forward", cmd_forward, "run a checkpoint's or weights file's model on arrays (PyTorch checks)",
+     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5\n"
+     "\n"
+     "Runs the U-Net of MODEL.h5 (a checkpoint or a weights file) on /input of INPUT.h5, float32\n"
+     "[N, 1, D, H, W] with D, H, W multiples of 8, as one batch (batch-norm statistics of that\n"
+     "batch, as the reference's ContBatchNorm3d), and writes the sigmoid output as /output\n"
+     "[N, 1, D, H, W] to OUTPUT.h5: to compare genesis with a PyTorch model given the same weights.\n"},
     {"phantom", cmd_phantom, "write synthetic CT-like scans (Hounsfield units) as NIfTI",
      "usage: [mpirun -np N] genesis phantom --count N --output-dir DIR [--size X,Y,Z] [--seed S]\n"
      "                                     [--first I]\n"
@@ -63,6 +81,24 @@ static const struct subcommand subcommands[] = {
      "training would at (seed, epoch, sample index), and writes one row per sample: the corrupted\n"
      "input beside the target at depths 2/6, 3/6, 4/6 and 5/6, labelled with the sample index and\n"
      "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set.\n"},
+    {"restore", cmd_restore, "run a trained model over a whole scan (blended windows) -> NIfTI",
+     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN.nii.gz -o RESTORED.nii.gz [--corrupt]\n"
+     "                       [--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
+     "\n"
+     "Normalises the scan as prep did (the checkpoint's [prep] normalize/window/percentiles, in the\n"
+     "scan's voxel grid), runs the checkpoint's model over it in overlapping windows of the training\n"
+     "cube size (--cube, default [prep] cube_rows x cube_cols x cube_deps) at --stride (default half\n"
+     "a window; the last window of an axis is clamped to its end, an axis shorter than a window is\n"
+     "padded with its edge voxels), B windows per forward (default 2: batch norm uses the batch's\n"
+     "statistics), blends the outputs with triangular weights, maps them back to input units and\n"
+     "writes float32 NIfTI with the input's header (dims, qform/sform). Under MPI the windows are\n"
+     "spread over the ranks; rank 0 writes.\n"
+     "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
+     "           flips; keyed by --seed and the window index), to show what the model restores\n"
+     "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"
+     "Prints mean squared errors in normalised units: restored vs input and, with --corrupt, the\n"
+     "corrupted windows vs input.\n"
+     "Example: genesis restore run/ckpt/best.h5 scan.nii.gz -o restored.nii.gz --corrupt --png r.png\n"},
     {"smoke", cmd_smoke, "check that MPI, parallel HDF5 and OpenBLAS work together (all ranks)",
      "usage: mpirun -np N genesis smoke [--dir DIR]\n"
      "\n"
@@ -80,7 +116,8 @@ static const struct subcommand subcommands[] = {
      "takes the same optimizer step. After each epoch: validation loss, StepLR, early stopping,\n"
      "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/ and\n"
      "preview.png. With resume = auto, running the same command again continues from ckpt/latest,\n"
-     "at any rank count.\n"
+     "at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a weights file\n"
+     "(genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

@@ -208,6 +208,22 @@ struct prep_plan {
     int crop_sizes[MAX_CROP_SIZES], crop_count;
 };
 
+int prep_norm_options(const struct config_prep *p, norm_options *norm)
+{
+    enum norm_mode mode = p->normalize == NORMALIZE_CT ? NORM_CT
+                        : p->normalize == NORMALIZE_MRI_WINDOW ? NORM_MRI_WINDOW : NORM_MRI_MINMAX;
+    norm_options_default(norm, mode);
+    /* an unset window keeps the mode's default (ct [-1000, 1000], mri_window [0, 4000]) */
+    int window_is_default = p->window_lo == -1000 && p->window_hi == 1000;
+    if (!(mode == NORM_MRI_WINDOW && window_is_default)) norm->lo = p->window_lo, norm->hi = p->window_hi;
+    CHECK(norm->lo < norm->hi, GEN_ERR_USAGE, "[prep] window_lo (%g) must be below window_hi (%g)",
+          norm->lo, norm->hi);
+    norm->pct_lo = p->percentile_lo, norm->pct_hi = p->percentile_hi;
+    CHECK(p->percentile_lo < p->percentile_hi, GEN_ERR_USAGE,
+          "[prep] percentile_lo (%g) must be below percentile_hi (%g)", p->percentile_lo, p->percentile_hi);
+    return GEN_OK;
+}
+
 static int make_plan(const struct config_prep *p, struct prep_plan *plan)
 {
     plan->p = p;
@@ -216,17 +232,7 @@ static int make_plan(const struct config_prep *p, struct prep_plan *plan)
     plan->read.spacing[0] = p->spacing_x, plan->read.spacing[1] = p->spacing_y,
     plan->read.spacing[2] = p->spacing_z;
     plan->read.verify_gzip = p->verify_gzip;
-    enum norm_mode mode = p->normalize == NORMALIZE_CT ? NORM_CT
-                        : p->normalize == NORMALIZE_MRI_WINDOW ? NORM_MRI_WINDOW : NORM_MRI_MINMAX;
-    norm_options_default(&plan->norm, mode);
-    /* an unset window keeps the mode's default (ct [-1000, 1000], mri_window [0, 4000]) */
-    int window_is_default = p->window_lo == -1000 && p->window_hi == 1000;
-    if (!(mode == NORM_MRI_WINDOW && window_is_default)) plan->norm.lo = p->window_lo, plan->norm.hi = p->window_hi;
-    CHECK(plan->norm.lo < plan->norm.hi, GEN_ERR_USAGE, "[prep] window_lo (%g) must be below window_hi (%g)",
-          plan->norm.lo, plan->norm.hi);
-    plan->norm.pct_lo = p->percentile_lo, plan->norm.pct_hi = p->percentile_hi;
-    CHECK(p->percentile_lo < p->percentile_hi, GEN_ERR_USAGE,
-          "[prep] percentile_lo (%g) must be below percentile_hi (%g)", p->percentile_lo, p->percentile_hi);
+    CALL(prep_norm_options(p, &plan->norm));
     extract_options_default(&plan->extract);
     extract_options *e = &plan->extract;
     CHECK(p->cube_rows % 8 == 0 && p->cube_cols % 8 == 0 && p->cube_deps % 8 == 0, GEN_ERR_USAGE,

@@ -12,6 +12,7 @@
 #include "genesis/model.h"
 #include "genesis/png.h"
 #include "genesis/signals.h"
+#include "genesis/weights.h"
 #include "genesis/world.h"
 
 #include <cblas.h>
@@ -401,6 +402,7 @@ static int setup(struct trainer *t)
     signals_install();
     int resumed = 0;
     CALL(try_resume(t, &resumed));
+    if (!resumed && c->init_from[0]) CALL(init_from_weights(t->model, c->init_from, t->rank));
     t->st.config_hash = config_hash(t->cfg);
     CALL(open_run_files(t, resumed));
     say(t, "train: %s: %lld training cubes, %lld steps per epoch of %ld cubes (%lld per rank on %d rank(s)), "

@@ -143,6 +143,9 @@ static const struct config_key schema[] = {
     ROW(train, deadline_minutes, TYPE_FLOAT, "0", 0, 1e9, NULL,
         "checkpoint and exit with status 75 (continue me) after this many minutes (0: no limit); "
         "under Slurm, SLURM_JOB_END_TIME is a deadline too"),
+    ROW(train, init_from, TYPE_STRING, "", 0, 0, NULL,
+        "start from this weights file (genesis export, scripts/torch_to_genesis.py) instead of random "
+        "weights, when not resuming; names and shapes must match the model exactly"),
     ROW(train, deadline_margin_minutes, TYPE_FLOAT, "5", 0, 1e6, NULL,
         "stop this many minutes before a deadline, to leave time for the checkpoint"),
 
@@ -482,11 +485,28 @@ static int handle_entry(void *user, const char *section, const char *key, const 
     return 1;
 }
 
+static int load_stream(genesis_config *cfg, FILE *f, const char *path);
+
 int config_load_file(genesis_config *cfg, const char *path)
 {
     CHECK(strlen(path) < CONFIG_PATH_MAX, GEN_ERR_USAGE, "config file path too long");
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, GEN_ERR_USAGE, "cannot open config file '%s': %s", path, strerror(errno));
+    return load_stream(cfg, f, path);
+}
+
+int config_load_text(genesis_config *cfg, const char *text, const char *name)
+{
+    CHECK(strlen(name) < CONFIG_PATH_MAX, GEN_ERR_USAGE, "config name too long");
+    if (!text[0]) return GEN_OK; /* nothing to read (and fmemopen refuses size 0) */
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    CHECK(f != NULL, GEN_ERR_NOMEM, "cannot read config text of %s: %s", name, strerror(errno));
+    return load_stream(cfg, f, name);
+}
+
+/* Reads the INI stream f (closed here); path names it in messages. */
+static int load_stream(genesis_config *cfg, FILE *f, const char *path)
+{
     struct ini_reading r = {.cfg = cfg, .file = f, .path = path};
     int rc = ini_parse_stream(read_line, &r, handle_entry, &r);
     fclose(f);

@@ -1,0 +1,50 @@
+/* genesis restore (src/train/restore.c): a trained model run over a whole scan.
+ *
+ * The scan is normalised as prep did (the checkpoint's [prep] normalize, window, percentiles; in the
+ * file's voxel grid, without prep's optional reorientation or resampling), cut into overlapping
+ * windows of the training cube size (default [prep] cube_rows x cube_cols x cube_deps, e.g.
+ * 64x64x32) at a stride (default half a cube), the last window of each axis clamped to the scan's
+ * end; an axis shorter than a cube is padded by repeating its edge voxels. Windows go through the
+ * model in batches of `batch` (batch-norm statistics of the batch, as the reference's
+ * ContBatchNorm3d: use batch >= 2; a last partial batch is filled with repeated windows whose
+ * outputs are discarded). Outputs are blended with triangular weights (w(i) = min(i, c - 1 - i) + 1
+ * per axis, multiplied over the axes), accumulated, divided by the summed weights, mapped back to
+ * input units (v = lo + y * (hi - lo), the window used for normalising) and written as float32
+ * NIfTI with the input's header (dims, qform/sform).
+ *
+ * --corrupt: each window is first corrupted as in training (SPEC.md section 3, the checkpoint's
+ * [corrupt] settings without flips, which would move the target too), keyed by (seed,
+ * RNG_EPOCH_NONE, window index), to show what the model restores.
+ *
+ * Under MPI, window k goes to rank k mod P; the weighted sums are added up on rank 0 (MPI_Reduce),
+ * which writes the outputs. Errors (mean squared, in normalised units) are printed by rank 0.
+ */
+#ifndef GENESIS_RESTORE_H
+#define GENESIS_RESTORE_H
+
+#include <stdint.h>
+
+struct restore_options {
+    const char *checkpoint, *input, *output;
+    const char *png;     /* NULL: no picture; else slices input | corrupted | restored */
+    int corrupt;         /* corrupt every window before the model */
+    uint64_t seed;       /* corruption seed */
+    int batch;           /* windows per forward (>= 1; 2 or more recommended) */
+    int cube[3];         /* window size; 0: the checkpoint's [prep] cube size */
+    int stride[3];       /* 0: half the window */
+};
+
+/* What restore measured (normalised units, [0, 1]). */
+struct restore_report {
+    int64_t windows;
+    double mse_volume;          /* restored volume vs normalised input, over the scan's voxels */
+    double mse_corrupt_volume;  /* blended corrupted windows vs input (with corrupt) */
+    double mse_window;          /* model output vs clean window, over every window voxel */
+    double mse_corrupt_window;  /* corrupted window vs clean window (with corrupt) */
+    double seconds;
+};
+
+/* Collective on MPI_COMM_WORLD. */
+int restore_run(const struct restore_options *opt, struct restore_report *report);
+
+#endif

@@ -1,0 +1,56 @@
+/* Weights files (src/io/weights.c): a model's PyTorch state_dict as plain HDF5, for PyTorch users
+ * (scripts/genesis_to_torch.py, scripts/torch_to_genesis.py) and for [train] init_from.
+ *
+ *   /<state_dict key>   every parameter and BN buffer as a dataset at the root, named by its PyTorch
+ *                       state_dict key (e.g. "down_tr64.ops.0.conv1.weight"), in PyTorch's shape
+ *                       and layout (SPEC.md section 4; ConvTranspose3d weights [in, out, 2, 2, 2]),
+ *                       float32; num_batches_tracked: int64 scalar (shape [])
+ *   attributes of /     format = "genesis-unet3d-weights", format_version = 1 (int64),
+ *                       width (int64, the base width w), genesis_version (text)
+ *
+ * Reading is strict, as PyTorch's load_state_dict(strict=True): every name of the model must be
+ * present with its shape, and no other dataset may be; otherwise GEN_ERR_DATA with the missing,
+ * unexpected and mis-shaped names listed.
+ */
+#ifndef GENESIS_WEIGHTS_H
+#define GENESIS_WEIGHTS_H
+
+#include "genesis/config.h"
+#include "genesis/model.h"
+
+#define WEIGHTS_FORMAT "genesis-unet3d-weights"
+#define WEIGHTS_FORMAT_VERSION 1
+
+/* Writes every state_dict entry of m to path (PATH.tmp-<pid>, fsync, rename). */
+int weights_write(const char *path, model *m);
+/* Reads a weights file into m (strict, see above). */
+int weights_read(const char *path, model *m);
+/* The base width of a weights file: its `width` attribute, else the output channels of
+ * down_tr64.ops.0.conv1.weight. */
+int weights_file_width(const char *path, int *width);
+
+/* The configuration a checkpoint was trained with (its root attribute "config"), parsed over the
+ * defaults. */
+int checkpoint_read_config(const char *path, genesis_config *cfg);
+/* Only the weights of a checkpoint: /params and /buffers into m (names and shapes checked). */
+int checkpoint_read_weights(const char *path, model *m);
+/* 1 if path is a genesis checkpoint (has a /state group), 0 if not (e.g. a weights file). */
+int weights_is_checkpoint(const char *path, int *is_checkpoint);
+
+/* Builds the model stored in `path`, a checkpoint (width from its config) or a weights file, for
+ * inputs [batch, 1, D, H, W] (shape->batch, D, H, W, tile_budget_bytes are used; width is taken
+ * from the file), and loads its weights. cfg (may be NULL) receives the checkpoint's configuration,
+ * or the defaults (with [model] width set) for a weights file. On failure *out is NULL. */
+int model_load_file(model **out, const char *path, const model_config *shape, genesis_config *cfg);
+
+/* Runs the model of model_path (checkpoint or weights file) on the dataset /input, float32
+ * [N, 1, D, H, W] (D, H, W multiples of 8) of input_path, in one batch of N (batch-norm statistics
+ * of that batch, as the reference's ContBatchNorm3d), and writes its sigmoid output as /output,
+ * float32 [N, 1, D, H, W], to output_path (genesis forward: comparisons with PyTorch). */
+int weights_forward_file(const char *model_path, const char *input_path, const char *output_path);
+
+/* [train] init_from: every rank reads the weights file into its model, then the ranks agree
+ * (world_agree_shared): a refused file is one collective error naming the tensors. */
+int init_from_weights(model *m, const char *path, int rank);
+
+#endif
