@@ -113,7 +113,7 @@ chmod +x $t/qsub-here
 echo "$(hostname)" > $t/nodefile; echo "$(hostname)" >> $t/nodefile
 (cd $t && PBS_O_WORKDIR=$t PBS_NODEFILE=$t/nodefile PBS_JOBID=1.local PBS_TEST_DIR=$t GENESIS_QSUB=$t/qsub-here \
    GENESIS_CONFIG=$t/run.ini GENESIS_SETS="train.output=$t/pbs-direct" \
-   bash "$SRC/jobs/pbs/pretrain.pbs" > $t/pbs-direct-1.out 2>&1) &
+   exec bash "$SRC/jobs/pbs/pretrain.pbs" > $t/pbs-direct-1.out 2>&1) &
 pid=$!
 expect "direct PBS run trained 5 steps" wait_for_step $t/pbs-direct-1.out 5
 kill -TERM $pid   # what PBS does at the walltime
