@@ -6,17 +6,9 @@ set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$(dirname "$0")/../lib/harness.sh"
 
-# run NAME CMD...: runs CMD with a 60 s guard; sets $rc, $secs, $out (stdout+stderr).
-run() {
-  local start=$(date +%s.%N)
-  out=$(timeout 60 "$@" 2>&1); rc=$?
-  secs=$(echo "$(date +%s.%N) - $start" | bc)
-}
+RUN_TIMEOUT=60
 fast() { awk -v s="$secs" -v m="$1" 'BEGIN{exit !(s < m)}'; }
 
 run "$G" help
@@ -79,5 +71,4 @@ expect "fault on all ranks: one message" test "$(grep -c "genesis: error: inject
 expect "fault on all ranks: no MPI_Abort" bash -c "! grep -q MPI_ABORT <<<'$out'"
 expect "fault on all ranks: ends within 15 s (took $secs s)" fast 15
 
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures -eq 0 ]
+finish

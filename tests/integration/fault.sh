@@ -9,10 +9,7 @@ G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
 t=$(mktemp -d)
 trap 'umount $t/full 2>/dev/null; rm -rf "$t"' EXIT
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$(dirname "$0")/../lib/harness.sh"
 same() { # same CKPT_A CKPT_B: params, BN buffers and optimizer state bitwise equal
   for g in params buffers optim; do h5diff -q "$1" "$2" /$g /$g || return 1; done
 }
@@ -96,5 +93,4 @@ else
   bad "cannot mount a tmpfs for the full-filesystem test (needs root)"
 fi
 
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures -eq 0 ]
+finish

@@ -13,12 +13,7 @@ MPIEXEC=${MPIEXEC:-mpirun}
 SRC=${GENESIS_SOURCE_DIR:?set GENESIS_SOURCE_DIR}
 PY=/usr/bin/python3
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-run() { out=$(timeout 600 "$@" 2>&1); rc=$?; }
-has() { grep -q -- "$1" <<<"$out"; }
+. "$(dirname "$0")/../lib/harness.sh"
 # refused NAME: the last command failed and its output names NAME
 refused() { [ $rc -ne 0 ] && has "$1"; }
 # one_error: exactly one "genesis: error" line (the collective error printed once)
@@ -348,5 +343,4 @@ grep 'genesis: error' <<<"$out"
 run "$G" restore $mck $T/ch2.nii.gz -o $t/x.nii.gz --stride 0
 expect "restore refuses a bad stride" refused "stride"
 
-echo "$checks checks, $failures failed"
-[ $failures -eq 0 ]
+finish

@@ -8,12 +8,7 @@ G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
 PY=/usr/bin/python3
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-run() { out=$(timeout 300 "$@" 2>&1); rc=$?; }
-has() { grep -q -- "$1" <<<"$out"; }
+. "$(dirname "$0")/../lib/harness.sh"
 
 conf=$t/prep.ini
 cat > $conf <<INI
@@ -117,5 +112,4 @@ for i in $(seq 1 100); do ls $t | grep -q 'killed.h5.partial' && break; sleep 0.
 kill -9 -- -$pid 2>/dev/null; wait $pid 2>/dev/null
 expect "killed prep leaves no file at the output path" test ! -e $t/killed.h5
 
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures -eq 0 ]
+finish

@@ -9,16 +9,13 @@ G=${GENESIS:?set GENESIS to the genesis executable}
 SRC=${GENESIS_SOURCE_DIR:?}
 export GENESIS=$G
 t=$(mktemp -d)
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$(dirname "$0")/../lib/harness.sh"
 . "$SRC/tests/jobs/slurm_cluster.sh"
 trap 'slurm_stop; rm -rf "$t"' EXIT
 if ! command -v slurmctld >/dev/null || ! command -v qsub >/dev/null; then
   echo "FAILED: slurm-wlm and slurm-wlm-torque are not installed (scripts/setup --test installs them)"; exit 1
 fi
-expect "private Slurm starts" slurm_start $t/slurm || { echo "$((checks - failures)) passed, $failures failed"; exit 1; }
+expect "private Slurm starts" slurm_start $t/slurm || { finish; exit 1; }
 
 cat > $t/run.ini <<INI
 [model]
@@ -127,5 +124,4 @@ for group in params buffers optim; do
     h5diff -q $t/reference/ckpt/step-00000030.h5 $t/pbs-direct/ckpt/step-00000030.h5 /$group /$group
 done
 
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures -eq 0 ]
+finish

@@ -7,12 +7,7 @@ G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
 PY=/usr/bin/python3
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-failures=0; checks=0
-ok() { checks=$((checks + 1)); echo "ok: $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-run() { out=$(timeout 600 "$@" 2>&1); rc=$?; }
-has() { grep -q -- "$1" <<<"$out"; }
+. "$(dirname "$0")/../lib/harness.sh"
 
 cat > $t/train.ini <<INI
 [model]
@@ -128,5 +123,4 @@ touch $t/afile
 run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/afile/run
 expect "unwritable output folder: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: cannot create folder $t/afile/run" <<<"$out")" = 1
 
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures -eq 0 ]
+finish
