@@ -1,10 +1,13 @@
 /* genesis info: what is in a cubes file. */
 #include "cli/cli.h"
 
+#include "genesis/checkpoint.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
 #include "genesis/world.h"
 
+#include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +65,38 @@ static int describe_cubes(const char *path)
     return GEN_OK;
 }
 
+static int describe_checkpoint(const char *path)
+{
+    train_state st;
+    CALL(checkpoint_read_state(path, &st));
+    printf("%s: genesis checkpoint, format version %d\n", path, CHECKPOINT_FORMAT_VERSION);
+    printf("position:   epoch %lld, %lld steps into it, %lld steps in all\n", (long long)st.epoch,
+           (long long)st.step_in_epoch, (long long)st.global_step);
+    printf("schedule:   learning rate %g, optimizer %s (%lld steps)\n", st.lr,
+           st.optimizer_kind == OPTIM_ADAM ? "adam" : "sgd", (long long)st.optimizer_steps);
+    if (isfinite(st.best_loss))
+        printf("validation: best loss %.6f, %lld epoch(s) since\n", st.best_loss, (long long)st.bad_epochs);
+    else
+        printf("validation: none yet\n");
+    printf("config:     hash %016llx (the resolved configuration is the file's 'config' attribute)\n",
+           (unsigned long long)st.config_hash);
+    return GEN_OK;
+}
+
+/* A checkpoint has a /state group; anything else is taken for a cubes file. */
+static int is_checkpoint(const char *path)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) return 0;
+    int yes = H5Lexists(file, "state", H5P_DEFAULT) > 0;
+    H5Fclose(file);
+    return yes;
+}
+
 int cmd_info(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "usage: genesis info FILE");
     if (world_rank() != 0) return GEN_OK;
-    return describe_cubes(argv[0]);
+    return is_checkpoint(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
 }

@@ -71,8 +71,12 @@ static const struct subcommand subcommands[] = {
      "filter) are skipped with a warning naming the file and counted in a final report, or stop\n"
      "the run when strict = true. The result does not depend on the number of ranks.\n"
      "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/*.nii.gz'\n"},
-    {"info", cmd_info, "describe a cubes file: counts per split, shape, values, scans, settings",
-     "usage: genesis info FILE\n"},
+    {"info", cmd_info, "describe a cubes file or a checkpoint",
+     "usage: genesis info FILE\n"
+     "\n"
+     "A cubes file: cubes per split, shape, value range, normalisation and filter, every scan with\n"
+     "its split and cube count or why it was skipped. A checkpoint: epoch and step, learning rate,\n"
+     "optimizer, best validation loss and the epochs since, configuration hash.\n"},
     {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
      "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
      "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"

@@ -46,6 +46,14 @@ assert (co[:, 2] <= 96 - 35 - 1 - 8).all()
 sc = f['scans'][...]; sp = f['split'][...]; si = f['scan_index'][...]
 assert all(sp[i] == sc[si[i]]['split'] for i in range(len(sp))), 'split by scan'
 assert f.attrs['format_version'] == 1"
+# Explicit split lists instead of fractions.
+run "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/lists.h5 \
+    --set "prep.validation_scans=*phantom_0001*" --set "prep.test_scans=*phantom_0002*,*phantom_0003*"
+run "$G" info $t/lists.h5
+expect "explicit lists: phantom_0001 in validation" grep -q "validation .*phantom_0001" <<<"$out"
+expect "explicit lists: phantom_0002 and _0003 in test" test "$(grep -c "test .*phantom_000[23]" <<<"$out")" = 2
+expect "explicit lists: phantom_0000 in train" grep -q "train .*phantom_0000" <<<"$out"
+
 run "$G" preview $t/cubes1.h5 -o $t/preview.png -n 3
 expect "preview writes a PNG" bash -c "test $rc -eq 0 && head -c 8 $t/preview.png | od -An -tx1 | grep -q '89 50 4e 47'"
 
