@@ -133,8 +133,8 @@ int main(int argc, char **argv)
     size_t budget = 0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-n") && i + 1 < argc) N = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-r") && i + 1 < argc) min_seconds = atof(argv[++i]);
+        if (!strcmp(argv[i], "-n") && i + 1 < argc) N = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) min_seconds = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) budget = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "-s")) skip_sgemm = 1;

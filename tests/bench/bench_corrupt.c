@@ -60,8 +60,8 @@ static int run(const char *what, struct corrupt_config cfg, int rows, int cols, 
 
 int main(int argc, char **argv)
 {
-    int rows = argc > 3 ? atoi(argv[1]) : 64, cols = argc > 3 ? atoi(argv[2]) : 64;
-    int deps = argc > 3 ? atoi(argv[3]) : 32, n = argc > 4 ? atoi(argv[4]) : 200;
+    int rows = argc > 3 ? (int)strtol(argv[1], NULL, 10) : 64, cols = argc > 3 ? (int)strtol(argv[2], NULL, 10) : 64;
+    int deps = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 32, n = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 200;
     struct corrupt_config all = corrupt_config_default();
     all.flip_rate = 1;
     all.local_rate = 1;
