@@ -38,7 +38,7 @@ SlurmdPort=16818
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
-  if ! pgrep -x munged >/dev/null; then
+  if [ ! -S /run/munge/munge.socket.2 ]; then   # (not pgrep: a munged of another root may run)
     mkdir -p /run/munge; chown munge:munge /run/munge 2>/dev/null
     runuser -u munge -- /usr/sbin/munged || return 1
     SLURM_STARTED_MUNGE=1
