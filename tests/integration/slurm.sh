@@ -11,7 +11,13 @@ export GENESIS=$G
 t=$(mktemp -d)
 . "$(dirname "$0")/../lib/harness.sh"
 . "$SRC/tests/jobs/slurm_cluster.sh"
-trap 'slurm_stop; rm -rf "$t"' EXIT
+# Every wait below is bounded; should the whole still run too long, the watchdog prints where it
+# stands before ctest's limit (900 s) ends it.
+( sleep 840 </dev/null >/dev/null 2>&1
+  echo "FAILED: the Slurm test is still running after 840 s; where it stands:"
+  slurm_diagnose "watchdog"; for f in $t/*.out; do echo "--- $f"; tail -5 "$f"; done ) &
+watchdog=$!
+trap 'kill $watchdog 2>/dev/null; slurm_stop; rm -rf "$t"' EXIT
 if ! command -v slurmctld >/dev/null || ! command -v qsub >/dev/null; then
   echo "FAILED: slurm-wlm and slurm-wlm-torque are not installed (scripts/setup --test installs them)"; exit 1
 fi
@@ -41,13 +47,14 @@ INI
 "$G" phantom --count 2 --output-dir $t/scans --size 128,128,64 >/dev/null
 
 # prep as a batch job
-id=$(cd $t && sbatch --parsable --output=$t/prep-%j.out "$SRC/jobs/slurm/prep.sbatch" $t/run.ini)
+id=$(cd $t && timeout 30 sbatch --parsable --output=$t/prep-%j.out "$SRC/jobs/slurm/prep.sbatch" $t/run.ini)
 state=$(slurm_wait_job $id 120)
-expect "prep.sbatch completes ($state)" test "$state" = COMPLETED
+expect "prep.sbatch completes ($state)" test "$state" = COMPLETED ||
+  { slurm_diagnose "prep job $id: $state"; tail -20 $t/prep-$id.out; }
 expect "prep.sbatch wrote the cubes" test -s $t/cubes.h5
 
 # the uninterrupted reference
-mpirun -np 2 "$G" train $t/run.ini --set train.output=$t/reference >$t/reference.log 2>&1
+timeout 300 mpirun -np 2 "$G" train $t/run.ini --set train.output=$t/reference >$t/reference.log 2>&1
 expect "uninterrupted reference run" test -s $t/reference/ckpt/step-00000030.h5
 
 # waits until FILE shows that training is in its second epoch (5 steps done: 4 steps per epoch)
@@ -59,12 +66,13 @@ wait_for_step() {
 # Slurm: signal, checkpoint, requeue, resume, finish
 for launcher in srun mpirun; do
   out=$t/slurm-$launcher.out
-  id=$(cd $t && GENESIS_LAUNCHER=$launcher sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
+  id=$(cd $t && GENESIS_LAUNCHER=$launcher timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
        "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/slurm-$launcher)
   expect "[$launcher] job started and trained 5 steps" wait_for_step $out 5
-  scancel --signal=USR1 --batch $id
+  timeout 30 scancel --signal=USR1 --batch $id
   state=$(slurm_wait_job $id 240)
-  expect "[$launcher] job completes after its requeue ($state)" test "$state" = COMPLETED
+  expect "[$launcher] job completes after its requeue ($state)" test "$state" = COMPLETED ||
+    { slurm_diagnose "job $id: $state"; tail -20 $out; }
   expect "[$launcher] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
   expect "[$launcher] the script requeued the job" grep -q "requeueing job $id" $out
   expect "[$launcher] the requeued run resumed" grep -q "resuming from $t/slurm-$launcher/ckpt/step-" $out
@@ -78,7 +86,7 @@ done
 # PBS through qsub (slurm-wlm-torque): signal, checkpoint, resubmission by qsub, finish
 printf '[train]\noutput = %s/pbs-qsub\n' $t > $t/pbs.ini
 cat $t/run.ini > $t/pbs-full.ini; sed -i "s#^batch = 2#batch = 2\noutput = $t/pbs-qsub#" $t/pbs-full.ini
-first=$(cd $t && qsub -V -v "GENESIS_CONFIG=$t/pbs-full.ini,GENESIS_JOB_SCRIPT=$SRC/jobs/pbs/pretrain.pbs" \
+first=$(cd $t && timeout 30 qsub -V -v "GENESIS_CONFIG=$t/pbs-full.ini,GENESIS_JOB_SCRIPT=$SRC/jobs/pbs/pretrain.pbs" \
         -o $t/pbs-qsub.out "$SRC/jobs/pbs/pretrain.pbs" 2>&1 | tail -1)
 out=$t/pbs-qsub.out
 for i in $(seq 1 100); do ls $t/slurm-*.out $out 2>/dev/null | xargs grep -l "pbs-full.ini" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -86,7 +94,7 @@ pbsout=$(grep -l "pretraining with $t/pbs-full.ini" $t/*.out 2>/dev/null | head 
 expect "qsub started the PBS script (job $first)" test -n "$pbsout"
 if [ -n "$pbsout" ]; then
   expect "PBS job trained 5 steps" wait_for_step $pbsout 5
-  scancel --signal=USR1 --batch $first
+  timeout 30 scancel --signal=USR1 --batch $first
   for i in $(seq 1 600); do [ -s $t/pbs-qsub/ckpt/step-00000030.h5 ] && break; sleep 0.5; done
   sleep 2
   expect "PBS job resubmitted itself and the new job finished" test -s $t/pbs-qsub/ckpt/step-00000030.h5
@@ -114,6 +122,8 @@ echo "$(hostname)" > $t/nodefile; echo "$(hostname)" >> $t/nodefile
 pid=$!
 expect "direct PBS run trained 5 steps" wait_for_step $t/pbs-direct-1.out 5
 kill -TERM $pid   # what PBS does at the walltime
+for i in $(seq 1 1200); do kill -0 $pid 2>/dev/null || break; sleep 0.25; done
+kill -0 $pid 2>/dev/null && { bad "direct PBS run still running 300 s after SIGTERM"; kill -9 $pid; }
 wait $pid
 expect "direct PBS run: SIGTERM forwarded, checkpoint, exit 75" grep -q "exiting with status 75" $t/pbs-direct-1.out
 expect "direct PBS run: resubmitted with the job's variables" grep -q -- "-V -v GENESIS_CONFIG=$t/run.ini,GENESIS_RESUBMIT_COUNT=1" $t/qsub-args

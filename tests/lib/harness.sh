@@ -1,5 +1,6 @@
 # The integration tests' checks (sourced by tests/integration/*.sh):
-#   expect WHAT CMD...  runs CMD; counts it as passed ("ok: WHAT") or failed ("FAILED: WHAT")
+#   expect WHAT CMD...  runs CMD; counts it as passed ("ok: WHAT") or failed ("FAILED: WHAT",
+#                       and returns 1)
 #   ok WHAT / bad WHAT  count a check directly
 #   run CMD...          runs CMD with a time limit (RUN_TIMEOUT seconds, default 600); sets
 #                       $out (stdout and stderr), $rc and $secs
@@ -8,7 +9,7 @@
 failures=0; checks=0
 ok() { checks=$((checks + 1)); echo "ok: $*"; }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; return 1; fi; }
 run() {
   local start; start=$(date +%s.%N)
   out=$(timeout "${RUN_TIMEOUT:-600}" "$@" 2>&1); rc=$?
