@@ -16,6 +16,8 @@ int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int
     g->overlap = overlap;
     g->started = 0;
     g->wait_seconds = 0;
+    g->bn_seconds = 0;
+    g->bn_calls = 0;
     if (bucket_floats < 1024) bucket_floats = 1024;
     g->buckets = (int)((n + bucket_floats - 1) / bucket_floats);
     if (g->buckets < 1) g->buckets = 1;
@@ -78,7 +80,10 @@ int gradsync_finish(gradsync *g)
 
 int gradsync_bn_allreduce(double *sums, int count, void *ctx)
 {
-    MPI_Comm comm = *(MPI_Comm *)ctx;
-    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, comm));
+    gradsync *g = ctx;
+    double t0 = MPI_Wtime();
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, g->comm));
+    g->bn_seconds += MPI_Wtime() - t0;
+    g->bn_calls++;
     return GEN_OK;
 }

@@ -27,6 +27,9 @@ typedef struct gradsync {
     int started;           /* buckets started this step (they start in order 0, 1, ...) */
     int overlap;           /* 0: everything starts in gradsync_finish */
     double wait_seconds;   /* time blocked in gradsync_finish, summed */
+    double bn_seconds;     /* time in the batch-norm all-reduces (waiting for the other ranks
+                              included), summed; bn_calls of them */
+    long bn_calls;
 } gradsync;
 
 int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap, MPI_Comm comm);
@@ -36,8 +39,8 @@ int gradsync_ready(gradsync *g, size_t first_final);
 /* Starts the remaining buckets, waits for all, divides by the rank count. */
 int gradsync_finish(gradsync *g);
 
-/* The batch-norm hook: sums the per-channel statistics over the ranks of comm (synchronised BN).
- * ctx is a pointer to the MPI_Comm. */
+/* The batch-norm hook: sums the per-channel statistics over the ranks of g->comm (synchronised
+ * BN) and times it into g->bn_seconds. ctx is the gradsync g. */
 int gradsync_bn_allreduce(double *sums, int count, void *ctx);
 
 #endif

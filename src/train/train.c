@@ -347,6 +347,8 @@ static void print_profile(struct trainer *t, double total)
     for (int p = 0; p < PHASE_COUNT; p++)
         printf("%-22s %10.3f %8ld %6.1f%%\n", phase_names[p], t->phase[p], t->phase_calls[p],
                100.0 * t->phase[p] / total);
+    printf("%-22s %10.3f %8ld %6.1f%%  (inside forward and backward)\n", "BN statistics all-reduce",
+           t->sync.bn_seconds, t->sync.bn_calls, 100.0 * t->sync.bn_seconds / total);
     printf("\n%-26s %9s %9s %9s %9s %7s\n", "layer", "fwd s", "fwd GF/s", "bwd s", "bwd GF/s", "calls");
     for (int i = 0; i < model_layer_count(t->model); i++) {
         const model_layer_profile *lp = model_layer_profile_at(t->model, i);
@@ -384,7 +386,7 @@ static int setup(struct trainer *t)
                        (size_t)c->bucket_kib * 1024 / sizeof(float), c->overlap, t->comm));
     model_set_grad_ready_hook(t->model, on_grads_ready, &t->sync);
     if (c->batchnorm == BATCHNORM_SYNC && t->ranks > 1) {
-        nn_reduce_hook hook = {gradsync_bn_allreduce, &t->comm};
+        nn_reduce_hook hook = {gradsync_bn_allreduce, &t->sync};
         model_set_bn_hook(t->model, &hook);
     }
     t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL,
@@ -526,8 +528,10 @@ static int run(struct trainer *t)
     CALL(save_checkpoint(t, 0));
     double total = MPI_Wtime() - start, rss = peak_rss_mb(t);
     say(t, "train: done: %lld steps, epoch %lld, best validation loss %.6f, %.1f s, all-reduce wait %.2f s, "
-           "peak RSS per rank %.0f MB; resume with the same command (resume = auto continues from %s/latest)",
-        (long long)t->st.global_step, (long long)t->st.epoch, t->st.best_loss, total, t->sync.wait_seconds, rss,
+           "BN all-reduce %.2f s, peak RSS per rank %.0f MB; resume with the same command (resume = auto "
+           "continues from %s/latest)",
+        (long long)t->st.global_step, (long long)t->st.epoch, t->st.best_loss, total, t->sync.wait_seconds,
+        t->sync.bn_seconds, rss,
         t->ckpt_dir);
     if (t->opt->profile) print_profile(t, total);
     return GEN_OK;
