@@ -308,9 +308,7 @@ static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
         }
 }
 
-/* dbias[co] += sum over n and voxels of dout[n][co][v]: 8 float lanes (vectorisable) per block of
- * 1024 voxels, blocks accumulated in double per channel. */
-static void add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
+void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 {
     enum { LANES = 8, BLOCK = 1024 };
     for (int c = 0; c < C; c++) {
@@ -375,7 +373,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     CHECK(dinp == NULL || weight != NULL, GEN_ERR_USAGE, "conv3d_backward: dinp needs weight");
     const int Cin = s->Cin, Cout = s->Cout;
     const size_t V = (size_t)s->D * s->H * s->W;
-    if (dbias) add_bias_grad(dbias, dout, s->N, Cout, V);
+    if (dbias) conv_add_bias_grad(dbias, dout, s->N, Cout, V);
 
     if (s->k == 1) {
         for (int n = 0; n < s->N; n++) {
