@@ -52,8 +52,9 @@ static int conv3d_check_shape(const conv3d_shape *s)
  * Every pass walks output tiles of whole (d, h) rows, T = rows * W voxels. Of the two tensors a
  * pass pairs through the 27 taps, the one with fewer channels is the one expanded 27x (by im2col,
  * or by col2im from the GEMM's output), the other is read by the GEMM in place:
- *   fwd_scatter  forward as col2im(wr [Cout*27][Cin] . inp tile) (K = Cin), when Cin > Cout;
- *                otherwise out += weight [Cout][Cin*27] . im2col(inp tile).
+ *   fwd_scatter  forward as col2im(wr [Cout*27][Cin] . inp tile) (K = Cin), when Cin >= Cout;
+ *                otherwise out += weight [Cout][Cin*27] . im2col(inp tile). At Cin = Cout both
+ *                copy as much, and the scatter GEMM (M = Cout*27) runs faster than M = Cout.
  *   bwd_flip     backward data as a forward convolution of dout with the flipped,
  *                channel-transposed weight wt [Cin][Cout*27] (im2col of dout), when Cin > Cout;
  *                otherwise dinp += col2im(weight^T [Cin*27][Cout] . dout tile) (K = Cout).
@@ -116,7 +117,8 @@ static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
     const int rows_all = s->D * s->H, W = s->W;
     const size_t row_floats = (size_t)27 * W; /* one channel, one row of voxels */
     const int small = s->Cin < s->Cout ? s->Cin : s->Cout; /* the channels expanded 27x */
-    p.fwd_scatter = p.bwd_flip = p.wgt_dout = s->Cin > s->Cout;
+    p.fwd_scatter = s->Cin >= s->Cout;
+    p.bwd_flip = p.wgt_dout = s->Cin > s->Cout;
     p.fwd_rows = gemm_tile_rows(budget_bytes, (size_t)small * 27, W, rows_all);
     p.bwd_rows = gemm_tile_rows(budget_bytes, (size_t)small * 27, W, rows_all);
     int target_rows = (WGT_TARGET_VOXELS + W - 1) / W;
