@@ -63,11 +63,8 @@ static int conv3d_check_shape(const conv3d_shape *s)
  *                acc [Ce*27][Co] (Ce the im2col'd tensor's channels, Co the other's, so the long
  *                dimension is M: 5-15% faster than dweight [Cout][Cin*27] as C), and acc is added
  *                into dweight once per call. wgt_chans channels of the im2col'd tensor per tile.
- *                When a Cin > Cout backward computes both gradients, one im2col of dout per
- *                tile (bwd_rows) feeds both GEMMs (conv3d_backward_fused).
  *   fwd_rows, bwd_rows, wgt_rows  rows per tile of each pass.
- * Workspace: col_floats (the largest column tile) + aux_floats (wr, wt or acc: Cin*Cout*27; twice
- * that when Cin > Cout: acc and wr of the fused backward). */
+ * Workspace: col_floats (the largest column tile) + aux_floats (wr, wt or acc: Cin*Cout*27). */
 typedef struct conv3d_plan {
     int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_dout, wgt_rows, wgt_chans;
     size_t col_floats, aux_floats;
@@ -133,8 +130,7 @@ static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
     size_t b = (size_t)small * row_floats * p.bwd_rows;
     size_t g = (size_t)p.wgt_chans * row_floats * p.wgt_rows;
     p.col_floats = f > b ? (f > g ? f : g) : (b > g ? b : g);
-    /* acc, plus wr for the fused backward of Cin > Cout */
-    p.aux_floats = (size_t)s->Cin * s->Cout * 27 * (p.bwd_flip ? 2 : 1);
+    p.aux_floats = (size_t)s->Cin * s->Cout * 27;
     return p;
 }
 
@@ -370,37 +366,6 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
     return GEN_OK;
 }
 
-/* Both backward passes of a Cin > Cout layer from one im2col of dout per tile (sign -1,
- * col [Cout*27][T]), which the weight gradient and the flipped backward data otherwise build
- * each: acc [Cout*27][Cin] = sum over tiles of col . inp tile^T (as in conv3d_tiled_wgrad), and
- * dinp tile [Cin][T] += wr^T . col with wr [Cout*27][Cin], wr[co*27 + tap][ci] =
- * weight[co][ci][tap] (built here). */
-static void conv3d_backward_fused(float *dinp, float *acc, const float *dout, const float *inp,
-                                  const float *weight, const conv3d_shape *s, int rows, float *col,
-                                  float *wr)
-{
-    const int Cin = s->Cin, Cout = s->Cout, D = s->D, H = s->H, W = s->W, rows_all = D * H;
-    const int M = Cout * 27;
-    const size_t V = (size_t)D * H * W;
-    for (int co = 0; co < Cout; co++)
-        for (int ci = 0; ci < Cin; ci++)
-            for (int tap = 0; tap < 27; tap++)
-                wr[((size_t)co * 27 + tap) * Cin + ci] = weight[((size_t)co * Cin + ci) * 27 + tap];
-    for (int n = 0; n < s->N; n++) {
-        const float *g = dout + (size_t)n * Cout * V, *x = inp + (size_t)n * Cin * V;
-        float *dx = dinp + (size_t)n * Cin * V;
-        for (int r0 = 0; r0 < rows_all; r0 += rows) {
-            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-            const int T = nr * W;
-            im2col_rows(col, g, D, H, W, 0, Cout, r0, nr, -1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Cin, T, 1.0f, col, T,
-                        x + (size_t)r0 * W, (int)V, n == 0 && r0 == 0 ? 0.0f : 1.0f, acc, Cin);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cin, T, M, 1.0f, wr, Cin, col, T,
-                        1.0f, dx + (size_t)r0 * W, (int)V);
-        }
-    }
-}
-
 int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, const conv3d_shape *s, nn_workspace *ws)
 {
@@ -433,13 +398,6 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     const int K = Cin * 27, W = s->W;
     float *col = ws->data, *aux = ws->data + p.col_floats;
 
-    if (dweight && dinp && p.bwd_flip) {
-        conv3d_backward_fused(dinp, aux, dout, inp, weight, s, p.bwd_rows, col,
-                              aux + (size_t)K * Cout);
-        for (int co = 0; co < Cout; co++)
-            add_transposed(dweight + (size_t)co * K, 27, aux + (size_t)co * K, 27, Cin);
-        return GEN_OK;
-    }
     if (dweight) {
         if (p.wgt_dout) {
             /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];
