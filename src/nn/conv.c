@@ -1,15 +1,37 @@
-/* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col + cblas_sgemm) and kernel 1
- * (a plain GEMM per sample, no im2col).
+/* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col / col2im + cblas_sgemm) and
+ * kernel 1 (a plain GEMM per sample, no im2col).
  *
  * Glossary: N batch, Cin/Cout channels, D/H/W spatial sizes (W fastest), V = D*H*W voxels per
  * channel, K = Cin*27 the im2col depth, T the voxels of one output tile.
  *
  * Tiling: an output tile is a run of whole (d, h) rows, T = rows * W voxels, contiguous in every
- * channel of out. Its column matrix col[K][T] (row k = ci*27 + kd*9 + kh*3 + kw, the order of a
- * PyTorch weight row, so the weight is used in place) takes K*T floats of the workspace, and
- * rows is the largest count whose column matrix fits the tile budget (at least 1).
- * The three passes are tiled separately (conv3d_plan): forward and backward data over output
- * rows, the weight gradient over rows and input channels.
+ * channel. A column matrix col[C*27][T] (row c*27 + kd*9 + kh*3 + kw, the order of a PyTorch
+ * weight row) holds the 27 shifted copies of C channels of one tensor over the tile. Each pass
+ * pairs two tensors through the 27 taps; the one with fewer channels is the one expanded 27x
+ * (im2col before the GEMM, or col2im of the GEMM's output), the other is read by the GEMM in
+ * place (conv3d_plan). The passes are tiled separately.
+ *
+ * Measured (Zen 5, OpenBLAS 0.3.21 Cooperlake kernel chosen automatically, 1 thread, width 32,
+ * 64x64x32, machine shared with another session's jobs), side by side with the previous engine
+ * (b416f30), alternating runs:
+ *   OPENBLAS_CORETYPE= build/genesis bench --steps 2 --warmup 1 --no-layers   (3 runs each)
+ *     training step 8.52-8.61 s -> 7.48-7.68 s; 170.0-171.9 -> 190.6-195.6 GFLOP/s nominal
+ *     = 70-74% -> 81-84% of the same run's sgemm 2048^3 (233-243 GFLOP/s)
+ *   build/tests/bench_conv -r 0.15 -s   (best of 3 runs each, ms per sample, fwd/bwd-data/bwd-wgt)
+ *     sum 1264/1240/1465 -> 1219/1232/1199 (3969 -> 3650); e.g. up64.conv1 192>64
+ *     405/405/545 -> 398/431/397, up64.conv2 64>64 178/169/180 -> 155/155/166,
+ *     down128.conv1 64>64 24.2/22.1/24.3 -> 19.0/19.1/20.6
+ *   /usr/bin/python3 scripts/bench_vs_torch: ratio 1.24 (genesis 0.269 samples/s, torch 0.218)
+ * What gained: the weight gradient as acc [Ce*27][Co] = im2col(smaller) . other^T (a GEMM-only
+ * sweep: 224-246 GFLOP/s against 195-237 for dweight [Cout][K] as C), im2col/col2im without a
+ * division per row and with col2im adding the three kw taps in one pass, the scatter forward at
+ * Cin = Cout, vectorised bias-gradient sums (and, outside this file, batch norm's backward sums).
+ * What did not: column chunks sized for L2 (scatter GEMMs with M = 27*cc lost 5-15%), running
+ * tiles through d within bands of h rows (lost 2-5% at 64x64x32), one im2col of dout shared by
+ * both backward GEMMs of Cin > Cout (6-13% in isolation, nothing in the model: reverted).
+ * Not tried: skipping zero-padding taps. With tiles of whole rows only the d and h padding can be
+ * cut out of a GEMM (the w padding is inside rows): 4% of the taps at 32x32x16, 8% at 16x16x8,
+ * at most ~2.5% of a training step.
  */
 #include <limits.h>
 #include <string.h>
