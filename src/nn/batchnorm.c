@@ -113,8 +113,9 @@ enum { SUM_LANES = 8 };
  * dout masked by the ReLU (g xhat + b > 0). Both inputs are loaded and the mask is a select, so
  * the loop vectorises (a branch per voxel ran scalar, ~5 ns per voxel, mispredicted on real
  * activations). noinline: inlined into its caller, GCC 12 no longer vectorises it. */
-__attribute__((noinline)) static void lane_sums_relu(const float *restrict dout, const float *restrict xhat, long n, float g,
-                           float b, float *restrict s, float *restrict q)
+__attribute__((noinline)) static void lane_sums_relu(const float *restrict dout,
+                                                     const float *restrict xhat, long n, float g,
+                                                     float b, float *restrict s, float *restrict q)
 {
     float ls[SUM_LANES] = {0}, lq[SUM_LANES] = {0};
     for (long i = 0; i < n; i += SUM_LANES)

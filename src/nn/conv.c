@@ -264,8 +264,8 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
 }
 
 /* y [Cy][D][H][W] += a [Cy][Cx*27] . im2col(x) for every sample: the tiled forward GEMM, shared
- * by the forward (a = weight, sign +1) and the flipped backward data (a = wt, sign -1). x is [N][Cx][V], y is [N][Cy][V];
- * col holds Cx*27*rows*W floats. */
+ * by the forward (a = weight, sign +1) and the flipped backward data (a = wt, sign -1).
+ * x is [N][Cx][V], y is [N][Cy][V]; col holds Cx*27*rows*W floats. */
 static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, int Cx, int Cy,
                               int D, int H, int W, int sign, int rows, float *col)
 {
@@ -287,7 +287,8 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
 
 /* acc [Ce*27][Co] = sum over every tile of every sample of im2col(e) [Ce*27][T] . o tile^T [T][Co]:
  * the weight gradient with the im2col'd tensor e [N][Ce][V] (sign as in im2col_rows) and the other
- * one, o [N][Co][V], read in place. Chunks of `chans` channels of e; the first tile overwrites acc. */
+ * one, o [N][Co][V], read in place. Chunks of `chans` channels of e; the first tile overwrites
+ * acc. */
 static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N, int Ce, int Co,
                                int D, int H, int W, int sign, int rows, int chans, float *col)
 {
