@@ -107,32 +107,63 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
     return GEN_OK;
 }
 
+enum { SUM_LANES = 8 };
+
+/* s[j] += dy, q[j] += dy * xhat over n voxels (a multiple of SUM_LANES) in SUM_LANES lanes, dy =
+ * dout masked by the ReLU (g xhat + b > 0). Both inputs are loaded and the mask is a select, so
+ * the loop vectorises (a branch per voxel ran scalar, ~5 ns per voxel, mispredicted on real
+ * activations). noinline: inlined into its caller, GCC 12 no longer vectorises it. */
+__attribute__((noinline)) static void lane_sums_relu(const float *restrict dout,
+                                                     const float *restrict xhat, long n, float g,
+                                                     float b, float *restrict s, float *restrict q)
+{
+    float ls[SUM_LANES] = {0}, lq[SUM_LANES] = {0};
+    for (long i = 0; i < n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) {
+            const float xh = xhat[i + j], d = dout[i + j];
+            const float dy = g * xh + b > 0.0f ? d : 0.0f;
+            ls[j] += dy;
+            lq[j] += dy * xh;
+        }
+    for (int j = 0; j < SUM_LANES; j++) s[j] += ls[j], q[j] += lq[j];
+}
+
+/* lane_sums_relu without the mask: dy = dout. */
+static void lane_sums(const float *restrict dout, const float *restrict xhat, long n,
+                      float *restrict s, float *restrict q)
+{
+    float ls[SUM_LANES] = {0}, lq[SUM_LANES] = {0};
+    for (long i = 0; i < n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) {
+            ls[j] += dout[i + j];
+            lq[j] += dout[i + j] * xhat[i + j];
+        }
+    for (int j = 0; j < SUM_LANES; j++) s[j] += ls[j], q[j] += lq[j];
+}
+
 /* Local backward sums of one slab: sum dy and sum dy * xhat, dy = dout masked by the ReLU when
- * relu. Blocks of 256 voxels are summed in float over 8 lanes (vectorisable; 32 terms per lane,
+ * relu. Blocks of 256 voxels are summed in float over SUM_LANES lanes (32 terms per lane,
  * relative error ~1e-6 of sum |dy|), blocks are added in double. */
 static void slab_backward_sums(const float *dout, const float *xhat, long S, float g, float b,
                                int relu, double *sum_dy, double *sum_dyx)
 {
-    enum { BLOCK = 256, LANES = 8 };
+    enum { BLOCK = 256 };
     double sd = 0, sdx = 0;
     for (long i0 = 0; i0 < S; i0 += BLOCK) {
         const long i1 = i0 + BLOCK < S ? i0 + BLOCK : S;
-        float s[LANES] = {0}, q[LANES] = {0};
-        long i = i0;
-        for (; i + LANES <= i1; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float xh = xhat[i + j], dy = dout[i + j];
-                if (relu) dy = g * xh + b > 0.0f ? dy : 0.0f;
-                s[j] += dy;
-                q[j] += dy * xh;
-            }
-        for (; i < i1; i++) {
+        float s[SUM_LANES] = {0}, q[SUM_LANES] = {0};
+        const long n = (i1 - i0) / SUM_LANES * SUM_LANES;
+        if (relu)
+            lane_sums_relu(dout + i0, xhat + i0, n, g, b, s, q);
+        else
+            lane_sums(dout + i0, xhat + i0, n, s, q);
+        for (long i = i0 + n; i < i1; i++) {
             float xh = xhat[i], dy = dout[i];
             if (relu) dy = g * xh + b > 0.0f ? dy : 0.0f;
             s[0] += dy;
             q[0] += dy * xh;
         }
-        for (int j = 0; j < LANES; j++) sd += s[j], sdx += q[j];
+        for (int j = 0; j < SUM_LANES; j++) sd += s[j], sdx += q[j];
     }
     *sum_dy += sd;
     *sum_dyx += sdx;

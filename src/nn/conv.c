@@ -1,15 +1,37 @@
-/* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col + cblas_sgemm) and kernel 1
- * (a plain GEMM per sample, no im2col).
+/* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col / col2im + cblas_sgemm) and
+ * kernel 1 (a plain GEMM per sample, no im2col).
  *
  * Glossary: N batch, Cin/Cout channels, D/H/W spatial sizes (W fastest), V = D*H*W voxels per
  * channel, K = Cin*27 the im2col depth, T the voxels of one output tile.
  *
  * Tiling: an output tile is a run of whole (d, h) rows, T = rows * W voxels, contiguous in every
- * channel of out. Its column matrix col[K][T] (row k = ci*27 + kd*9 + kh*3 + kw, the order of a
- * PyTorch weight row, so the weight is used in place) takes K*T floats of the workspace, and
- * rows is the largest count whose column matrix fits the tile budget (at least 1).
- * The three passes are tiled separately (conv3d_plan): forward and backward data over output
- * rows, the weight gradient over rows and input channels.
+ * channel. A column matrix col[C*27][T] (row c*27 + kd*9 + kh*3 + kw, the order of a PyTorch
+ * weight row) holds the 27 shifted copies of C channels of one tensor over the tile. Each pass
+ * pairs two tensors through the 27 taps; the one with fewer channels is the one expanded 27x
+ * (im2col before the GEMM, or col2im of the GEMM's output), the other is read by the GEMM in
+ * place (conv3d_plan). The passes are tiled separately.
+ *
+ * Measured (Zen 5, OpenBLAS 0.3.21 Cooperlake kernel chosen automatically, 1 thread, width 32,
+ * 64x64x32, machine shared with another session's jobs), side by side with the previous engine
+ * (b416f30), alternating runs:
+ *   OPENBLAS_CORETYPE= build/genesis bench --steps 2 --warmup 1 --no-layers   (3 runs each)
+ *     training step 8.52-8.61 s -> 7.48-7.68 s; 170.0-171.9 -> 190.6-195.6 GFLOP/s nominal
+ *     = 70-74% -> 81-84% of the same run's sgemm 2048^3 (233-243 GFLOP/s)
+ *   build/tests/bench_conv -r 0.15 -s   (best of 3 runs each, ms per sample, fwd/bwd-data/bwd-wgt)
+ *     sum 1264/1240/1465 -> 1219/1232/1199 (3969 -> 3650); e.g. up64.conv1 192>64
+ *     405/405/545 -> 398/431/397, up64.conv2 64>64 178/169/180 -> 155/155/166,
+ *     down128.conv1 64>64 24.2/22.1/24.3 -> 19.0/19.1/20.6
+ *   /usr/bin/python3 scripts/bench_vs_torch: ratio 1.24 (genesis 0.269 samples/s, torch 0.218)
+ * What gained: the weight gradient as acc [Ce*27][Co] = im2col(smaller) . other^T (a GEMM-only
+ * sweep: 224-246 GFLOP/s against 195-237 for dweight [Cout][K] as C), im2col/col2im without a
+ * division per row and with col2im adding the three kw taps in one pass, the scatter forward at
+ * Cin = Cout, vectorised bias-gradient sums (and, outside this file, batch norm's backward sums).
+ * What did not: column chunks sized for L2 (scatter GEMMs with M = 27*cc lost 5-15%), running
+ * tiles through d within bands of h rows (lost 2-5% at 64x64x32), one im2col of dout shared by
+ * both backward GEMMs of Cin > Cout (6-13% in isolation, nothing in the model: reverted).
+ * Not tried: skipping zero-padding taps. With tiles of whole rows only the d and h padding can be
+ * cut out of a GEMM (the w padding is inside rows): 4% of the taps at 32x32x16, 8% at 16x16x8,
+ * at most ~2.5% of a training step.
  */
 #include <limits.h>
 #include <string.h>
@@ -48,34 +70,35 @@ static int conv3d_check_shape(const conv3d_shape *s)
     return GEN_OK;
 }
 
-/* How one layer is tiled under a budget (all counts in voxels or rows of W voxels):
- *   fwd_rows       rows per output tile of the forward: col [Cin*27][fwd_rows*W]
- *   bwd_flip       backward data as a forward convolution of dout with the flipped,
- *                  channel-transposed weight wt [Cin][Cout*27] (chosen when Cin > Cout: its im2col
- *                  copies Cout*27 rows instead of col2im adding Cin*27 rows, and its GEMM has the
- *                  long K = Cout*27 instead of K = Cout); otherwise dcol = weight^T dout + col2im
- *   bwd_rows       rows per tile of backward data: col [K'][bwd_rows*W] with K' = Cout*27 (flip)
- *                  or Cin*27 (col2im)
- *   wgt_rows, wgt_chans  a tile of the weight gradient: col [wgt_chans*27][wgt_rows*W]; the
- *                  GEMM's inner dimension is wgt_rows*W voxels, so that dweight (which the GEMM
- *                  reads and writes once per tile) is touched rarely; channels fill the budget.
- *   fwd_scatter    the forward as col2im(wr [Cout*27][Cin] . inp tile): no im2col, the GEMM reads
- *                  the input tile in place, M = Cout*27, K = Cin (chosen when Cin > Cout; measured
- *                  at width 32, 1 thread: 160 -> 213-218 GFLOP/s for 192>64, 384>128; 173 -> 193
- *                  for 768>256; mixed (+-8%) for Cin = Cout; 15-25% slower for Cin < Cout).
- *                  The same measurement chose bwd_flip (e.g. 384>128: 157 -> 210-226 GFLOP/s).
- * Workspace: the largest column tile, plus one weight-sized buffer (wt or wr) when Cin > Cout. */
+/* How one k = 3 layer is tiled under a budget (counts in voxels, rows of W voxels, channels).
+ * Every pass walks output tiles of whole (d, h) rows, T = rows * W voxels. Of the two tensors a
+ * pass pairs through the 27 taps, the one with fewer channels is the one expanded 27x (by im2col,
+ * or by col2im from the GEMM's output), the other is read by the GEMM in place:
+ *   fwd_scatter  forward as col2im(wr [Cout*27][Cin] . inp tile) (K = Cin), when Cin >= Cout;
+ *                otherwise out += weight [Cout][Cin*27] . im2col(inp tile). At Cin = Cout both
+ *                copy as much, and the scatter GEMM (M = Cout*27) runs faster than M = Cout.
+ *   bwd_flip     backward data as a forward convolution of dout with the flipped,
+ *                channel-transposed weight wt [Cin][Cout*27] (im2col of dout), when Cin > Cout;
+ *                otherwise dinp += col2im(weight^T [Cin*27][Cout] . dout tile) (K = Cout).
+ *   wgt_dout     weight gradient from im2col of dout (sign -1) times inp^T, when Cin > Cout;
+ *                otherwise from im2col of inp times dout^T. The GEMM, inner dimension T, writes
+ *                acc [Ce*27][Co] (Ce the im2col'd tensor's channels, Co the other's, so the long
+ *                dimension is M: 5-15% faster than dweight [Cout][Cin*27] as C), and acc is added
+ *                into dweight once per call. wgt_chans channels of the im2col'd tensor per tile.
+ *   fwd_rows, bwd_rows, wgt_rows  rows per tile of each pass.
+ * Workspace: col_floats (the largest column tile) + aux_floats (wr, wt or acc: Cin*Cout*27). */
 typedef struct conv3d_plan {
-    int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_rows, wgt_chans;
-    size_t col_floats, wt_floats;
+    int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_dout, wgt_rows, wgt_chans;
+    size_t col_floats, aux_floats;
 } conv3d_plan;
 
 /* Tile sizes measured with bench_conv (OpenBLAS Cooperlake kernel, 1 thread, Zen 5):
- * forward / backward-data GEMMs [Cout][K] . [K][T] ran best at T = 128..512 voxels; T = 48 (what a
- * 4 MiB budget gives at K = 768*27) lost 30%, and T >= 1024 lost 10-25% at 64x64x32. So the budget
- * picks T, clamped to [256, 512] voxels (the minimum wins over the budget; conv_set_gemm_tile_voxels).
- * The weight-gradient GEMM (inner dimension T) ran best at T = 256..512 with as many channels as
- * the budget holds; T = 4096 lost 15-20% at 64x64x32. */
+ * forward / backward-data GEMMs ran best at T = 128..512 voxels; T = 48 (what a 4 MiB budget gives
+ * at K = 768*27) lost 30%, and T >= 1024 lost 10-25% at 64x64x32. So the budget picks T, clamped
+ * to [256, 512] voxels (the minimum wins over the budget; conv_set_gemm_tile_voxels). Column
+ * chunks of the scatter GEMMs sized for L2 (512 KiB) lost 5-15% to whole tiles (M = C*27).
+ * The weight-gradient GEMM (inner dimension T) ran best at T = 256 (512: same, 4096: -15-20%)
+ * with as many channels as the budget holds. */
 enum { WGT_TARGET_VOXELS = 256 };
 static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
 
@@ -115,22 +138,21 @@ static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
     conv3d_plan p;
     const int rows_all = s->D * s->H, W = s->W;
     const size_t row_floats = (size_t)27 * W; /* one channel, one row of voxels */
-    p.fwd_scatter = s->Cin > s->Cout;
-    p.fwd_rows = gemm_tile_rows(budget_bytes, (size_t)(p.fwd_scatter ? s->Cout : s->Cin) * 27, W,
-                                rows_all);
-    p.bwd_flip = s->Cin > s->Cout;
-    const int kchans = p.bwd_flip ? s->Cout : s->Cin;
-    p.bwd_rows = gemm_tile_rows(budget_bytes, (size_t)kchans * 27, W, rows_all);
+    const int small = s->Cin < s->Cout ? s->Cin : s->Cout; /* the channels expanded 27x */
+    p.fwd_scatter = s->Cin >= s->Cout;
+    p.bwd_flip = p.wgt_dout = s->Cin > s->Cout;
+    p.fwd_rows = gemm_tile_rows(budget_bytes, (size_t)small * 27, W, rows_all);
+    p.bwd_rows = gemm_tile_rows(budget_bytes, (size_t)small * 27, W, rows_all);
     int target_rows = (WGT_TARGET_VOXELS + W - 1) / W;
     p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
                                 target_rows < rows_all ? target_rows : rows_all);
     size_t chans = budget_bytes / (row_floats * p.wgt_rows * sizeof(float));
-    p.wgt_chans = chans < 1 ? 1 : chans > (size_t)s->Cin ? s->Cin : (int)chans;
-    size_t f = (size_t)(p.fwd_scatter ? s->Cout : s->Cin) * row_floats * p.fwd_rows;
-    size_t b = (size_t)kchans * row_floats * p.bwd_rows;
+    p.wgt_chans = chans < 1 ? 1 : chans > (size_t)small ? small : (int)chans;
+    size_t f = (size_t)small * row_floats * p.fwd_rows;
+    size_t b = (size_t)small * row_floats * p.bwd_rows;
     size_t g = (size_t)p.wgt_chans * row_floats * p.wgt_rows;
     p.col_floats = f > b ? (f > g ? f : g) : (b > g ? b : g);
-    p.wt_floats = p.bwd_flip || p.fwd_scatter ? (size_t)s->Cin * s->Cout * 27 : 0;
+    p.aux_floats = (size_t)s->Cin * s->Cout * 27;
     return p;
 }
 
@@ -139,88 +161,88 @@ size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes)
     if (s == NULL || s->k != 3 || s->Cin < 1 || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1)
         return 0;
     conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(tile_budget_bytes));
-    return p.col_floats + p.wt_floats;
+    return p.col_floats + p.aux_floats;
 }
 
-/* One im2col row: dst[w] = src[w + shift] for w in [0, W), 0 where w + shift leaves [0, W).
- * src NULL means the whole input row lies in the padding. */
-static inline void shifted_row_copy(float *dst, const float *src, int W, int shift)
-{
-    if (src == NULL) {
-        memset(dst, 0, (size_t)W * sizeof(float));
-    } else if (shift == 0) {
-        memcpy(dst, src, (size_t)W * sizeof(float));
-    } else if (shift < 0) { /* shift = -1 */
-        dst[0] = 0.0f;
-        memcpy(dst + 1, src, (size_t)(W - 1) * sizeof(float));
-    } else { /* shift = +1 */
-        memcpy(dst, src + 1, (size_t)(W - 1) * sizeof(float));
-        dst[W - 1] = 0.0f;
-    }
-}
+/* Column layout shared by im2col_rows and col2im_rows_add: col[c*27 + tap][i*W + w], tap =
+ * kd*9 + kh*3 + kw, for channel c of the tile and tile row i (output row r0 + i = (d, h), walked
+ * incrementally, never divided per row). Tap (kd, kh, kw) pairs output voxel (d, h, w) with the
+ * voxel (d, h, w) + sign * (kd - 1, kh - 1, kw - 1) of the other tensor: sign +1 is the
+ * convolution, sign -1 the flipped one. Of the two w-shifted taps, kw_m = (sign > 0 ? 0 : 2)
+ * is the one at w - 1 and 2 - kw_m the one at w + 1. */
 
-/* The reverse of shifted_row_copy: dst[w + shift] += src[w] where w + shift is inside [0, W). */
-static inline void shifted_row_add(float *dst, const float *src, int W, int shift)
-{
-    if (shift == 0) {
-        for (int w = 0; w < W; w++) dst[w] += src[w];
-    } else if (shift < 0) {
-        for (int w = 1; w < W; w++) dst[w - 1] += src[w];
-    } else {
-        for (int w = 0; w < W - 1; w++) dst[w + 1] += src[w];
-    }
-}
-
-/* col[(c - c0)*27 + tap][T] for channels [c0, c0 + nc) and output rows [r0, r0 + nr) of one
- * sample x [C][D][H][W]; row r is (d, h) = (r / H, r % H), T = nr * W. Tap (kd, kh, kw) reads
- * x at (d, h, w) + sign * (kd - 1, kh - 1, kw - 1): sign +1 is the convolution, sign -1 the
- * flipped one of backward data. */
+/* col[c*27 + tap][T] = x chan (c0 + c) at the tap's voxel (0 in the padding), for channels
+ * [c0, c0 + nc) and output rows [r0, r0 + nr) of one sample x [C][D][H][W]; T = nr * W. */
 static void im2col_rows(float *col, const float *x, int D, int H, int W, int c0, int nc, int r0,
                         int nr, int sign)
 {
-    const size_t T = (size_t)nr * W;
+    const size_t T = (size_t)nr * W, V = (size_t)D * H * W;
+    const int kw_m = sign > 0 ? 0 : 2;
     for (int c = 0; c < nc; c++) {
-        const float *chan = x + (size_t)(c0 + c) * D * H * W;
-        for (int tap = 0; tap < 27; tap++) {
-            const int sd = sign * (tap / 9 - 1), sh = sign * (tap / 3 % 3 - 1);
-            const int sw = sign * (tap % 3 - 1);
-            float *dst = col + ((size_t)c * 27 + tap) * T;
-            for (int i = 0; i < nr; i++) {
-                const int d = (r0 + i) / H + sd, h = (r0 + i) % H + sh;
-                const float *src = (d >= 0 && d < D && h >= 0 && h < H)
-                                       ? chan + ((size_t)d * H + h) * W : NULL;
-                shifted_row_copy(dst + (size_t)i * W, src, W, sw);
+        const float *chan = x + (size_t)(c0 + c) * V;
+        for (int kdh = 0; kdh < 9; kdh++) {
+            const int sd = sign * (kdh / 3 - 1), sh = sign * (kdh % 3 - 1);
+            float *const base = col + ((size_t)c * 27 + kdh * 3) * T;
+            float *restrict m = base + T, *restrict lo = base + kw_m * T;
+            float *restrict hi = base + (2 - kw_m) * T;
+            int d = r0 / H, h = r0 % H;
+            for (int i = 0; i < nr; i++, m += W, lo += W, hi += W) {
+                const int dd = d + sd, hh = h + sh;
+                if (++h == H) h = 0, d++;
+                if (dd < 0 || dd >= D || hh < 0 || hh >= H) {
+                    for (int w = 0; w < W; w++) m[w] = lo[w] = hi[w] = 0.0f;
+                    continue;
+                }
+                const float *restrict src = chan + ((size_t)dd * H + hh) * W;
+                for (int w = 0; w < W; w++) m[w] = src[w];
+                lo[0] = 0.0f;
+                for (int w = 1; w < W; w++) lo[w] = src[w - 1];
+                for (int w = 0; w < W - 1; w++) hi[w] = src[w + 1];
+                hi[W - 1] = 0.0f;
             }
         }
     }
 }
 
-/* The adjoint of im2col_rows: y (one sample, [C][D][H][W]) at (d, h, w) + sign * (kd-1, kh-1, kw-1)
- * += col[c*27 + tap][i*W + w] for output rows r0 + i, i < nr, where that voxel is inside. */
-static void col2im_rows_add(float *y, const float *col, int C, int D, int H, int W, int r0, int nr,
-                            int sign)
+/* The adjoint of im2col_rows for channels [0, nc) of y (one sample, [nc...][D][H][W]): the voxel
+ * of each tap += col[c*27 + tap][i*W + w] where it is inside. The three kw taps of a row are
+ * added in one pass over the destination row. */
+static void col2im_rows_add(float *y, const float *col, int nc, int D, int H, int W, int r0,
+                            int nr, int sign)
 {
-    const size_t T = (size_t)nr * W;
-    for (int c = 0; c < C; c++) {
-        float *chan = y + (size_t)c * D * H * W;
-        for (int tap = 0; tap < 27; tap++) {
-            const int sd = sign * (tap / 9 - 1), sh = sign * (tap / 3 % 3 - 1);
-            const int sw = sign * (tap % 3 - 1);
-            const float *src = col + ((size_t)c * 27 + tap) * T;
-            for (int i = 0; i < nr; i++) {
-                const int d = (r0 + i) / H + sd, h = (r0 + i) % H + sh;
-                if (d < 0 || d >= D || h < 0 || h >= H) continue;
-                shifted_row_add(chan + ((size_t)d * H + h) * W, src + (size_t)i * W, W, sw);
+    const size_t T = (size_t)nr * W, V = (size_t)D * H * W;
+    const int kw_m = sign > 0 ? 0 : 2;
+    for (int c = 0; c < nc; c++) {
+        float *chan = y + (size_t)c * V;
+        for (int kdh = 0; kdh < 9; kdh++) {
+            const int sd = sign * (kdh / 3 - 1), sh = sign * (kdh % 3 - 1);
+            const float *const base = col + ((size_t)c * 27 + kdh * 3) * T;
+            const float *restrict m = base + T, *restrict lo = base + kw_m * T;
+            const float *restrict hi = base + (2 - kw_m) * T;
+            int d = r0 / H, h = r0 % H;
+            for (int i = 0; i < nr; i++, m += W, lo += W, hi += W) {
+                const int dd = d + sd, hh = h + sh;
+                if (++h == H) h = 0, d++;
+                if (dd < 0 || dd >= D || hh < 0 || hh >= H) continue;
+                float *restrict dst = chan + ((size_t)dd * H + hh) * W;
+                if (W == 1) {
+                    dst[0] += m[0];
+                    continue;
+                }
+                /* dst[w] += m[w] + lo[w + 1] + hi[w - 1] (lo's tap reads w - 1: it lands there) */
+                dst[0] += m[0] + lo[1];
+                for (int w = 1; w < W - 1; w++) dst[w] += m[w] + lo[w + 1] + hi[w - 1];
+                dst[W - 1] += m[W - 1] + hi[W - 2];
             }
         }
     }
 }
 
 /* y [N][Cy][V] += col2im(a [Cy*27][Cx] . x tile) for every sample: the GEMM needs no im2col
- * (x's tile is the B matrix in place) and col2im scatters its result [Cy*27][T] into y, which
- * must hold the whole sample (contributions leave the tile). Shared by the forward in its
- * scatter form (a = weight as [Cout*27][Cin], sign -1) and backward data (a = weight^T, sign +1).
- * a is [Cy*27][Cx] with leading dimension lda (lda = Cx, or a transposed view when trans_a). */
+ * (x's tile [Cx][T] is the B matrix in place, K = Cx) and col2im scatters its result
+ * col [Cy*27][T] into y, which must hold the whole sample (contributions leave the tile). Shared by
+ * the forward in its scatter form (a = wr [Cout*27][Cin], sign -1) and backward data (a =
+ * weight^T, a transposed view, sign +1). a is [Cy*27][Cx] with leading dimension lda. */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
                                       int lda, int N, int Cx, int Cy, int D, int H, int W,
                                       int sign, int rows, float *col)
@@ -263,6 +285,43 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
     }
 }
 
+/* acc [Ce*27][Co] = sum over every tile of every sample of im2col(e) [Ce*27][T] . o tile^T [T][Co]:
+ * the weight gradient with the im2col'd tensor e [N][Ce][V] (sign as in im2col_rows) and the other
+ * one, o [N][Co][V], read in place. Chunks of `chans` channels of e; the first tile overwrites
+ * acc. */
+static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N, int Ce, int Co,
+                               int D, int H, int W, int sign, int rows, int chans, float *col)
+{
+    const int rows_all = D * H;
+    const size_t V = (size_t)D * H * W;
+    for (int n = 0; n < N; n++) {
+        const float *en = e + (size_t)n * Ce * V, *on = o + (size_t)n * Co * V;
+        for (int r0 = 0; r0 < rows_all; r0 += rows) {
+            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+            const int T = nr * W;
+            const float beta = n == 0 && r0 == 0 ? 0.0f : 1.0f;
+            for (int c0 = 0; c0 < Ce; c0 += chans) {
+                const int nc = Ce - c0 < chans ? Ce - c0 : chans;
+                im2col_rows(col, en, D, H, W, c0, nc, r0, nr, sign);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc * 27, Co, T, 1.0f, col, T,
+                            on + (size_t)r0 * W, (int)V, beta, acc + (size_t)c0 * 27 * Co, Co);
+            }
+        }
+    }
+}
+
+/* dst [cols][rows] (row stride ldd) += src [rows][cols]^T, in cache-sized blocks. */
+static void add_transposed(float *dst, size_t ldd, const float *src, int rows, int cols)
+{
+    enum { B = 32 };
+    for (int r0 = 0; r0 < rows; r0 += B)
+        for (int c0 = 0; c0 < cols; c0 += B) {
+            const int r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++) dst[(size_t)c * ldd + r] += src[(size_t)r * cols + c];
+        }
+}
+
 /* out[n][co][v] = bias[co] for every voxel (0 when bias is NULL); GEMMs then add with beta = 1. */
 static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
 {
@@ -274,16 +333,22 @@ static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
         }
 }
 
-/* dbias[co] += sum over n and voxels of dout[n][co][v] (accumulated in double per channel). */
-static void add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
+void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 {
+    enum { LANES = 8, BLOCK = 1024 };
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
             const float *g = dout + ((size_t)n * C + c) * V;
-            float part = 0.0f;
-            for (size_t v = 0; v < V; v++) part += g[v];
-            sum += part;
+            for (size_t v0 = 0; v0 < V; v0 += BLOCK) {
+                const size_t v1 = v0 + BLOCK < V ? v0 + BLOCK : V;
+                float lane[LANES] = {0};
+                size_t v = v0;
+                for (; v + LANES <= v1; v += LANES)
+                    for (int j = 0; j < LANES; j++) lane[j] += g[v + j];
+                for (; v < v1; v++) lane[0] += g[v];
+                for (int j = 0; j < LANES; j++) sum += lane[j];
+            }
         }
         dbias[c] += (float)sum;
     }
@@ -297,7 +362,7 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
     const int Cin = s->Cin, Cout = s->Cout;
     const size_t V = (size_t)s->D * s->H * s->W;
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
-    if (s->k == 3) CALL(conv_check_workspace(ws, p.col_floats + p.wt_floats, "conv3d_forward"));
+    if (s->k == 3) CALL(conv_check_workspace(ws, p.col_floats + p.aux_floats, "conv3d_forward"));
     fill_bias(out, bias, s->N, Cout, V);
 
     if (s->k == 1) { /* out[n] [Cout][V] += weight [Cout][Cin] . inp[n] [Cin][V] */
@@ -333,7 +398,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     CHECK(dinp == NULL || weight != NULL, GEN_ERR_USAGE, "conv3d_backward: dinp needs weight");
     const int Cin = s->Cin, Cout = s->Cout;
     const size_t V = (size_t)s->D * s->H * s->W;
-    if (dbias) add_bias_grad(dbias, dout, s->N, Cout, V);
+    if (dbias) conv_add_bias_grad(dbias, dout, s->N, Cout, V);
 
     if (s->k == 1) {
         for (int n = 0; n < s->N; n++) {
@@ -352,37 +417,37 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     if (!dinp && !dweight) return GEN_OK;
 
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
-    CALL(conv_check_workspace(ws, p.col_floats + p.wt_floats, "conv3d_backward"));
-    const int K = Cin * 27, rows_all = s->D * s->H, W = s->W;
-    float *col = ws->data;
+    CALL(conv_check_workspace(ws, p.col_floats + p.aux_floats, "conv3d_backward"));
+    const int K = Cin * 27, W = s->W;
+    float *col = ws->data, *aux = ws->data + p.col_floats;
 
-    if (dweight) /* dweight [Cout][K] += dout tile [Cout][T] . col^T [T][K], tile by tile */
-        for (int n = 0; n < s->N; n++) {
-            const float *x = inp + (size_t)n * Cin * V, *g = dout + (size_t)n * Cout * V;
-            for (int r0 = 0; r0 < rows_all; r0 += p.wgt_rows) {
-                const int nr = rows_all - r0 < p.wgt_rows ? rows_all - r0 : p.wgt_rows;
-                const int T = nr * W;
-                for (int c0 = 0; c0 < Cin; c0 += p.wgt_chans) {
-                    const int nc = Cin - c0 < p.wgt_chans ? Cin - c0 : p.wgt_chans;
-                    im2col_rows(col, x, s->D, s->H, W, c0, nc, r0, nr, +1);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, nc * 27, T, 1.0f,
-                                g + (size_t)r0 * W, (int)V, col, T, 1.0f, dweight + (size_t)c0 * 27,
-                                K);
-                }
-            }
+    if (dweight) {
+        if (p.wgt_dout) {
+            /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];
+             * per co, dweight [Cin][27] += acc block [27][Cin]^T */
+            conv3d_tiled_wgrad(aux, dout, inp, s->N, Cout, Cin, s->D, s->H, W, -1, p.wgt_rows,
+                               p.wgt_chans, col);
+            for (int co = 0; co < Cout; co++)
+                add_transposed(dweight + (size_t)co * K, 27, aux + (size_t)co * K, 27, Cin);
+        } else {
+            /* acc [Cin*27][Cout], acc[ci*27 + tap][co] = sum_v inp[ci][v + off(tap)] dout[co][v];
+             * dweight [Cout][K] += acc^T */
+            conv3d_tiled_wgrad(aux, inp, dout, s->N, Cin, Cout, s->D, s->H, W, +1, p.wgt_rows,
+                               p.wgt_chans, col);
+            add_transposed(dweight, K, aux, K, Cout);
         }
+    }
     if (!dinp) return GEN_OK;
 
     if (p.bwd_flip) {
         /* dinp[ci][v] = sum over co, tap of weight[co][ci][tap] * dout[co][v - offset(tap)]:
          * a convolution of dout (sign -1) with wt [Cin][Cout*27], wt[ci][co*27 + tap] =
          * weight[co][ci][tap]. */
-        float *wt = ws->data + p.col_floats;
         for (int co = 0; co < Cout; co++)
             for (int ci = 0; ci < Cin; ci++)
-                memcpy(wt + ((size_t)ci * Cout + co) * 27, weight + ((size_t)co * Cin + ci) * 27,
+                memcpy(aux + ((size_t)ci * Cout + co) * 27, weight + ((size_t)co * Cin + ci) * 27,
                        27 * sizeof(float));
-        conv3d_tiled_gemm(dinp, dout, wt, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col);
+        conv3d_tiled_gemm(dinp, dout, aux, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col);
         return GEN_OK;
     }
     /* dinp += col2im(weight^T [Cin*27][Cout] . dout tile), weight^T a transposed view */

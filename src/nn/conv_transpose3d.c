@@ -59,8 +59,7 @@ static void convt_scatter(float *out, const float *Y, const float *bias,
         for (int p = 0; p < 8; p++) {
             const int a = p >> 2, bb = (p >> 1) & 1, c = p & 1;
             const float *src = Y + ((size_t)co * 8 + p) * T;
-            for (int i = 0; i < nr; i++) {
-                const int d = (r0 + i) / H, h = (r0 + i) % H;
+            for (int i = 0, d = r0 / H, h = r0 % H; i < nr; i++, h == H - 1 ? (h = 0, d++) : h++) {
                 float *dst = out + co * Vo + ((size_t)(2 * d + a) * Ho + 2 * h + bb) * Wo + c;
                 for (int w = 0; w < W; w++) dst[2 * w] = src[(size_t)i * W + w] + b;
             }
@@ -77,8 +76,7 @@ static void convt_gather(float *Y, const float *dout, const conv_transpose3d_sha
         for (int p = 0; p < 8; p++) {
             const int a = p >> 2, bb = (p >> 1) & 1, c = p & 1;
             float *dst = Y + ((size_t)co * 8 + p) * T;
-            for (int i = 0; i < nr; i++) {
-                const int d = (r0 + i) / H, h = (r0 + i) % H;
+            for (int i = 0, d = r0 / H, h = r0 % H; i < nr; i++, h == H - 1 ? (h = 0, d++) : h++) {
                 const float *src =
                     dout + co * Vo + ((size_t)(2 * d + a) * Ho + 2 * h + bb) * Wo + c;
                 for (int w = 0; w < W; w++) dst[(size_t)i * W + w] = src[2 * w];
@@ -126,17 +124,7 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
     const int Cin = s->Cin, Cout = s->Cout, M = Cout * 8, rows_all = s->D * s->H;
     const size_t V = (size_t)s->D * s->H * s->W, Vo = 8 * V;
 
-    if (dbias) /* dbias[co] += sum over n and output voxels of dout */
-        for (int co = 0; co < Cout; co++) {
-            double sum = 0.0;
-            for (int n = 0; n < s->N; n++) {
-                const float *g = dout + ((size_t)n * Cout + co) * Vo;
-                float part = 0.0f;
-                for (size_t v = 0; v < Vo; v++) part += g[v];
-                sum += part;
-            }
-            dbias[co] += (float)sum;
-        }
+    if (dbias) conv_add_bias_grad(dbias, dout, s->N, Cout, Vo); /* sum over n and output voxels */
     if (!dinp && !dweight) return GEN_OK;
 
     const size_t budget = conv_budget_bytes(ws ? ws->tile_budget_bytes : 0);

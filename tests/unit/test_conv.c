@@ -311,6 +311,11 @@ int main(void)
         {3, 5, 3, 3, 4, 5, 1},  /* kernel 1 */
         {1, 16, 8, 4, 4, 4, 3}, /* Cout < Cin */
         {1, 2, 17, 3, 3, 6, 3}, /* Cout > Cin */
+        {2, 6, 6, 3, 5, 7, 3},  /* Cin = Cout (scatter forward, col2im backward data), odd sizes */
+        {1, 5, 5, 1, 1, 2, 3},  /* Cin = Cout, D = H = 1, W = 2 */
+        {1, 7, 3, 2, 1, 5, 3},  /* Cin > Cout (weight gradient from im2col of dout), H = 1 */
+        {2, 3, 7, 1, 2, 3, 3},  /* Cin < Cout (weight gradient from im2col of inp), D = 1 */
+        {3, 9, 4, 2, 3, 1, 3},  /* Cin > Cout, W = 1, N = 3 */
     };
     /* Small tiles (the budget alone decides: one row per tile at budget 1) and the defaults. */
     const size_t budgets[] = {1, 3000, 0};
