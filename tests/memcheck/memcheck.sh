@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # No leaks and no invalid accesses on the short paths: help and version, configuration (good and
-# bad), phantom, prep, info, a 2-step training run with its checkpoint, resume, and export.
-# Release build: each command under valgrind memcheck, but for the training runs themselves (a
-# width-2 step takes minutes under valgrind): they run plainly there, and their checkpoint is then
-# read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training included,
-# under AddressSanitizer, UBSan and LeakSanitizer. Open MPI's own allocations in MPI_Init are suppressed (tests/memcheck/*.supp).
+# bad), phantom, prep, info, a 1-step training run and its resume to step 2, export, and an error
+# exit. Release build: each command under valgrind memcheck, but for the training runs themselves
+# (a width-2 step takes minutes under valgrind): they run plainly there, and their checkpoint is
+# then read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training
+# included, under AddressSanitizer, UBSan and LeakSanitizer. Open MPI's own allocations in
+# MPI_Init are suppressed (tests/memcheck/*.supp).
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 SRC=${GENESIS_SOURCE_DIR:?}
