@@ -10,14 +10,13 @@
  *                    seed, cubes_per_scan, crop_sizes, borders, value_range, config (text)
  *
  * Cubes are in scan order (then extraction order), whatever the number of ranks that wrote them.
- * Writing is collective on the writer's communicator; the file is written under a temporary name
+ * Writing is collective over all ranks; the file is written under a temporary name
  * and only renamed to its final name, by the caller, once closed complete.
  */
 #ifndef GENESIS_CUBES_H
 #define GENESIS_CUBES_H
 
-#include <hdf5.h>
-#include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CUBES_FORMAT_VERSION 1
@@ -35,32 +34,36 @@ typedef struct cubes_scan_record {
     char skipped[256];    /* "" if used; otherwise why the scan gave no cubes */
 } cubes_scan_record;
 
-typedef struct cubes_writer {
-    MPI_Comm comm;
-    hid_t file, cubes, scan_index, corner, crop, split;
-    int64_t count; /* cubes written so far, all ranks */
-    int rows, cols, deps;
-} cubes_writer;
+/* A cubes file being written (opaque: its HDF5 handles stay in src/io/cubes.c). Every writer
+ * function is collective over all ranks of the job. */
+typedef struct cubes_writer cubes_writer;
 
-/* Collective: creates the file (truncating) with empty, extendible datasets. */
-int cubes_writer_create(cubes_writer *w, const char *path, int rows, int cols, int deps,
-                        MPI_Comm comm);
-/* Collective: every rank appends its n cubes (n may be 0); they land after the cubes already in
- * the file, rank 0's first. cubes [n, rows, cols, deps]; corner, crop [n, 3]. */
+/* Creates the file (truncating) with empty, extendible datasets. */
+int cubes_writer_create(cubes_writer **w, const char *path, int rows, int cols, int deps);
+/* Every rank appends its n cubes (n may be 0); they land after the cubes already in the file,
+ * rank 0's first. cubes [n, rows, cols, deps]; corner, crop [n, 3]. */
 int cubes_writer_append(cubes_writer *w, const float *cubes, const int32_t *scan_index,
                         const int32_t *corner, const int32_t *crop, const uint8_t *split, int64_t n);
-/* Collective: writes /scans from rank 0's table (the other ranks' tables are ignored). */
+/* Writes /scans from rank 0's table (the other ranks' tables are ignored). */
 int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t count);
-/* Collective: attributes of / (same values on every rank). */
-int cubes_attr_text(hid_t loc, const char *name, const char *text);
-int cubes_attr_ints(hid_t loc, const char *name, const int64_t *values, int n);
-int cubes_attr_doubles(hid_t loc, const char *name, const double *values, int n);
-/* Collective: closes every handle. Safe to call on a partly created writer. */
+/* Attributes of / (same values on every rank). */
+int cubes_writer_attr_text(cubes_writer *w, const char *name, const char *text);
+int cubes_writer_attr_ints(cubes_writer *w, const char *name, const int64_t *values, int n);
+int cubes_writer_attr_doubles(cubes_writer *w, const char *name, const double *values, int n);
+/* Cubes written so far, all ranks. */
+int64_t cubes_writer_count(const cubes_writer *w);
+/* Closes every handle and frees w (NULL is fine); reports a failed close. */
 int cubes_writer_close(cubes_writer *w);
 
 /* Reading. */
+/* Who opens a cubes file: every rank of the job together (collective reads, as the trainer
+ * does), or this rank alone (genesis info, preview). */
+enum cubes_scope { CUBES_ALL_RANKS, CUBES_THIS_RANK };
+
+struct cubes_handles; /* HDF5 file and dataset, private to src/io/cubes.c */
+
 typedef struct cubes_file {
-    hid_t file, cubes;
+    struct cubes_handles *h5; /* NULL when not open */
     int64_t count;
     int rows, cols, deps;
     int format_version;
@@ -68,10 +71,10 @@ typedef struct cubes_file {
     int32_t *scan_index;  /* [count], owned */
 } cubes_file;
 
-/* Collective on comm (MPI_COMM_SELF for one process): opens and checks the format (version,
- * shapes), reads /split and /scan_index. Errors name the file. */
-int cubes_open(cubes_file *f, const char *path, MPI_Comm comm);
-/* Collective: reads the cubes with the given indices (n may differ per rank, also 0) into
+/* Opens and checks the format (version, shapes), reads /split and /scan_index. Errors name the
+ * file. Collective over all ranks for CUBES_ALL_RANKS. */
+int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope);
+/* Collective for CUBES_ALL_RANKS: reads the cubes with the given indices (n may differ per rank, also 0) into
  * out [n, rows, cols, deps]. */
 int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n);
 /* Reads text/ints/doubles attributes of / (for genesis info). */
@@ -79,6 +82,7 @@ int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_
 int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, int n);
 /* Reads /scans (allocates *scans; caller frees). */
 int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *count);
+/* Closes and frees what cubes_open made; safe on a zeroed or failed cubes_file. */
 void cubes_close(cubes_file *f);
 
 #endif

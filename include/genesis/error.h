@@ -6,6 +6,16 @@
  *                                file:line to the traceback and returns the status.
  *   FAIL(code, fmt, ...)         records an error unconditionally and returns `code`.
  *
+ * In a function that owns resources, the goto-cleanup forms keep one exit path: they need an
+ * `int status = GEN_OK;` and a `cleanup:` label that frees what was acquired and returns status.
+ *   CHECK_GOTO(cond, code, fmt, ...)  as CHECK, but sets status and jumps to cleanup
+ *   CALL_GOTO(expr)                   as CALL, but sets status and jumps to cleanup
+ *   CHECK_ALLOC_GOTO(ptr, bytes)      as CHECK_ALLOC, but sets status and jumps to cleanup
+ *
+ *   DEBUG_ASSERT(cond)           an internal invariant of a hot loop (PETSc's PetscAssert idea):
+ *                                compiled in only with -DGENESIS_DEBUG, where a failure prints
+ *                                file:line and aborts. User and data errors are never asserted.
+ *
  * The error record is per thread. A status is one of enum gen_status; the process exit status of
  * a failed subcommand is derived from it (gen_exit_code).
  */
@@ -70,5 +80,33 @@ int gen_exit_code(int status);
 /* Checked allocation: on failure records GEN_ERR_NOMEM with the byte count and returns it. */
 #define CHECK_ALLOC(ptr, bytes)                                                                \
     CHECK((ptr) != NULL, GEN_ERR_NOMEM, "out of memory allocating %zu bytes", (size_t)(bytes))
+
+#define CHECK_GOTO(cond, code, ...)                                                            \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            status = gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__);                   \
+            goto cleanup;                                                                      \
+        }                                                                                      \
+    } while (0)
+
+#define CALL_GOTO(expr)                                                                        \
+    do {                                                                                       \
+        int call_status_ = (expr);                                                             \
+        if (call_status_ != GEN_OK) {                                                          \
+            status = gen_error_trace(call_status_, __FILE__, __LINE__);                        \
+            goto cleanup;                                                                      \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_ALLOC_GOTO(ptr, bytes)                                                           \
+    CHECK_GOTO((ptr) != NULL, GEN_ERR_NOMEM, "out of memory allocating %zu bytes", (size_t)(bytes))
+
+/* Prints "genesis: internal error: file:line: assertion failed: cond" and aborts. */
+_Noreturn void gen_assert_fail(const char *cond, const char *file, int line);
+#ifdef GENESIS_DEBUG
+#define DEBUG_ASSERT(cond) ((cond) ? (void)0 : gen_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define DEBUG_ASSERT(cond) ((void)0)
+#endif
 
 #endif

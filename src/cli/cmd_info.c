@@ -15,7 +15,7 @@
 static int describe_cubes(const char *path)
 {
     cubes_file f;
-    CALL(cubes_open(&f, path, MPI_COMM_SELF));
+    CALL(cubes_open(&f, path, CUBES_THIS_RANK));
     int64_t per_split[3] = {0};
     for (int64_t i = 0; i < f.count; i++)
         if (f.split[i] <= SPLIT_TEST) per_split[f.split[i]]++;

@@ -21,7 +21,7 @@ struct preview_args {
 static int render(const struct preview_args *a, const struct corrupt_config *cc)
 {
     cubes_file f;
-    CALL(cubes_open(&f, a->cubes_path, MPI_COMM_SELF));
+    CALL(cubes_open(&f, a->cubes_path, CUBES_THIS_RANK));
     int64_t *index = malloc(sizeof *index * (size_t)a->count);
     int64_t n = 0, seen = 0;
     for (int64_t i = 0; index && i < f.count && n < a->count; i++)

@@ -1,9 +1,13 @@
 /* The cubes file (include/genesis/cubes.h). */
 #include "genesis/cubes.h"
 
+#include "genesis/collective.h"
 #include "genesis/error.h"
 #include "genesis/h5par.h"
 #include "genesis/world.h"
+
+#include <hdf5.h>
+#include <mpi.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,16 @@ const char *cube_split_name(int split)
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
+
+struct cubes_writer {
+    hid_t file, cubes, scan_index, corner, crop, split;
+    int64_t count; /* cubes written so far, all ranks */
+    int rows, cols, deps;
+};
+
+static int attr_text(hid_t loc, const char *name, const char *text);
+static int attr_ints(hid_t loc, const char *name, const int64_t *values, int n);
+static int attr_doubles(hid_t loc, const char *name, const double *values, int n);
 
 /* An empty dataset of `type` with shape [0, tail...], extendible along the first axis, chunked
  * one item per chunk. */
@@ -34,14 +48,15 @@ static int create_extendible(hid_t file, const char *name, hid_t type, int rank,
     return status;
 }
 
-int cubes_writer_create(cubes_writer *w, const char *path, int rows, int cols, int deps,
-                        MPI_Comm comm)
+int cubes_writer_create(cubes_writer **out, const char *path, int rows, int cols, int deps)
 {
-    memset(w, 0, sizeof *w);
+    *out = NULL;
+    cubes_writer *w = calloc(1, sizeof *w);
+    CHECK_ALLOC(w, sizeof *w);
     w->file = w->cubes = w->scan_index = w->corner = w->crop = w->split = -1;
-    w->comm = comm;
     w->rows = rows, w->cols = cols, w->deps = deps;
-    CALL(h5par_create(path, comm, &w->file));
+    *out = w;
+    CALL(h5par_create(path, MPI_COMM_WORLD, &w->file));
     hsize_t cube[3] = {(hsize_t)rows, (hsize_t)cols, (hsize_t)deps}, three[1] = {3};
     CALL(create_extendible(w->file, "cubes", H5T_NATIVE_FLOAT, 4, cube, &w->cubes));
     CALL(create_extendible(w->file, "scan_index", H5T_NATIVE_INT32, 1, NULL, &w->scan_index));
@@ -49,8 +64,8 @@ int cubes_writer_create(cubes_writer *w, const char *path, int rows, int cols, i
     CALL(create_extendible(w->file, "crop", H5T_NATIVE_INT32, 2, three, &w->crop));
     CALL(create_extendible(w->file, "split", H5T_NATIVE_UINT8, 1, NULL, &w->split));
     int64_t version = CUBES_FORMAT_VERSION, shape[3] = {rows, cols, deps};
-    CALL(cubes_attr_ints(w->file, "format_version", &version, 1));
-    CALL(cubes_attr_ints(w->file, "cube_shape", shape, 3));
+    CALL(attr_ints(w->file, "format_version", &version, 1));
+    CALL(attr_ints(w->file, "cube_shape", shape, 3));
     return GEN_OK;
 }
 
@@ -79,13 +94,8 @@ static int append_rows(hid_t dset, const char *name, hid_t type, const void *dat
 int cubes_writer_append(cubes_writer *w, const float *cubes, const int32_t *scan_index,
                         const int32_t *corner, const int32_t *crop, const uint8_t *split, int64_t n)
 {
-    int size, rank;
-    MPI_CALL(MPI_Comm_size(w->comm, &size));
-    MPI_CALL(MPI_Comm_rank(w->comm, &rank));
     int64_t before = 0, total = 0;
-    MPI_CALL(MPI_Exscan(&n, &before, 1, MPI_INT64_T, MPI_SUM, w->comm));
-    MPI_CALL(MPI_Allreduce(&n, &total, 1, MPI_INT64_T, MPI_SUM, w->comm));
-    if (rank == 0) before = 0; /* MPI_Exscan leaves rank 0's result undefined */
+    CALL(world_exscan_int64(n, &before, &total));
     if (total == 0) return GEN_OK;
     int64_t offset = w->count + before, end = w->count + total;
     hsize_t cube[3] = {(hsize_t)w->rows, (hsize_t)w->cols, (hsize_t)w->deps}, three[1] = {3};
@@ -120,8 +130,7 @@ static hid_t scan_record_type(void)
 
 int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t count)
 {
-    int rank;
-    MPI_CALL(MPI_Comm_rank(w->comm, &rank));
+    int rank = world_rank();
     hsize_t dims[1] = {(hsize_t)(count > 0 ? count : 0)};
     hid_t type = scan_record_type(), space = H5Screate_simple(1, dims, NULL);
     hid_t dset = H5Dcreate2(w->file, "scans", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -151,7 +160,7 @@ static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, cons
     return status;
 }
 
-int cubes_attr_text(hid_t loc, const char *name, const char *text)
+static int attr_text(hid_t loc, const char *name, const char *text)
 {
     hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
     H5Tset_size(type, strlen(text) + 1);
@@ -160,7 +169,7 @@ int cubes_attr_text(hid_t loc, const char *name, const char *text)
     return status;
 }
 
-int cubes_attr_ints(hid_t loc, const char *name, const int64_t *values, int n)
+static int attr_ints(hid_t loc, const char *name, const int64_t *values, int n)
 {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t space = H5Screate_simple(1, dims, NULL);
@@ -169,7 +178,7 @@ int cubes_attr_ints(hid_t loc, const char *name, const int64_t *values, int n)
     return status;
 }
 
-int cubes_attr_doubles(hid_t loc, const char *name, const double *values, int n)
+static int attr_doubles(hid_t loc, const char *name, const double *values, int n)
 {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t space = H5Screate_simple(1, dims, NULL);
@@ -178,18 +187,41 @@ int cubes_attr_doubles(hid_t loc, const char *name, const double *values, int n)
     return status;
 }
 
+int cubes_writer_attr_text(cubes_writer *w, const char *name, const char *text)
+{
+    return attr_text(w->file, name, text);
+}
+
+int cubes_writer_attr_ints(cubes_writer *w, const char *name, const int64_t *values, int n)
+{
+    return attr_ints(w->file, name, values, n);
+}
+
+int cubes_writer_attr_doubles(cubes_writer *w, const char *name, const double *values, int n)
+{
+    return attr_doubles(w->file, name, values, n);
+}
+
+int64_t cubes_writer_count(const cubes_writer *w) { return w->count; }
+
 int cubes_writer_close(cubes_writer *w)
 {
+    if (!w) return GEN_OK;
     hid_t *handles[] = {&w->cubes, &w->scan_index, &w->corner, &w->crop, &w->split};
     int ok = 1;
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (*handles[i] >= 0) ok &= H5Dclose(*handles[i]) >= 0, *handles[i] = -1;
     if (w->file >= 0) ok &= H5Fclose(w->file) >= 0, w->file = -1;
+    free(w);
     CHECK(ok, GEN_ERR_IO, "cannot close the cubes file");
     return GEN_OK;
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
+
+struct cubes_handles {
+    hid_t file, cubes;
+};
 
 static int read_whole(hid_t file, const char *path, const char *name, hid_t type, void *out,
                       int64_t expected)
@@ -220,13 +252,15 @@ static int read_attr(hid_t file, const char *name, hid_t type, void *out, int n)
     return ok ? GEN_OK : h5par_error("cannot read attribute", name, __FILE__, __LINE__);
 }
 
-int cubes_open(cubes_file *f, const char *path, MPI_Comm comm)
+int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope)
 {
     memset(f, 0, sizeof *f);
-    f->file = f->cubes = -1;
-    CALL(h5par_open(path, comm, 0, &f->file));
+    f->h5 = malloc(sizeof *f->h5);
+    CHECK_ALLOC(f->h5, sizeof *f->h5);
+    f->h5->file = f->h5->cubes = -1;
+    CALL(h5par_open(path, scope == CUBES_ALL_RANKS ? MPI_COMM_WORLD : MPI_COMM_SELF, 0, &f->h5->file));
     int64_t version = 0, shape[3] = {0};
-    int status = read_attr(f->file, "format_version", H5T_NATIVE_INT64, &version, 1);
+    int status = read_attr(f->h5->file, "format_version", H5T_NATIVE_INT64, &version, 1);
     if (status) {
         cubes_close(f);
         FAIL(GEN_ERR_DATA, "%s: not a genesis cubes file (no format_version attribute)", path);
@@ -237,18 +271,18 @@ int cubes_open(cubes_file *f, const char *path, MPI_Comm comm)
              path, (long long)version, CUBES_FORMAT_VERSION);
     }
     f->format_version = (int)version;
-    f->cubes = H5Dopen2(f->file, "cubes", H5P_DEFAULT);
-    if (f->cubes < 0) {
+    f->h5->cubes = H5Dopen2(f->h5->file, "cubes", H5P_DEFAULT);
+    if (f->h5->cubes < 0) {
         status = h5par_error("missing dataset 'cubes' in", path, __FILE__, __LINE__);
         cubes_close(f);
         return status;
     }
-    hid_t space = H5Dget_space(f->cubes);
+    hid_t space = H5Dget_space(f->h5->cubes);
     hsize_t dims[4] = {0};
     int rank = H5Sget_simple_extent_ndims(space);
     if (rank == 4) H5Sget_simple_extent_dims(space, dims, NULL);
     H5Sclose(space);
-    status = read_attr(f->file, "cube_shape", H5T_NATIVE_INT64, shape, 3);
+    status = read_attr(f->h5->file, "cube_shape", H5T_NATIVE_INT64, shape, 3);
     if (status == GEN_OK && (rank != 4 || (int64_t)dims[1] != shape[0] ||
                              (int64_t)dims[2] != shape[1] || (int64_t)dims[3] != shape[2]))
         status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
@@ -266,8 +300,8 @@ int cubes_open(cubes_file *f, const char *path, MPI_Comm comm)
         cubes_close(f);
         FAIL(GEN_ERR_NOMEM, "out of memory reading %s", path);
     }
-    status = read_whole(f->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count);
-    if (!status) status = read_whole(f->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count);
+    status = read_whole(f->h5->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count);
+    if (!status) status = read_whole(f->h5->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count);
     if (status) cubes_close(f);
     return status;
 }
@@ -302,7 +336,7 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
         free(sorted);
         FAIL(GEN_ERR_NOMEM, "out of memory reading %lld cubes", (long long)distinct);
     }
-    hid_t fspace = H5Dget_space(f->cubes);
+    hid_t fspace = H5Dget_space(f->h5->cubes);
     hsize_t mdims[1] = {(hsize_t)(distinct > 0 ? distinct : 1) * cube};
     hid_t mspace = H5Screate_simple(1, mdims, NULL);
     hid_t dxpl = h5par_collective_transfer();
@@ -313,7 +347,7 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
         ok = H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL) >= 0;
     }
     if (ok && distinct == 0) ok = H5Sselect_none(mspace) >= 0;
-    if (ok) ok = H5Dread(f->cubes, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buffer) >= 0;
+    if (ok) ok = H5Dread(f->h5->cubes, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buffer) >= 0;
     int status = ok ? GEN_OK : h5par_error("cannot read cubes from", "cubes", __FILE__, __LINE__);
     if (dxpl >= 0) H5Pclose(dxpl);
     if (mspace >= 0) H5Sclose(mspace);
@@ -329,7 +363,7 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
 
 int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_t size)
 {
-    hid_t attr = H5Aopen(f->file, name, H5P_DEFAULT);
+    hid_t attr = H5Aopen(f->h5->file, name, H5P_DEFAULT);
     if (attr < 0) return h5par_error("missing attribute", name, __FILE__, __LINE__);
     hid_t type = H5Aget_type(attr);
     size_t len = H5Tget_size(type);
@@ -347,12 +381,12 @@ int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_
 
 int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, int n)
 {
-    return read_attr(f->file, name, H5T_NATIVE_DOUBLE, out, n);
+    return read_attr(f->h5->file, name, H5T_NATIVE_DOUBLE, out, n);
 }
 
 int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *count)
 {
-    hid_t dset = H5Dopen2(f->file, "scans", H5P_DEFAULT);
+    hid_t dset = H5Dopen2(f->h5->file, "scans", H5P_DEFAULT);
     if (dset < 0) return h5par_error("missing dataset", "scans", __FILE__, __LINE__);
     hid_t space = H5Dget_space(dset);
     *count = H5Sget_simple_extent_npoints(space);
@@ -367,10 +401,12 @@ int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *co
 
 void cubes_close(cubes_file *f)
 {
-    if (f->cubes >= 0) H5Dclose(f->cubes);
-    if (f->file >= 0) H5Fclose(f->file);
+    if (f->h5) {
+        if (f->h5->cubes >= 0) H5Dclose(f->h5->cubes);
+        if (f->h5->file >= 0) H5Fclose(f->h5->file);
+        free(f->h5);
+    }
     free(f->split);
     free(f->scan_index);
-    f->split = NULL, f->scan_index = NULL;
-    f->cubes = f->file = -1;
+    f->h5 = NULL, f->split = NULL, f->scan_index = NULL;
 }

@@ -325,28 +325,28 @@ static int write_attributes(cubes_writer *w, const genesis_config *cfg, const st
     const struct config_prep *p = &cfg->prep;
     static const char *const norms[] = {"ct", "mri_window", "mri_minmax"};
     static const char *const filters[] = {"lung", "foreground", "none"};
-    CALL(cubes_attr_text(w->file, "genesis_version", GENESIS_VERSION " (" GENESIS_GIT_COMMIT ")"));
-    CALL(cubes_attr_text(w->file, "normalize", norms[p->normalize]));
+    CALL(cubes_writer_attr_text(w, "genesis_version", GENESIS_VERSION " (" GENESIS_GIT_COMMIT ")"));
+    CALL(cubes_writer_attr_text(w, "normalize", norms[p->normalize]));
     double window[2] = {plan->norm.lo, plan->norm.hi}, pct[2] = {p->percentile_lo, p->percentile_hi};
-    CALL(cubes_attr_doubles(w->file, "window", window, 2));
-    CALL(cubes_attr_doubles(w->file, "percentiles", pct, 2));
-    CALL(cubes_attr_text(w->file, "filter", filters[p->filter]));
+    CALL(cubes_writer_attr_doubles(w, "window", window, 2));
+    CALL(cubes_writer_attr_doubles(w, "percentiles", pct, 2));
+    CALL(cubes_writer_attr_text(w, "filter", filters[p->filter]));
     int64_t seed = p->seed, per_scan = p->cubes_per_scan, attempts = p->attempts_per_cube;
     int64_t borders[2] = {p->border_xy, p->border_z}, crops[MAX_CROP_SIZES];
     for (int i = 0; i < plan->crop_count; i++) crops[i] = plan->crop_sizes[i];
-    CALL(cubes_attr_ints(w->file, "seed", &seed, 1));
-    CALL(cubes_attr_ints(w->file, "cubes_per_scan", &per_scan, 1));
-    CALL(cubes_attr_ints(w->file, "attempts_per_cube", &attempts, 1));
-    CALL(cubes_attr_ints(w->file, "borders", borders, 2));
-    CALL(cubes_attr_ints(w->file, "crop_sizes", crops, plan->crop_count));
-    CALL(cubes_attr_doubles(w->file, "value_range", range, 2));
+    CALL(cubes_writer_attr_ints(w, "seed", &seed, 1));
+    CALL(cubes_writer_attr_ints(w, "cubes_per_scan", &per_scan, 1));
+    CALL(cubes_writer_attr_ints(w, "attempts_per_cube", &attempts, 1));
+    CALL(cubes_writer_attr_ints(w, "borders", borders, 2));
+    CALL(cubes_writer_attr_ints(w, "crop_sizes", crops, plan->crop_count));
+    CALL(cubes_writer_attr_doubles(w, "value_range", range, 2));
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     CHECK(mem != NULL, GEN_ERR_NOMEM, "out of memory for the config text");
     config_print(cfg, mem);
     fclose(mem);
-    int status = cubes_attr_text(w->file, "config", text);
+    int status = cubes_writer_attr_text(w, "config", text);
     free(text);
     return status;
 }
@@ -388,9 +388,9 @@ int prep_run(const genesis_config *cfg, struct prep_report *report)
 
     cubes_scan_record *records = calloc((size_t)list.count, sizeof *records);
     struct cube_batch batch = {.cube_floats = (size_t)(p->cube_rows * p->cube_cols * p->cube_deps)};
-    cubes_writer w;
+    cubes_writer *w = NULL;
     status = world_agree_shared(records ? cubes_writer_create(&w, partial, (int)p->cube_rows, (int)p->cube_cols,
-                                                              (int)p->cube_deps, MPI_COMM_WORLD)
+                                                              (int)p->cube_deps)
                                         : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory"));
     log_info("prep: %lld scans on %d rank(s) -> %s", (long long)list.count, size, p->output);
     double range[2] = {1e30, -1e30}, last_report = start;
@@ -412,13 +412,13 @@ int prep_run(const genesis_config *cfg, struct prep_report *report)
         }
         status = world_agree_shared(local);
         if (status == GEN_OK)
-            status = cubes_writer_append(&w, batch.cubes, batch.scan_index, batch.corner, batch.crop,
+            status = cubes_writer_append(w, batch.cubes, batch.scan_index, batch.corner, batch.crop,
                                          batch.split, batch.count);
         double now = MPI_Wtime();
         int64_t done = (round + 1) * size < list.count ? (round + 1) * size : list.count;
         if (status == GEN_OK && (now - last_report > 2.0 || done == list.count)) {
             log_info("prep: %lld/%lld scans, %lld cubes, %.2f scans/s", (long long)done,
-                     (long long)list.count, (long long)w.count, (double)done / (now - start));
+                     (long long)list.count, (long long)cubes_writer_count(w), (double)done / (now - start));
             last_report = now;
         }
     }
@@ -437,13 +437,13 @@ int prep_run(const genesis_config *cfg, struct prep_report *report)
         MPI_Allreduce(&hi, &global[1], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         MPI_Allreduce(MPI_IN_PLACE, &report->bytes_read, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     }
-    if (status == GEN_OK) status = cubes_writer_scans(&w, records, list.count);
-    if (status == GEN_OK) status = write_attributes(&w, cfg, &plan, global);
-    if (status == GEN_OK && w.count == 0)
+    if (status == GEN_OK) status = cubes_writer_scans(w, records, list.count);
+    if (status == GEN_OK) status = write_attributes(w, cfg, &plan, global);
+    if (status == GEN_OK && cubes_writer_count(w) == 0)
         status = gen_error_collective(gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
                                                     "no cubes from any of the %lld scans", (long long)list.count));
-    int64_t total = w.count;
-    int close_status = w.file >= 0 ? cubes_writer_close(&w) : GEN_OK;
+    int64_t total = w ? cubes_writer_count(w) : 0;
+    int close_status = cubes_writer_close(w);
     if (status == GEN_OK) status = world_agree_shared(close_status);
 
     if (rank == 0) {

@@ -369,7 +369,7 @@ static int setup(struct trainer *t)
     config_print(t->cfg, mem);
     fclose(mem);
     CALL(prepare_folder(t));
-    CALL(world_agree_shared(cubes_open(&t->data, c->data, t->comm)));
+    CALL(world_agree_shared(cubes_open(&t->data, c->data, CUBES_ALL_RANKS)));
     loader_options lo = {.batch = c->batch, .seed = (uint64_t)c->seed, .window_steps = c->window_steps,
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
     CALL(gen_error_collective(corrupt_config_check(&lo.corrupt)));
@@ -423,7 +423,7 @@ static void teardown(struct trainer *t)
     optim_free(&t->optim);
     model_free(t->model);
     loader_free(t->loader);
-    if (t->data.file > 0) cubes_close(&t->data);
+    cubes_close(&t->data);
     free(t->config_text);
 }
 
@@ -540,7 +540,6 @@ static int run(struct trainer *t)
 int train_run(const genesis_config *cfg, const struct train_options *opt)
 {
     struct trainer t = {.cfg = cfg, .opt = opt, .comm = MPI_COMM_WORLD};
-    t.data.file = -1;
     MPI_Comm_rank(t.comm, &t.rank);
     MPI_Comm_size(t.comm, &t.ranks);
     int status = run(&t);

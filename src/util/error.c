@@ -2,6 +2,7 @@
 #include "genesis/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MESSAGE_MAX = 2048, TRACE_MAX = 1024 };
@@ -78,4 +79,10 @@ int gen_exit_code(int status)
     if (status == GEN_ERR_USAGE) return 2;
     if (status == GEN_CONTINUE) return GEN_EXIT_CONTINUE;
     return 1;
+}
+
+_Noreturn void gen_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "genesis: internal error: %s:%d: assertion failed: %s\n", file, line, cond);
+    abort();
 }
