@@ -6,8 +6,8 @@
  * to checkpoint. Every parameter and buffer carries its PyTorch state_dict name and shape, in
  * state_dict order, so weights load into the reference PyTorch UNet3D without conversion.
  *
- * Tensors are float32 [N, C, D, H, W] (D, H, W = rows, cols, deps; deps fastest). The model's input
- * x and target are [N, 1, D, H, W] with D, H, W multiples of 8.
+ * Tensors are float32 [N, C, D, H, W], W fastest (axes: nn.h). The model's input x and target are
+ * [N, 1, D, H, W] with D, H, W multiples of 8.
  */
 #ifndef GENESIS_MODEL_H
 #define GENESIS_MODEL_H
@@ -21,7 +21,7 @@
 typedef struct model_config {
     int width;     /* base width w: channels of the first conv (32 = paper; tests 2..8) */
     int batch;     /* largest batch N a forward may use; activations are sized for it */
-    int D, H, W;   /* input sizes (rows, cols, deps), each a positive multiple of 8 */
+    int D, H, W;   /* input sizes, each a positive multiple of 8 */
     uint64_t seed; /* initialisation seed (keyed RNG, purpose RNG_PURPOSE_INIT) */
     size_t tile_budget_bytes; /* conv column-tile budget; 0 = 4 MiB */
     int input_grad; /* 1: backward also computes dL/dx (model_input_grad); costs one conv */
@@ -98,8 +98,12 @@ model_tensor *model_tensor_at(model *m, int i);
 /* The entry named `name`, or NULL. */
 model_tensor *model_find_tensor(model *m, const char *name);
 
-/* Per-layer profile, accumulated over forwards/backwards since the last reset. flops are per
- * call with the batch of that call, summed (forward: 2 * MACs; backward: input + weight gradient). */
+/* Per-layer profile, accumulated over forwards/backwards since the last reset. The model times
+ * every layer into one profile (profile.h: events "LAYER forward" and "LAYER backward", with
+ * FLOPs); a model_layer_profile is layer i's view of its two events, in forward order. flops are
+ * per call with the batch of that call, summed (forward: 2 * MACs; backward: input + weight
+ * gradient); calls counts forward calls. The view returned by model_layer_profile_at stays valid
+ * until the next call for the same layer. */
 typedef struct model_layer_profile {
     char name[48];
     double fwd_seconds, bwd_seconds;

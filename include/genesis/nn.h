@@ -1,4 +1,7 @@
-/* Tensors and layers (src/nn/): float32, layout [N, C, D, H, W], W (deps) fastest.
+/* Tensors and layers (src/nn/): float32, layout [N, C, D, H, W], W fastest.
+ * Axes (STYLE.md's glossary, used by nn.h and model.h): N batch, C channels, D, H, W the three
+ * spatial sizes, V = D*H*W voxels per channel. The data side (volume.h, the cubes) calls the axes
+ * of a cube rows, cols, deps: a cube [rows, cols, deps] is a tensor's [D, H, W], deps fastest.
  * Forward/backward pairs, outputs first, then const inputs, weights, dimensions (STYLE.md).
  * Backward functions ACCUMULATE (+=) into every gradient they write (dinp, dweight, dbias), like
  * PyTorch's .grad: callers zero gradients before a step. Functions return a status (error.h).
@@ -63,10 +66,6 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
                               const float *inp, const float *weight,
                               const conv_transpose3d_shape *s, nn_workspace *ws);
 
-/* ---- end of convolutions ---------------------------------------------------------------- */
-
-
-
 /* ---- other layers (src/nn/layers.c, src/nn/batchnorm.c) --------------------------------- */
 
 /* A hook through which per-channel sums leave the layer before they are used, so that a caller can
@@ -96,8 +95,8 @@ typedef struct batchnorm3d_shape {
  *   mean = sum x / M, var = sum x^2 / M - mean^2 (biased), invstd = 1/sqrt(var + eps),
  *   xhat = (x - mean) * invstd, out = weight * xhat + bias (then ReLU if s->relu).
  * The hook sees 2C+1 doubles: [0, C) sum x, [C, 2C) sum x^2 (accumulated in double), [2C] = N*S.
- * Outputs: out [N,C,S] or NULL (not wanted); xhat [N,C,S] or NULL (not kept); save_mean, save_invstd [C] (for backward;
- * either may be NULL); running_mean/running_var [C] updated as
+ * Outputs: out [N,C,S] or NULL (not wanted); xhat [N,C,S] or NULL (not kept); save_mean,
+ * save_invstd [C] (for backward; either may be NULL); running_mean/running_var [C] updated as
  *   r = (1 - momentum) r + momentum * stat, with the UNBIASED variance var * M / (M - 1),
  * or left alone when NULL. Any of out, xhat may be the same array as inp (elementwise in place).
  * Fails with GEN_ERR_USAGE on bad shapes or M < 2 (PyTorch refuses one value per channel too). */
@@ -141,10 +140,11 @@ int sigmoid_forward(float *out, const float *inp, size_t n);
 /* dinp += dout * out * (1 - out), from the forward OUTPUT. */
 int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
 
-/* Max pooling, kernel 2, stride 2 (floor mode: an odd last row/column/slice is dropped, as
+/* Max pooling, kernel 2, stride 2 (floor mode: an odd last D, H or W slice is dropped, as
  * PyTorch's MaxPool3d(2)). inp [N, C, D, H, W], out [N, C, D/2, H/2, W/2]; argmax (same size as
  * out) is the position of the maximum inside its 2x2x2 window, (dd*2 + dh)*2 + dw in 0..7; the
- * first maximum in that order wins, and a NaN wins over numbers (the last NaN), as in PyTorch. Fails if a pooled size is 0. */
+ * first maximum in that order wins, and a NaN wins over numbers (the last NaN), as in PyTorch.
+ * Fails if a pooled size is 0. */
 typedef struct maxpool3d_shape {
     int N, C, D, H, W; /* input sizes */
 } maxpool3d_shape;
@@ -164,7 +164,5 @@ int concat_backward(float *da, float *db, const float *dout, int N, int Ca, int 
 int mse_forward(double *loss, const float *pred, const float *target, size_t n);
 /* dpred += dloss * 2 (pred - target) / n  (dloss = 1 for the loss itself). */
 int mse_backward(float *dpred, const float *pred, const float *target, size_t n, float dloss);
-
-/* ---- end of other layers ---------------------------------------------------------------- */
 
 #endif

@@ -21,11 +21,14 @@ int cmd_bench(int argc, char **argv)
             if (i + 3 >= argc) FAIL_ALL(GEN_ERR_USAGE, "bench: --size needs D H W");
             long d[3];
             for (int k = 0; k < 3; k++) CALL(cli_parse_long("--size", argv[++i], 8, 1024, &d[k]));
-            if (d[0] % 8 || d[1] % 8 || d[2] % 8) FAIL_ALL(GEN_ERR_USAGE, "bench: --size values must be multiples of 8");
+            if (d[0] % 8 || d[1] % 8 || d[2] % 8)
+                FAIL_ALL(GEN_ERR_USAGE, "bench: --size values must be multiples of 8");
             o.D = (int)d[0], o.H = (int)d[1], o.W = (int)d[2];
             continue;
         }
-        if (i + 1 >= argc) FAIL_ALL(GEN_ERR_USAGE, "bench: unknown or incomplete option '%s' (see genesis help bench)", a);
+        if (i + 1 >= argc)
+            FAIL_ALL(GEN_ERR_USAGE, "bench: unknown or incomplete option '%s' (see genesis help bench)",
+                     a);
         const char *text = argv[++i];
         int *target = !strcmp(a, "--batch") ? &o.batch : !strcmp(a, "--steps") ? &o.steps
                     : !strcmp(a, "--warmup") ? &o.warmup : !strcmp(a, "--width") ? &o.width : NULL;

@@ -3,23 +3,13 @@
  * 3x per step), OpenBLAS's own sgemm 2048^3 in the same run as the ceiling, and peak RSS. */
 #include "genesis/error.h"
 #include "genesis/model.h"
+#include "genesis/profile.h"
 #include "genesis/rng.h"
 
-#include <cblas.h>
+#include <cblas.h> /* Debian's (OpenBLAS) declares openblas_get_corename, openblas_get_num_threads */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-
-char *openblas_get_corename(void); /* OpenBLAS extension, not in cblas.h */
-int openblas_get_num_threads(void);
-
-static double bench_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double peak_rss_mb(void)
 {
@@ -45,23 +35,23 @@ void model_bench_defaults(model_bench_options *o)
 static int sgemm_gflops(double *gflops)
 {
     const int n = 2048;
-    size_t bytes = (size_t)n * n * sizeof(float);
+    const size_t bytes = (size_t)n * n * sizeof(float);
+    int status = GEN_OK;
     float *a = malloc(bytes), *b = malloc(bytes), *c = malloc(bytes);
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        FAIL(GEN_ERR_NOMEM, "out of memory allocating 3 x %zu bytes for the sgemm ceiling", bytes);
-    }
+    CHECK_GOTO(a && b && c, GEN_ERR_NOMEM,
+               "out of memory allocating 3 x %zu bytes for the sgemm ceiling", bytes);
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f, c[i] = 0;
     double best = 1e30;
     for (int r = 0; r < 4; r++) {
-        double t0 = bench_now();
+        double t0 = profile_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = bench_now() - t0;
+        double dt = profile_now() - t0;
         if (r > 0 && dt < best) best = dt;
     }
-    free(a), free(b), free(c);
     *gflops = 2.0 * n * (double)n * n / best * 1e-9;
-    return GEN_OK;
+cleanup:
+    free(a), free(b), free(c);
+    return status;
 }
 
 static int bench_check(const model_bench_options *o)
@@ -70,6 +60,46 @@ static int bench_check(const model_bench_options *o)
           "bench: width %d, batch %d, steps %d must be >= 1 and warm-up %d >= 0", o->width,
           o->batch, o->steps, o->warmup);
     return GEN_OK;
+}
+
+/* The per-layer table: milliseconds and GFLOP/s per timed step, forward and backward. */
+static void print_layers(const model *m, int steps, FILE *out)
+{
+    fprintf(out, "%-32s %10s %8s %10s %8s\n", "layer (per step)", "fwd ms", "GFLOP/s", "bwd ms",
+            "GFLOP/s");
+    double fs = 0, bs = 0;
+    for (int i = 0; i < model_layer_count(m); i++) {
+        const model_layer_profile *p = model_layer_profile_at(m, i);
+        fs += p->fwd_seconds, bs += p->bwd_seconds;
+        char fg[16] = "", bg[16] = "";
+        if (p->fwd_flops > 0) snprintf(fg, sizeof fg, "%.1f", p->fwd_flops / p->fwd_seconds * 1e-9);
+        if (p->bwd_flops > 0) snprintf(bg, sizeof bg, "%.1f", p->bwd_flops / p->bwd_seconds * 1e-9);
+        fprintf(out, "%-32s %10.1f %8s %10.1f %8s\n", p->name, 1e3 * p->fwd_seconds / steps, fg,
+                1e3 * p->bwd_seconds / steps, bg);
+    }
+    fprintf(out, "%-32s %10.1f %8s %10.1f\n", "sum of layers", 1e3 * fs / steps, "", 1e3 * bs / steps);
+}
+
+/* The summary and the machine-readable lines (model.h), from the mean and best step seconds. */
+static void print_summary(const model_bench_options *o, const model *m, double mean, double best,
+                          double ceiling, FILE *out)
+{
+    /* SPEC.md: ~244 GFLOP per 64x64x32 sample at w = 32; scales with voxels and w^2 */
+    double nominal = 244e9 * ((double)o->D * o->H * o->W / (64.0 * 64 * 32)) *
+                     ((double)o->width * o->width / (32.0 * 32.0));
+    double counted = model_forward_flops_per_sample(m);
+    double gf = 3 * nominal * o->batch / mean * 1e-9;
+    fprintf(out, "forward GFLOP per sample: nominal %.1f (SPEC.md, scaled to this input), "
+            "counted %.1f (convolutions, padding taps included)\n", nominal * 1e-9, counted * 1e-9);
+    fprintf(out, "training step: mean %.3f s, best %.3f s; %.4f samples/s; %.1f GFLOP/s nominal "
+            "(3x forward)", mean, best, o->batch / mean, gf);
+    if (ceiling > 0) fprintf(out, " = %.0f%% of sgemm", 100 * gf / ceiling);
+    fprintf(out, "\n");
+    fprintf(out, "peak RSS %.0f MB (batch %d)\n", peak_rss_mb(), o->batch);
+    fprintf(out, "samples_per_s: %.6f\nstep_seconds: %.6f\n", o->batch / mean, mean);
+    fprintf(out, "samples_per_s_best: %.6f\nstep_seconds_best: %.6f\n", o->batch / best, best);
+    fprintf(out, "peak_rss_mb: %.0f\n", peak_rss_mb());
+    if (ceiling > 0) fprintf(out, "sgemm_gflops: %.2f\n", ceiling);
 }
 
 int model_bench(const model_bench_options *o, FILE *out)
@@ -85,21 +115,18 @@ int model_bench(const model_bench_options *o, FILE *out)
         CALL(sgemm_gflops(&ceiling));
         fprintf(out, "sgemm 2048^3: %.1f GFLOP/s (ceiling, same run)\n", ceiling);
     }
+    int status = GEN_OK;
     model_config cfg = {.width = o->width, .batch = o->batch, .D = o->D, .H = o->H, .W = o->W,
                         .seed = o->seed};
     model *m = NULL;
-    CALL(model_create(&m, &cfg));
-    size_t V = (size_t)o->batch * o->D * o->H * o->W;
-    float *x = malloc(V * sizeof *x), *t = malloc(V * sizeof *t);
-    optimizer opt;
+    float *x = NULL, *t = NULL;
+    optimizer opt = {0};
+    CALL_GOTO(model_create(&m, &cfg));
+    const size_t V = (size_t)o->batch * o->D * o->H * o->W;
+    x = malloc(V * sizeof *x), t = malloc(V * sizeof *t);
+    CHECK_GOTO(x && t, GEN_ERR_NOMEM, "out of memory for the bench batch");
     optim_config oc = {.kind = OPTIM_SGD, .lr = 0.01, .momentum = 0.9};
-    int status = x && t ? optim_create(&opt, &oc, model_num_params(m)) : GEN_ERR_NOMEM;
-    if (status != GEN_OK) {
-        free(x), free(t);
-        model_free(m);
-        if (status == GEN_ERR_NOMEM) FAIL(GEN_ERR_NOMEM, "out of memory for the bench batch");
-        return gen_error_trace(status, __FILE__, __LINE__);
-    }
+    CALL_GOTO(optim_create(&opt, &oc, model_num_params(m)));
     rng_stream rs;
     rng_stream_init(&rs, o->seed, 0, 0, RNG_PURPOSE_TEST);
     for (size_t i = 0; i < V; i++) {
@@ -109,14 +136,14 @@ int model_bench(const model_bench_options *o, FILE *out)
     fprintf(out, "parameters %zu; activation arena %.1f MB\n", model_num_params(m),
             (double)model_activation_bytes(m) / 1048576.0);
     double loss = 0, total = 0, best = 1e30;
-    for (int s = 0; s < o->warmup + o->steps && status == GEN_OK; s++) {
+    for (int s = 0; s < o->warmup + o->steps; s++) {
         if (s == o->warmup) model_profile_reset(m);
-        double t0 = bench_now();
+        double t0 = profile_now();
         model_zero_grad(m);
-        status = model_forward(m, &loss, x, t, o->batch);
-        if (status == GEN_OK) status = model_backward(m);
-        if (status == GEN_OK) status = optim_step(&opt, model_params(m), model_grads(m), oc.lr);
-        double dt = bench_now() - t0;
+        CALL_GOTO(model_forward(m, &loss, x, t, o->batch));
+        CALL_GOTO(model_backward(m));
+        CALL_GOTO(optim_step(&opt, model_params(m), model_grads(m), oc.lr));
+        double dt = profile_now() - t0;
         fprintf(out, "step %d%s: %.3f s, loss %.6f\n", s, s < o->warmup ? " (warm-up)" : "", dt, loss);
         fflush(out);
         if (s >= o->warmup) {
@@ -124,45 +151,11 @@ int model_bench(const model_bench_options *o, FILE *out)
             if (dt < best) best = dt;
         }
     }
-    if (status == GEN_OK && o->per_layer) {
-        double steps = o->steps;
-        fprintf(out, "%-32s %10s %8s %10s %8s\n", "layer (per step)", "fwd ms", "GFLOP/s",
-                "bwd ms", "GFLOP/s");
-        double fs = 0, bs = 0;
-        for (int i = 0; i < model_layer_count(m); i++) {
-            const model_layer_profile *p = model_layer_profile_at(m, i);
-            fs += p->fwd_seconds, bs += p->bwd_seconds;
-            char fg[16] = "", bg[16] = "";
-            if (p->fwd_flops > 0) snprintf(fg, sizeof fg, "%.1f", p->fwd_flops / p->fwd_seconds * 1e-9);
-            if (p->bwd_flops > 0) snprintf(bg, sizeof bg, "%.1f", p->bwd_flops / p->bwd_seconds * 1e-9);
-            fprintf(out, "%-32s %10.1f %8s %10.1f %8s\n", p->name, 1e3 * p->fwd_seconds / steps, fg,
-                    1e3 * p->bwd_seconds / steps, bg);
-        }
-        fprintf(out, "%-32s %10.1f %8s %10.1f\n", "sum of layers", 1e3 * fs / steps, "",
-                1e3 * bs / steps);
-    }
-    if (status == GEN_OK) {
-        double mean = total / o->steps;
-        /* SPEC.md: ~244 GFLOP per 64x64x32 sample at w = 32; scales with voxels and w^2 */
-        double nominal = 244e9 * ((double)o->D * o->H * o->W / (64.0 * 64 * 32)) *
-                         ((double)o->width * o->width / (32.0 * 32.0));
-        double counted = model_forward_flops_per_sample(m);
-        double gf = 3 * nominal * o->batch / mean * 1e-9;
-        fprintf(out, "forward GFLOP per sample: nominal %.1f (SPEC.md, scaled to this input), "
-                "counted %.1f (convolutions, padding taps included)\n", nominal * 1e-9, counted * 1e-9);
-        fprintf(out, "training step: mean %.3f s, best %.3f s; %.4f samples/s; %.1f GFLOP/s nominal "
-                "(3x forward)", mean, best, o->batch / mean, gf);
-        if (ceiling > 0) fprintf(out, " = %.0f%% of sgemm", 100 * gf / ceiling);
-        fprintf(out, "\n");
-        fprintf(out, "peak RSS %.0f MB (batch %d)\n", peak_rss_mb(), o->batch);
-        fprintf(out, "samples_per_s: %.6f\nstep_seconds: %.6f\n", o->batch / mean, mean);
-        fprintf(out, "samples_per_s_best: %.6f\nstep_seconds_best: %.6f\n", o->batch / best, best);
-        fprintf(out, "peak_rss_mb: %.0f\n", peak_rss_mb());
-        if (ceiling > 0) fprintf(out, "sgemm_gflops: %.2f\n", ceiling);
-    }
+    if (o->per_layer) print_layers(m, o->steps, out);
+    print_summary(o, m, total / o->steps, best, ceiling, out);
+cleanup:
     optim_free(&opt);
     free(x), free(t);
     model_free(m);
-    if (status != GEN_OK) return gen_error_trace(status, __FILE__, __LINE__);
-    return GEN_OK;
+    return status;
 }
