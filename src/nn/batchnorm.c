@@ -58,18 +58,15 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
     CHECK(inp && weight && bias, GEN_ERR_USAGE, "batchnorm3d_forward: NULL tensor");
     const int N = s->N, C = s->C;
     const long S = s->S;
+    int status = GEN_OK;
     double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
-    CHECK_ALLOC(sums, (2 * (size_t)C + 1) * sizeof *sums);
+    CHECK_ALLOC_GOTO(sums, (2 * (size_t)C + 1) * sizeof *sums);
     /* sums: [0, C) sum x, [C, 2C) sum x^2, [2C] element count per channel */
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             slab_sums(inp + ((size_t)n * C + c) * S, S, &sums[c], &sums[C + c]);
     sums[2 * C] = (double)N * (double)S;
-    int status = bn_reduce(sums, C, hook, "batchnorm3d_forward");
-    if (status != GEN_OK) {
-        free(sums);
-        return gen_error_trace(status, __FILE__, __LINE__);
-    }
+    CALL_GOTO(bn_reduce(sums, C, hook, "batchnorm3d_forward"));
     const double M = sums[2 * C];
     for (int c = 0; c < C; c++) {
         double mean = sums[c] / M;
@@ -103,8 +100,9 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
                 if (out) out[base + i] = y;
             }
         }
+cleanup:
     free(sums);
-    return GEN_OK;
+    return status;
 }
 
 enum { SUM_LANES = 8 };
@@ -244,12 +242,12 @@ int batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float 
                          const float *bias, const batchnorm3d_shape *s, const nn_reduce_hook *hook)
 {
     CALL(bn_check(s, "batchnorm3d_backward"));
+    int status = GEN_OK;
     double *sums = calloc(2 * (size_t)s->C + 1, sizeof *sums);
-    CHECK_ALLOC(sums, (2 * (size_t)s->C + 1) * sizeof *sums);
-    int status = batchnorm3d_backward_reduce(sums, dweight, dbias, dout, xhat, weight, bias, s, hook);
-    if (status == GEN_OK)
-        status = batchnorm3d_backward_apply(dinp, dout, xhat, save_invstd, weight, bias, sums, s);
+    CHECK_ALLOC_GOTO(sums, (2 * (size_t)s->C + 1) * sizeof *sums);
+    CALL_GOTO(batchnorm3d_backward_reduce(sums, dweight, dbias, dout, xhat, weight, bias, s, hook));
+    CALL_GOTO(batchnorm3d_backward_apply(dinp, dout, xhat, save_invstd, weight, bias, sums, s));
+cleanup:
     free(sums);
-    if (status != GEN_OK) return gen_error_trace(status, __FILE__, __LINE__);
-    return GEN_OK;
+    return status;
 }

@@ -11,27 +11,13 @@
  * (im2col before the GEMM, or col2im of the GEMM's output), the other is read by the GEMM in
  * place (conv3d_plan). The passes are tiled separately.
  *
- * Measured (Zen 5, OpenBLAS 0.3.21 Cooperlake kernel chosen automatically, 1 thread, width 32,
- * 64x64x32, machine shared with another session's jobs), side by side with the previous engine
- * (b416f30), alternating runs:
- *   OPENBLAS_CORETYPE= build/genesis bench --steps 2 --warmup 1 --no-layers   (3 runs each)
- *     training step 8.52-8.61 s -> 7.48-7.68 s; 170.0-171.9 -> 190.6-195.6 GFLOP/s nominal
- *     = 70-74% -> 81-84% of the same run's sgemm 2048^3 (233-243 GFLOP/s)
- *   build/tests/bench_conv -r 0.15 -s   (best of 3 runs each, ms per sample, fwd/bwd-data/bwd-wgt)
- *     sum 1264/1240/1465 -> 1219/1232/1199 (3969 -> 3650); e.g. up64.conv1 192>64
- *     405/405/545 -> 398/431/397, up64.conv2 64>64 178/169/180 -> 155/155/166,
- *     down128.conv1 64>64 24.2/22.1/24.3 -> 19.0/19.1/20.6
- *   /usr/bin/python3 scripts/bench_vs_torch: ratio 1.24 (genesis 0.269 samples/s, torch 0.218)
- * What gained: the weight gradient as acc [Ce*27][Co] = im2col(smaller) . other^T (a GEMM-only
- * sweep: 224-246 GFLOP/s against 195-237 for dweight [Cout][K] as C), im2col/col2im without a
- * division per row and with col2im adding the three kw taps in one pass, the scatter forward at
- * Cin = Cout, vectorised bias-gradient sums (and, outside this file, batch norm's backward sums).
- * What did not: column chunks sized for L2 (scatter GEMMs with M = 27*cc lost 5-15%), running
- * tiles through d within bands of h rows (lost 2-5% at 64x64x32), one im2col of dout shared by
- * both backward GEMMs of Cin > Cout (6-13% in isolation, nothing in the model: reverted).
- * Not tried: skipping zero-padding taps. With tiles of whole rows only the d and h padding can be
- * cut out of a GEMM (the w padding is inside rows): 4% of the taps at 32x32x16, 8% at 16x16x8,
- * at most ~2.5% of a training step.
+ * Why: the expanded copy is the memory traffic of a pass, so it is made of the smaller tensor;
+ * tiles of whole rows let im2col/col2im walk the rows without a division per row; the GEMM tile
+ * sizes are the measured optimum of OpenBLAS's kernel (conv3d_plan). The weight gradient is a
+ * GEMM-only sweep into acc [Ce*27][Co] (the long dimension as M), added into dweight once per
+ * call; col2im adds the three kw taps of a row in one pass; bias-gradient sums run in
+ * vectorisable lanes. What was measured, what gained and what did not:
+ * tests/bench/RESULTS_conv.md.
  */
 #include <limits.h>
 #include <string.h>

@@ -16,12 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
+#include <cblas.h> /* Debian's (OpenBLAS) declares openblas_get_corename */
 
 #include "genesis/error.h"
 #include "genesis/nn.h"
-
-char *openblas_get_corename(void);
 
 /* The clock: this thread's CPU time by default (the cores are shared with other jobs, and CPU
  * time leaves out the time slices they take; it needs OPENBLAS_NUM_THREADS=1), wall time with -w. */

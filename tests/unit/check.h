@@ -1,4 +1,5 @@
 /* A minimal test harness: EXPECT records a failure with file:line and a message and goes on;
+ * expect_tensor_close compares a tensor with its reference, naming it and its worst element;
  * TEST_MAIN_END prints "N checks, M failed" and returns the exit status ctest reads. */
 #ifndef GENESIS_TEST_CHECK_H
 #define GENESIS_TEST_CHECK_H
@@ -33,6 +34,50 @@ static int check_count, check_failures;
         EXPECT(fabs(ea_ - eb_) <= (tol), "%s: %.9g vs %.9g (tolerance %g)", (what), ea_, eb_,  \
                (double)(tol));                                                                 \
     } while (0)
+
+/* How far a tensor is from its reference (expect_tensor_close): the element furthest beyond its
+ * tolerance (`at`, NaN first), its |got - want| (`max_abs`; with one tolerance for the whole
+ * tensor, the largest), the tensor's scale max(max |want|, scale_floor), and the elements that
+ * fail. */
+typedef struct tensor_diff {
+    double max_abs, scale;
+    size_t at, failed;
+} tensor_diff;
+
+/* Expects |got[i] - want[i]| <= rtol * scale_i + atol for every i (NaN fails), scale_i =
+ * elem_scale[i] when elem_scale is given, else the tensor's scale (see tensor_diff). On failure,
+ * names the tensor `what`, the worst index with both values, its tolerance, and the count. */
+static inline tensor_diff expect_tensor_close_scaled(const char *what, const float *got,
+                                                     const double *want, size_t n, double rtol,
+                                                     double atol, double scale_floor,
+                                                     const double *elem_scale)
+{
+    tensor_diff r = {0, scale_floor, 0, 0};
+    for (size_t i = 0; i < n; i++) r.scale = fmax(r.scale, fabs(want[i]));
+    double worst = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        double tol = rtol * (elem_scale ? elem_scale[i] : r.scale) + atol;
+        double excess = isnan(e) ? INFINITY : e - tol;
+        if (!(e <= tol)) r.failed++;
+        if (excess > worst) worst = excess, r.at = i, r.max_abs = e;
+    }
+    double tol_at = n ? rtol * (elem_scale ? elem_scale[r.at] : r.scale) + atol : 0;
+    EXPECT(r.failed == 0, "%s: %zu of %zu elements differ; worst at [%zu]: got %.9g, want %.9g, "
+           "|diff| %.3g, tolerance %.3g (scale %.3g)", what, r.failed, n, r.at,
+           n ? (double)got[r.at] : 0.0, n ? want[r.at] : 0.0, r.max_abs, tol_at,
+           elem_scale && n ? elem_scale[r.at] : r.scale);
+    return r;
+}
+
+/* expect_tensor_close_scaled with the tensor's scale max |want|: |got - want| <= rtol max |want|
+ * + atol everywhere. */
+static inline tensor_diff expect_tensor_close(const char *what, const float *got,
+                                              const double *want, size_t n, double rtol,
+                                              double atol)
+{
+    return expect_tensor_close_scaled(what, got, want, n, rtol, atol, 0, NULL);
+}
 
 #define TEST_MAIN_END()                                                                        \
     do {                                                                                       \

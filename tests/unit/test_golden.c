@@ -8,9 +8,11 @@
  * its own conv kernels; genesis: BLAS sgemm in another order, BN sums in double), so differences
  * are rounding noise, amplified by batch norm on few values per channel at the deepest level:
  *   output, loss: rtol 1e-5; running stats: 1e-5;
- *   gradients: rtol 1e-4 (measured 3.5e-6) of the tensor's largest gradient, + 1e-7: the conv biases in front of
- *     a batch norm have an exact gradient of 0, and both sides give rounding noise (~1e-9);
- *   parameters after 3 SGD steps (lr 0.1): rtol 2e-5 (measured 1.2e-6) of the tensor's largest value.
+ *   gradients: rtol 1e-4 (measured 3.5e-6) of the tensor's largest gradient, + 1e-7: the conv
+ *     biases in front of a batch norm have an exact gradient of 0, and both sides give rounding
+ *     noise (~1e-9);
+ *   parameters after 3 SGD steps (lr 0.1): rtol 2e-5 (measured 1.2e-6) of the tensor's largest
+ *     value.
  * The file is found through GENESIS_SOURCE_DIR (set by ctest) or GENESIS_GOLDEN_FILE. */
 #include "check.h"
 #include "genesis/error.h"
@@ -21,8 +23,8 @@
 
 static double worst_rel_grad, worst_rel_param;
 
-/* Reads dataset `path` of `numel` elements as float (or int64 when i64 != NULL). */
-static int read_h5(hid_t f, const char *path, float *data, int64_t *i64, size_t numel)
+/* Reads dataset `path` of `numel` elements as `mem_type` into data. */
+static int read_h5_as(hid_t f, const char *path, hid_t mem_type, void *data, size_t numel)
 {
     if (H5Lexists(f, path, H5P_DEFAULT) <= 0) return -1;
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
@@ -30,28 +32,33 @@ static int read_h5(hid_t f, const char *path, float *data, int64_t *i64, size_t 
     hid_t sp = H5Dget_space(d);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     H5Sclose(sp);
-    herr_t st = -1;
-    if (n == (hssize_t)numel)
-        st = i64 ? H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, i64)
-                 : H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    herr_t st = n == (hssize_t)numel ? H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     H5Dclose(d);
     return st < 0 ? -1 : 0;
 }
 
-static void compare(const char *what, const char *name, const float *got, const float *want,
+/* Reads dataset `path` of `numel` elements as float (or int64 when i64 != NULL). */
+static int read_h5(hid_t f, const char *path, float *data, int64_t *i64, size_t numel)
+{
+    return i64 ? read_h5_as(f, path, H5T_NATIVE_INT64, i64, numel)
+               : read_h5_as(f, path, H5T_NATIVE_FLOAT, data, numel);
+}
+
+/* Reads reference tensor `path` (float32 in the file) exactly, as double. */
+static int read_h5_doubles(hid_t f, const char *path, double *data, size_t numel)
+{
+    return read_h5_as(f, path, H5T_NATIVE_DOUBLE, data, numel);
+}
+
+/* max |genesis - torch| <= rtol max |torch| + atol; worst (if given) tracks the largest error
+ * relative to max |torch| over tensors whose max |torch| > 1e-6. */
+static void compare(const char *what, const char *name, const float *got, const double *want,
                     size_t n, double rtol, double atol, double *worst)
 {
-    double err = 0, scale = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - want[i]);
-        if (e > err || isnan(e)) err = e, at = i;
-        scale = fmax(scale, fabs(want[i]));
-    }
-    double tol = rtol * scale + atol;
-    if (worst && scale > 1e-6) *worst = fmax(*worst, err / scale);
-    EXPECT(err <= tol, "%s %s differs: max |diff| %.3g at [%zu] (genesis %.9g, torch %.9g), "
-           "tolerance %.3g (max |torch| %.3g)", what, name, err, at, got[at], want[at], tol, scale);
+    char label[256];
+    snprintf(label, sizeof label, "%s %s", what, name);
+    tensor_diff r = expect_tensor_close(label, got, want, n, rtol, atol);
+    if (worst && r.scale > 1e-6) *worst = fmax(*worst, r.max_abs / r.scale);
 }
 
 static void run(const char *path)
@@ -65,7 +72,8 @@ static void run(const char *path)
     model *m = NULL;
     EXPECT_OK(model_create(&m, &cfg));
     if (!m) return;
-    static float x[V], target[V], want[V];
+    static float x[V], target[V];
+    static double want[V];
     EXPECT(read_h5(f, "/input", x, NULL, V) == 0 && read_h5(f, "/target", target, NULL, V) == 0,
            "input/target missing");
     /* every state_dict entry by name; and every /init entry must be one of ours */
@@ -83,11 +91,11 @@ static void run(const char *path)
     EXPECT((int)info.nlinks == model_tensor_count(m), "reference has %d state_dict entries, genesis %d",
            (int)info.nlinks, model_tensor_count(m));
     size_t np = model_num_params(m);
-    float *buf = malloc(np * sizeof *buf);
+    double *buf = malloc(np * sizeof *buf);
 
     double loss = 0, want_loss = 0;
     EXPECT_OK(model_forward(m, &loss, x, target, N));
-    read_h5(f, "/output", want, NULL, V);
+    read_h5_doubles(f, "/output", want, V);
     compare("output", "", model_output(m), want, V, 1e-5, 0, NULL);
     hid_t d = H5Dopen2(f, "/loss", H5P_DEFAULT);
     H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &want_loss);
@@ -99,11 +107,11 @@ static void run(const char *path)
         model_tensor *t = model_tensor_at(m, k);
         if (t->kind == MODEL_PARAM) {
             snprintf(key, sizeof key, "/grad/%s", t->name);
-            EXPECT(read_h5(f, key, buf, NULL, t->numel) == 0, "%s missing", key);
+            EXPECT(read_h5_doubles(f, key, buf, t->numel) == 0, "%s missing", key);
             compare("gradient", t->name, t->grad, buf, t->numel, 1e-4, 1e-7, &worst_rel_grad);
         } else if (t->kind == MODEL_BUFFER) {
             snprintf(key, sizeof key, "/bn_after_forward/%s", t->name);
-            EXPECT(read_h5(f, key, buf, NULL, t->numel) == 0, "%s missing", key);
+            EXPECT(read_h5_doubles(f, key, buf, t->numel) == 0, "%s missing", key);
             compare("running stat", t->name, t->data, buf, t->numel, 1e-5, 1e-7, NULL);
         } else {
             int64_t c = -1;
@@ -133,7 +141,7 @@ static void run(const char *path)
         model_tensor *t = model_tensor_at(m, k);
         if (t->kind == MODEL_COUNTER) continue;
         snprintf(key, sizeof key, "/sgd3/%s", t->name);
-        EXPECT(read_h5(f, key, buf, NULL, t->numel) == 0, "%s missing", key);
+        EXPECT(read_h5_doubles(f, key, buf, t->numel) == 0, "%s missing", key);
         compare("after 3 SGD steps", t->name, t->data, buf, t->numel, 2e-5, 1e-7,
                 t->kind == MODEL_PARAM ? &worst_rel_param : NULL);
     }

@@ -19,26 +19,6 @@ static float *rand_tensor(size_t n, float lo, float hi)
     for (size_t i = 0; i < n; i++) p[i] = frand(lo, hi);
     return p;
 }
-/* max |got - want| <= rtol * max(max |want|, floor) */
-static void expect_close_floor(const char *what, const float *got, const double *want, size_t n,
-                               double rtol, double floor)
-{
-    double err = 0, scale = floor > 1e-30 ? floor : 1e-30;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]);
-        if (e > err || isnan(e)) err = e, at = i;
-        scale = fmax(scale, fabs(want[i]));
-    }
-    EXPECT(err <= rtol * scale, "%s: max |diff| %.3g at [%zu] (%.9g vs %.9g), scale %.3g", what,
-           err, at, got[at], want[at], scale);
-}
-static void expect_close(const char *what, const float *got, const double *want, size_t n,
-                         double rtol)
-{
-    expect_close_floor(what, got, want, n, rtol, 0);
-}
-
 /* ---- batch norm --------------------------------------------------------------------------- */
 
 /* naive: two-pass mean/var in double; out = relu?(g xhat + b) */
@@ -121,39 +101,44 @@ static void test_batchnorm(int N, int C, long S, int relu)
     float *x = rand_tensor(n, -2.f, 3.f), *g = rand_tensor(C, 0.5f, 1.5f), *b = rand_tensor(C, -.5f, .5f);
     for (int c = 0; c < C; c++) /* channel offsets and scales like real activations */
         for (int k = 0; k < N; k++)
-            for (long i = 0; i < S; i++) x[((size_t)k * C + c) * S + i] = x[((size_t)k * C + c) * S + i] * (1 + c % 3) + (float)c;
+            for (long i = 0; i < S; i++) {
+                float *xi = &x[((size_t)k * C + c) * S + i];
+                *xi = *xi * (1 + c % 3) + (float)c;
+            }
     float *out = calloc(1, n * sizeof *out), *xhat = calloc(1, n * sizeof *xhat);
     float *rm = rand_tensor(C, -1, 1), *rv = rand_tensor(C, 0.5f, 2), *invstd = calloc(1, C * sizeof *invstd);
     float *rm0 = calloc(1, C * sizeof *rm0), *rv0 = calloc(1, C * sizeof *rv0);
     memcpy(rm0, rm, C * sizeof *rm0);
     memcpy(rv0, rv, C * sizeof *rv0);
-    double *ro = calloc(1, n * sizeof *ro), *rx = calloc(1, n * sizeof *rx), *mean = calloc(1, C * sizeof *mean),
-           *var = calloc(1, C * sizeof *var), *want = calloc(1, (n > (size_t)C ? n : (size_t)C) * sizeof *want);
+    double *ro = calloc(1, n * sizeof *ro), *rx = calloc(1, n * sizeof *rx),
+           *mean = calloc(1, C * sizeof *mean), *var = calloc(1, C * sizeof *var),
+           *want = calloc(1, (n > (size_t)C ? n : (size_t)C) * sizeof *want);
     batchnorm3d_shape s = {N, C, S, mom, eps, relu};
     EXPECT_OK(batchnorm3d_forward(out, xhat, NULL, invstd, rm, rv, x, g, b, &s, NULL));
     bn_ref_forward(ro, rx, mean, var, x, g, b, N, C, S, eps, relu);
     char what[96];
     snprintf(what, sizeof what, "bn%s forward out N=%d C=%d S=%ld", relu ? "+relu" : "", N, C, S);
-    expect_close(what, out, ro, n, 1e-5);
-    expect_close("bn forward xhat", xhat, rx, n, 1e-5);
+    expect_tensor_close(what, out, ro, n, 1e-5, 0);
+    expect_tensor_close("bn forward xhat", xhat, rx, n, 1e-5, 0);
     double M = (double)N * S;
     for (int c = 0; c < C; c++) want[c] = (1 - mom) * rm0[c] + mom * mean[c];
-    expect_close("bn running_mean", rm, want, C, 1e-5);
+    expect_tensor_close("bn running_mean", rm, want, C, 1e-5, 0);
     for (int c = 0; c < C; c++) want[c] = (1 - mom) * rv0[c] + mom * var[c] * M / (M - 1);
-    expect_close("bn running_var (unbiased)", rv, want, C, 1e-5);
+    expect_tensor_close("bn running_var (unbiased)", rv, want, C, 1e-5, 0);
     /* backward, accumulating into dinp / dweight / dbias that hold 1.0 already */
     float *dy = rand_tensor(n, -1, 1), *dx = calloc(1, n * sizeof *dx), *dg = calloc(1, C * sizeof *dg),
           *db = calloc(1, C * sizeof *db);
     for (size_t i = 0; i < n; i++) dx[i] = 1.0f;
     for (int c = 0; c < C; c++) dg[c] = db[c] = 1.0f;
     EXPECT_OK(batchnorm3d_backward(dx, dg, db, dy, xhat, invstd, g, b, &s, NULL));
-    double *rdx = calloc(1, n * sizeof *rdx), *rdg = calloc(1, C * sizeof *rdg), *rdb = calloc(1, C * sizeof *rdb);
+    double *rdx = calloc(1, n * sizeof *rdx), *rdg = calloc(1, C * sizeof *rdg),
+           *rdb = calloc(1, C * sizeof *rdb);
     bn_ref_backward(rdx, rdg, rdb, dy, rx, ro, var, g, N, C, S, eps, relu);
     for (size_t i = 0; i < n; i++) rdx[i] += 1.0;
     for (int c = 0; c < C; c++) rdg[c] += 1.0, rdb[c] += 1.0;
-    expect_close("bn backward dinp (+=)", dx, rdx, n, 1e-4);
-    expect_close("bn backward dweight (+=)", dg, rdg, C, 1e-4);
-    expect_close("bn backward dbias (+=)", db, rdb, C, 1e-4);
+    expect_tensor_close("bn backward dinp (+=)", dx, rdx, n, 1e-4, 0);
+    expect_tensor_close("bn backward dweight (+=)", dg, rdg, C, 1e-4, 0);
+    expect_tensor_close("bn backward dbias (+=)", db, rdb, C, 1e-4, 0);
     /* in place: dinp == dout overwrites */
     EXPECT_OK(batchnorm3d_backward(dy, NULL, NULL, dy, xhat, invstd, g, b, &s, NULL));
     for (size_t i = 0; i < n; i++) rdx[i] -= 1.0;
@@ -161,7 +146,7 @@ static void test_batchnorm(int N, int C, long S, int relu)
      * two values per channel it is ~0, so the scale is that of the terms */
     double term = 0;
     for (int c = 0; c < C; c++) term = fmax(term, fabs(g[c]) / sqrt(var[c] + eps));
-    expect_close_floor("bn backward in place", dy, rdx, n, 1e-4, term);
+    expect_tensor_close_scaled("bn backward in place", dy, rdx, n, 1e-4, 0, term, NULL);
     /* the two halves: whole-batch reduce, then one sample at a time (dinp zeroed: += rule) */
     double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
     float *dy2 = rand_tensor(n, -1, 1), *dx2 = calloc(n, sizeof *dx2);
@@ -172,7 +157,8 @@ static void test_batchnorm(int N, int C, long S, int relu)
     for (int k = 0; k < N; k++)
         EXPECT_OK(batchnorm3d_backward_apply(dx2 + (size_t)k * C * S, dy2 + (size_t)k * C * S,
                                              xhat + (size_t)k * C * S, invstd, g, b, sums, &one));
-    expect_close_floor("bn backward reduce + per-sample apply", dx2, rdx, n, 1e-4, term);
+    expect_tensor_close_scaled("bn backward reduce + per-sample apply", dx2, rdx, n, 1e-4, 0, term,
+                               NULL);
     EXPECT(sums[2 * C] == (double)N * S, "reduce count %g", sums[2 * C]);
     free(sums), free(dy2), free(dx2);
     free(dy), free(dx), free(dg), free(db), free(rdx), free(rdg), free(rdb);
@@ -190,7 +176,8 @@ static void test_batchnorm_hook(void)
     float *x = rand_tensor(n, -1, 2), *g = rand_tensor(C, .5f, 1.5f), *b = rand_tensor(C, -.5f, .5f);
     float *dy = rand_tensor(n, -1, 1);
     float *out = calloc(1, n * sizeof *out), *xh = calloc(1, n * sizeof *xh), *is = calloc(1, C * sizeof *is);
-    float *outh = calloc(1, n * sizeof *outh), *xhh = calloc(1, n * sizeof *xhh), *ish = calloc(1, C * sizeof *ish);
+    float *outh = calloc(1, n * sizeof *outh), *xhh = calloc(1, n * sizeof *xhh),
+          *ish = calloc(1, C * sizeof *ish);
     float *dx = calloc(n, sizeof *dx), *dxh = calloc(n, sizeof *dxh);
     batchnorm3d_shape full = {N, C, S, 0.1, 1e-5, 1}, part = {h, C, S, 0.1, 1e-5, 1};
     EXPECT_OK(batchnorm3d_forward(out, xh, NULL, is, NULL, NULL, x, g, b, &full, NULL));
@@ -215,7 +202,8 @@ static void test_batchnorm_hook(void)
     for (int r = 0; r < 2; r++) { /* backward: local sums from the globally normalised xhat */
         struct hook_ctx cc = {local[r], 0, 0};
         nn_reduce_hook cap = {capture, &cc};
-        EXPECT_OK(batchnorm3d_backward(scr, sg, sg + 4, dy + r * half, xhh + r * half, ish, g, b, &part, &cap));
+        EXPECT_OK(batchnorm3d_backward(scr, sg, sg + 4, dy + r * half, xhh + r * half, ish, g, b, &part,
+                                       &cap));
     }
     for (int r = 0; r < 2; r++) {
         hc.other = local[1 - r];
@@ -226,9 +214,9 @@ static void test_batchnorm_hook(void)
     free(scr), free(scr2);
     double *w = calloc(1, n * sizeof *w);
     for (size_t i = 0; i < n; i++) w[i] = out[i];
-    expect_close("bn with hook: forward = whole batch", outh, w, n, 1e-5);
+    expect_tensor_close("bn with hook: forward = whole batch", outh, w, n, 1e-5, 0);
     for (size_t i = 0; i < n; i++) w[i] = dx[i];
-    expect_close("bn with hook: backward = whole batch", dxh, w, n, 1e-4);
+    expect_tensor_close("bn with hook: backward = whole batch", dxh, w, n, 1e-4, 0);
     EXPECT(hc.calls == 4, "hook called %d times", hc.calls);
     hc.fail = 1; /* a failing hook is propagated */
     nn_reduce_hook add = {add_other, &hc};
@@ -248,21 +236,21 @@ static void test_elementwise(size_t n)
     x[0] = 0.0f;
     EXPECT_OK(relu_forward(y, x, n));
     for (size_t i = 0; i < n; i++) w[i] = x[i] > 0 ? x[i] : 0;
-    expect_close("relu forward", y, w, n, 0);
+    expect_tensor_close("relu forward", y, w, n, 0, 0);
     for (size_t i = 0; i < n; i++) dx[i] = 0.5f;
     EXPECT_OK(relu_backward(dx, dy, y, n));
     for (size_t i = 0; i < n; i++) w[i] = 0.5 + (x[i] > 0 ? dy[i] : 0);
-    expect_close("relu backward (+=)", dx, w, n, 1e-7);
+    expect_tensor_close("relu backward (+=)", dx, w, n, 1e-7, 0);
     EXPECT_OK(sigmoid_forward(y, x, n));
     for (size_t i = 0; i < n; i++) w[i] = 1 / (1 + exp(-(double)x[i]));
-    expect_close("sigmoid forward", y, w, n, 1e-6);
+    expect_tensor_close("sigmoid forward", y, w, n, 1e-6, 0);
     for (size_t i = 0; i < n; i++) dx[i] = 0.5f;
     EXPECT_OK(sigmoid_backward(dx, dy, y, n));
     for (size_t i = 0; i < n; i++) {
         double s = 1 / (1 + exp(-(double)x[i]));
         w[i] = 0.5 + dy[i] * s * (1 - s);
     }
-    expect_close("sigmoid backward (+=)", dx, w, n, 1e-6);
+    expect_tensor_close("sigmoid backward (+=)", dx, w, n, 1e-6, 0);
     /* MSE */
     float *t = rand_tensor(n, 0, 1);
     double loss = 0, want = 0;
@@ -273,7 +261,7 @@ static void test_elementwise(size_t n)
     for (size_t i = 0; i < n; i++) dx[i] = 0.25f;
     EXPECT_OK(mse_backward(dx, x, t, n, 3.0f));
     for (size_t i = 0; i < n; i++) w[i] = 0.25 + 3.0 * 2.0 * ((double)x[i] - t[i]) / (double)n;
-    expect_close("mse backward (+=)", dx, w, n, 1e-6);
+    expect_tensor_close("mse backward (+=)", dx, w, n, 1e-6, 0);
     /* NaN propagates through ReLU like torch.relu */
     float nan_in = NAN, nan_out = 0;
     relu_forward(&nan_out, &nan_in, 1);
@@ -315,10 +303,10 @@ static void test_maxpool(int N, int C, int D, int H, int W)
                 }
     char what[96];
     snprintf(what, sizeof what, "maxpool forward %dx%dx%dx%dx%d", N, C, D, H, W);
-    expect_close(what, y, wy, no, 0);
+    expect_tensor_close(what, y, wy, no, 0, 0);
     EXPECT(am_ok, "maxpool argmax is not the first maximum");
     EXPECT_OK(maxpool3d_backward(dx, dy, am, &s));
-    expect_close("maxpool backward (+=)", dx, wdx, n, 1e-7);
+    expect_tensor_close("maxpool backward (+=)", dx, wdx, n, 1e-7, 0);
     free(x), free(y), free(dy), free(dx), free(am), free(wy), free(wdx);
 }
 
@@ -343,14 +331,14 @@ static void test_concat(int N, int Ca, int Cb, long S)
             for (long i = 0; i < S; i++)
                 w[((size_t)n * (Ca + Cb) + c) * S + i] =
                     c < Ca ? a[((size_t)n * Ca + c) * S + i] : b[((size_t)n * Cb + c - Ca) * S + i];
-    expect_close("concat forward (upsampled, skip)", o, w, no, 0);
+    expect_tensor_close("concat forward (upsampled, skip)", o, w, no, 0, 0);
     float *da = calloc(1, na * sizeof *da), *db = calloc(1, nb * sizeof *db);
     double *wa = calloc(1, na * sizeof *wa), *wb = calloc(1, nb * sizeof *wb);
     for (size_t i = 0; i < na; i++) da[i] = 2, wa[i] = 2 + a[i];
     for (size_t i = 0; i < nb; i++) db[i] = 2, wb[i] = 2 + b[i];
     EXPECT_OK(concat_backward(da, db, o, N, Ca, Cb, S));
-    expect_close("concat backward a (+=)", da, wa, na, 1e-7);
-    expect_close("concat backward b (+=)", db, wb, nb, 1e-7);
+    expect_tensor_close("concat backward a (+=)", da, wa, na, 1e-7, 0);
+    expect_tensor_close("concat backward b (+=)", db, wb, nb, 1e-7, 0);
     free(a), free(b), free(o), free(w), free(da), free(db), free(wa), free(wb);
 }
 
