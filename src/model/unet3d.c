@@ -298,7 +298,7 @@ static int lu_backward(model *m, int i, float *dx, float *g, int n)
         const size_t in_k = (size_t)k * L->cin * v;
         TIMED_CALL(m, L->bn.backward, 0, bn_backward_sample(m, L, g, k, n));
         const float *inp = NULL;
-        CALL(lu_input(&inp, m, i, k, -1)); /* (no up-convolution below a lu_backward) */
+        CALL(lu_input(&inp, m, i, k, -1)); /* -1: never a concat here (lu_backward_up's) */
         if (dx) zero(dx + in_k, (size_t)L->cin * v);
         TIMED_CALL(m, L->conv.backward, luconv_flops(m, L) * (dx ? 2 : 1),
                    conv3d_backward(dx ? dx + in_k : NULL, tensor_grad(m, L->t_conv_w),

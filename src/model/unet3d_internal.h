@@ -23,7 +23,7 @@ enum {
 
 /* How model_init_params fills a tensor (PyTorch's defaults). */
 enum tensor_init {
-    INIT_ZERO = 0,   /* conv-free parameters and buffers: BN bias, running_mean, the counters */
+    INIT_ZERO = 0,   /* BN bias, running_mean, num_batches_tracked */
     INIT_ONE = 1,    /* BN weight, running_var */
     INIT_UNIFORM = 2 /* Conv3d / ConvTranspose3d weight and bias: U(-bound, bound),
                         bound = 1/sqrt(fan_in), fan_in = weight.size(1) * k^3 */
