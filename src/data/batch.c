@@ -71,7 +71,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int batch_worker_create(struct batch_worker **out, const struct corrupt_config *cfg, int rows,
+int batch_worker_create(struct batch_worker **out, const struct config_corrupt *cfg, int rows,
                         int cols, int deps)
 {
     CHECK(out != NULL, GEN_ERR_USAGE, "batch_worker_create: no output pointer");

@@ -61,17 +61,6 @@ int extract_options_check(const extract_options *opt)
 
 static const char *const filter_names[] = {"lung", "foreground", "none"};
 
-int extract_filter_parse(enum extract_filter *filter, const char *name)
-{
-    for (int f = 0; f < 3; f++)
-        if (name != NULL && strcmp(name, filter_names[f]) == 0) {
-            *filter = (enum extract_filter)f;
-            return GEN_OK;
-        }
-    FAIL(GEN_ERR_USAGE, "unknown filter '%s' (expected lung, foreground or none)",
-         name ? name : "(null)");
-}
-
 const char *extract_filter_name(enum extract_filter filter)
 {
     return (unsigned)filter < 3 ? filter_names[filter] : "?";
