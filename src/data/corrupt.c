@@ -83,8 +83,9 @@ int corrupt_workspace_create(struct corrupt_workspace **out, const struct config
     CHECK(out != NULL, GEN_ERR_USAGE, "corrupt_workspace_create: no output pointer");
     *out = NULL;
     CALL(corrupt_shape_check(cfg, rows, cols, deps));
+    int status = GEN_OK;
     struct corrupt_workspace *ws = calloc(1, sizeof *ws);
-    CHECK_ALLOC(ws, sizeof *ws);
+    CHECK_ALLOC_GOTO(ws, sizeof *ws);
     ws->cfg = *cfg;
     ws->rows = rows;
     ws->cols = cols;
@@ -101,14 +102,14 @@ int corrupt_workspace_create(struct corrupt_workspace **out, const struct config
     ws->tmp = malloc(n * sizeof *ws->tmp);
     ws->runs = malloc((n / 2 + 2) * sizeof *ws->runs);
     ws->bucket_start = malloc(((size_t)ws->buckets + 1) * sizeof *ws->bucket_start);
-    if (!ws->keep || !ws->block || !ws->xs || !ws->ys || !ws->tmp || !ws->runs ||
-        !ws->bucket_start) {
-        corrupt_workspace_destroy(ws);
-        FAIL(GEN_ERR_NOMEM, "out of memory for a corruption workspace (%d x %d x %d cube, %zu "
-                            "curve samples)", rows, cols, deps, n);
-    }
+    CHECK_GOTO(ws->keep && ws->block && ws->xs && ws->ys && ws->tmp && ws->runs && ws->bucket_start,
+               GEN_ERR_NOMEM, "out of memory for a corruption workspace (%d x %d x %d cube, %zu "
+               "curve samples)", rows, cols, deps, n);
     *out = ws;
-    return GEN_OK;
+    ws = NULL;
+cleanup:
+    corrupt_workspace_destroy(ws);
+    return status;
 }
 
 void corrupt_workspace_shape(const struct corrupt_workspace *ws, int *rows, int *cols, int *deps)
