@@ -1,5 +1,6 @@
-/* Configuration: INI files (inih) read through one schema table (src/util/config.c), one row per
- * key: section, key, type, default, range, help. Every setting of every subcommand lives here.
+/* Configuration: INI files (inih, src/util/config.c) read through one schema table
+ * (src/util/config_schema.c), one row per key: section, key, type, default, range, help. Every
+ * setting of every subcommand lives there.
  *
  * The schema is the only table of defaults and ranges: the modules receive the plain structs
  * below (e.g. data/corrupt.c a struct config_corrupt), already checked against it.
@@ -54,7 +55,8 @@ struct config_prep {
     char validation_scans[CONFIG_PATH_MAX], test_scans[CONFIG_PATH_MAX]; /* explicit lists */
 };
 
-/* The four corruptions of SPEC.md section 3 (src/data/corrupt.c). Field types follow the schema:
+/* The four corruptions of SPEC.md section 3 (src/data/corrupt.c); defaults (the paper's) and ranges
+ * are the schema's [corrupt] rows. Field types follow the schema:
  * int for its TYPE_INT32 rows, double for TYPE_FLOAT. */
 enum { CONFIG_CORRUPT_MAX_INPAINT_BLOCKS = 16, CONFIG_CORRUPT_MAX_OUTPAINT_EXTRA = 15 };
 struct config_corrupt {

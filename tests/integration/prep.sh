@@ -113,8 +113,8 @@ expect "inputs matching nothing: message" has "no scan matches '$t/none/\*.nii.g
 # A failed allocation of the scan table (GENESIS_FAULT) on either rank ends prep on every rank
 # with the error, and leaves no output and no partial file.
 for rank in 0 1; do
-  GENESIS_FAULT=prep.records:$rank run "$MPIEXEC" -np 2 "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" \
-    --set prep.output=$t/nomem$rank.h5
+  GENESIS_FAULT=prep.records:$rank run "$MPIEXEC" -np 2 "$G" prep $conf \
+    --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/nomem$rank.h5
   expect "scan table not allocated on rank $rank: exit 1 (got $rc)" test $rc -eq 1
   expect "scan table not allocated on rank $rank: message" has "out of memory for the scan table"
   expect "scan table not allocated on rank $rank: no output" test -z "$(ls $t | grep nomem$rank)"
