@@ -31,7 +31,7 @@ int batch_make(struct corrupt_workspace *ws, const struct batch_job *job);
  * job struct itself is copied). One job at a time. An error in the worker is re-recorded in the
  * waiting thread's error record ("batch worker: <message>"). */
 struct batch_worker;
-int batch_worker_create(struct batch_worker **out, const struct corrupt_config *cfg, int rows,
+int batch_worker_create(struct batch_worker **out, const struct config_corrupt *cfg, int rows,
                         int cols, int deps);
 int batch_worker_start(struct batch_worker *w, const struct batch_job *job);
 int batch_worker_wait(struct batch_worker *w);

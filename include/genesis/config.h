@@ -1,14 +1,20 @@
-/* Configuration: INI files (inih) read through one schema table (src/util/config.c), one row per
- * key: section, key, type, default, range, help. Every setting of every subcommand lives here.
+/* Configuration: INI files (inih, src/util/config.c) read through one schema table
+ * (src/util/config_schema.c), one row per key: section, key, type, default, range, help. Every
+ * setting of every subcommand lives there.
+ *
+ * The schema is the only table of defaults and ranges: the modules receive the plain structs
+ * below (e.g. data/corrupt.c a struct config_corrupt), already checked against it.
  *
  * struct genesis_config is plain data (no pointers), so one MPI_Bcast of its bytes gives every
  * rank the same configuration (mpi/world.c). Errors name the file, the line and the key, suggest
  * near-miss keys, and return GEN_ERR_USAGE (exit status 2).
+ *
+ * Axes: the cube keys cube_rows, cube_cols, cube_deps are the paper's names (user-facing);
+ * rows, cols, deps = the scan's x, y, z (NIfTI voxel axes, include/genesis/volume.h) = the
+ * tensor's D, H, W.
  */
 #ifndef GENESIS_CONFIG_H
 #define GENESIS_CONFIG_H
-
-#include "genesis/corrupt.h"
 
 #include <stdio.h>
 
@@ -40,13 +46,33 @@ struct config_prep {
     double percentile_lo, percentile_hi; /* mri_minmax */
     int filter;                   /* enum config_filter */
     double lung_threshold, lung_max, foreground_threshold, foreground_fraction;
-    long cube_rows, cube_cols, cube_deps;
+    long cube_rows, cube_cols, cube_deps; /* cube size along x, y, z (= D, H, W), voxels */
     char crop_sizes[256];         /* comma-separated in-plane crop sizes, resized to the cube */
     long border_xy, border_z;
     long cubes_per_scan;          /* SPEC.md "scale" */
     long attempts_per_cube;
     double validation_fraction, test_fraction; /* split by scan */
     char validation_scans[CONFIG_PATH_MAX], test_scans[CONFIG_PATH_MAX]; /* explicit lists */
+};
+
+/* The four corruptions of SPEC.md section 3 (src/data/corrupt.c); defaults (the paper's) and ranges
+ * are the schema's [corrupt] rows. Field types follow the schema:
+ * int for its TYPE_INT32 rows, double for TYPE_FLOAT. */
+enum { CONFIG_CORRUPT_MAX_INPAINT_BLOCKS = 16, CONFIG_CORRUPT_MAX_OUTPAINT_EXTRA = 15 };
+struct config_corrupt {
+    double flip_rate;          /* P(flip again), up to flip_max times */
+    int flip_max;              /* at most this many flips */
+    double local_rate;         /* P(local pixel shuffling) */
+    int local_blocks;          /* shuffled blocks per shuffling */
+    double nonlinear_rate;     /* P(Bezier intensity map) */
+    int bezier_samples;        /* curve samples (values of t), >= 2 */
+    double invert_rate;        /* P(inverting map | non-linear): sort only x */
+    double paint_rate;         /* P(in- or out-painting) */
+    double inpaint_rate;       /* P(in-painting | painting); else out-painting */
+    int inpaint_max_blocks;    /* in-painting: at most this many blocks (<= ..._MAX_INPAINT_BLOCKS) */
+    double inpaint_continue;   /* in-painting: P(another block) */
+    int outpaint_extra_blocks; /* out-painting: at most this many more after the first (<= ..._EXTRA) */
+    double outpaint_continue;  /* out-painting: P(another block) */
 };
 
 struct config_train {
@@ -84,7 +110,7 @@ typedef struct genesis_config {
     struct config_model model;
     struct config_prep prep;
     struct config_train train;
-    struct corrupt_config corrupt; /* src/data/corrupt.h */
+    struct config_corrupt corrupt;
     /* Where each value came from, by schema row: 0 = default, > 0 = line of `path`, -1 = --set. */
     char path[CONFIG_PATH_MAX];
     int origin[CONFIG_KEYS_MAX];
@@ -103,7 +129,10 @@ int config_set(genesis_config *cfg, const char *assignment);
 void config_print(const genesis_config *cfg, FILE *out);
 /* Prints every key: section, key, type, default, range, meaning. */
 void config_print_defaults(FILE *out);
-/* Number of rows in the schema, and a 32-bit FNV-1a hash of the resolved values' text (for
+/* GEN_ERR_USAGE naming the key if a [corrupt] value is outside the schema's range (for a struct
+ * built or changed in code; values read through the schema are checked as they are read). */
+int config_corrupt_check(const struct config_corrupt *c);
+/* Number of rows in the schema, and a 64-bit FNV-1a hash of the resolved values' text (for
  * checkpoints: "is this the same run?"). */
 int config_key_count(void);
 unsigned long config_hash(const genesis_config *cfg);

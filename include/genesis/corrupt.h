@@ -8,6 +8,9 @@
  * RNG_PURPOSE_CORRUPT); validation samples use epoch RNG_EPOCH_NONE. The result is therefore a pure
  * function of (config, seed, epoch, index, cube): it does not depend on the thread or rank.
  * No global state: each thread owns its own corrupt_workspace.
+ *
+ * The probabilities and counts are a struct config_corrupt (include/genesis/config.h): the
+ * configuration schema holds their defaults (the paper's) and ranges.
  */
 #ifndef GENESIS_CORRUPT_H
 #define GENESIS_CORRUPT_H
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "genesis/config.h"
 #include "genesis/rng.h"
 
 /* Bits of corrupt_record.mask: which corruptions were drawn for a sample. */
@@ -27,25 +31,12 @@ enum corrupt_kind {
     CORRUPT_OUTPAINT = 1u << 5,  /* out-painting */
 };
 
-/* Every probability and count of SPEC.md section 3; corrupt_config_default() gives the paper's. */
-struct corrupt_config {
-    double flip_rate;          /* P(flip again), up to flip_max times                    0.4 */
-    int flip_max;              /* at most this many flips                                3 */
-    double local_rate;         /* P(local pixel shuffling)                               0.5 */
-    int local_blocks;          /* shuffled blocks per shuffling                          10000 */
-    double nonlinear_rate;     /* P(Bezier intensity map)                                0.9 */
-    int bezier_samples;        /* curve samples (values of t)                            100000 */
-    double invert_rate;        /* P(inverting map | non-linear): sort only x             0.5 */
-    double paint_rate;         /* P(in- or out-painting)                                 0.9 */
-    double inpaint_rate;       /* P(in-painting | painting); else out-painting           0.2 */
-    int inpaint_max_blocks;    /* in-painting: at most this many blocks                  5 */
-    double inpaint_continue;   /* in-painting: P(another block)                          0.95 */
-    int outpaint_extra_blocks; /* out-painting: at most this many more after the first 4 */
-    double outpaint_continue;  /* out-painting: P(another block)                         0.95 */
-};
-
 /* Upper bounds of the block counts (so that a record can list every painted block). */
-enum { CORRUPT_MAX_INPAINT_BLOCKS = 16, CORRUPT_MAX_OUTPAINT_EXTRA = 15, CORRUPT_MAX_BLOCKS = 16 };
+enum {
+    CORRUPT_MAX_INPAINT_BLOCKS = CONFIG_CORRUPT_MAX_INPAINT_BLOCKS,
+    CORRUPT_MAX_OUTPAINT_EXTRA = CONFIG_CORRUPT_MAX_OUTPAINT_EXTRA,
+    CORRUPT_MAX_BLOCKS = 16
+};
 
 /* A box of voxels: corner (row, col, dep) and size, the box is [corner, corner + size). */
 struct corrupt_block {
@@ -63,30 +54,16 @@ struct corrupt_record {
     struct corrupt_block blocks[CORRUPT_MAX_BLOCKS];
 };
 
-struct corrupt_config corrupt_config_default(void);
-/* GEN_ERR_USAGE naming the field if a value is out of its range (see corrupt_config_keys). */
-int corrupt_config_check(const struct corrupt_config *cfg);
-/* GEN_ERR_USAGE if a cube of this shape is too small for a corruption the config can draw:
+/* GEN_ERR_USAGE if a value is outside the schema's range (config_corrupt_check), or if a cube of
+ * this shape is too small for a corruption the config can draw:
  * every axis needs >= 10 voxels for local shuffling, >= 8 for in-painting, >= 14 for
  * out-painting (SPEC's randint ranges must not be empty). */
-int corrupt_shape_check(const struct corrupt_config *cfg, int rows, int cols, int deps);
-
-/* The [corrupt] config section: one row per field of struct corrupt_config.
- * `type` is 'd' (double) or 'i' (int); `offset` is offsetof(struct corrupt_config, field). */
-struct corrupt_config_key {
-    const char *key;
-    char type;
-    size_t offset;
-    double default_value, min, max;
-    const char *help;
-};
-extern const struct corrupt_config_key corrupt_config_keys[];
-extern const int corrupt_config_key_count;
+int corrupt_shape_check(const struct config_corrupt *cfg, int rows, int cols, int deps);
 
 /* Per-thread scratch: the uncorrupted copy, curve tables, block scratch. Sized for one cube shape
  * and one config (copied). Never shared between threads. */
 struct corrupt_workspace;
-int corrupt_workspace_create(struct corrupt_workspace **out, const struct corrupt_config *cfg,
+int corrupt_workspace_create(struct corrupt_workspace **out, const struct config_corrupt *cfg,
                              int rows, int cols, int deps);
 void corrupt_workspace_destroy(struct corrupt_workspace *ws);
 /* The workspace's cube shape and voxel count rows * cols * deps. */

@@ -51,8 +51,7 @@ void extract_options_default(extract_options *opt);
 /* Checks the options themselves (sizes >= 1, thresholds in range): GEN_ERR_USAGE naming the key. */
 int extract_options_check(const extract_options *opt);
 
-/* Parses "lung", "foreground", "none". */
-int extract_filter_parse(enum extract_filter *filter, const char *name);
+/* "lung", "foreground", "none" (the schema's texts of [prep] filter); "?" otherwise. */
 const char *extract_filter_name(enum extract_filter filter);
 
 enum extract_outcome {

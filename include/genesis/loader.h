@@ -22,7 +22,7 @@ typedef struct loader_options {
     uint64_t seed;
     int64_t window_steps;
     int cache;            /* read all training cubes once and keep them */
-    struct corrupt_config corrupt;
+    struct config_corrupt corrupt;
 } loader_options;
 
 typedef struct loader loader;

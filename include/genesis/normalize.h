@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "genesis/config.h"
+
 enum norm_mode {
     NORM_CT = 0,
     NORM_MRI_WINDOW = 1,
@@ -29,8 +31,11 @@ typedef struct norm_options {
 /* Defaults for a mode: ct [-1000, 1000]; mri_window [0, 4000]; mri_minmax percentiles 0 / 100. */
 void norm_options_default(norm_options *opt, enum norm_mode mode);
 
-/* Parses "ct", "mri_window", "mri_minmax" (GEN_ERR_USAGE otherwise). */
-int norm_mode_parse(enum norm_mode *mode, const char *name);
+/* The normalisation of a [prep] section (normalize, window_lo/hi, percentile_lo/hi), as genesis prep
+ * applies it and genesis restore undoes it: with mri_window, the unset window [-1000, 1000] keeps
+ * the mode's [0, 4000]. GEN_ERR_USAGE if window_lo >= window_hi or percentile_lo >= percentile_hi. */
+int normalize_options_from_config(const struct config_prep *p, norm_options *out);
+/* "ct", "mri_window", "mri_minmax" (the schema's texts of [prep] normalize); "?" otherwise. */
 const char *norm_mode_name(enum norm_mode mode);
 
 /* Normalises data[n] in place. window_out (may be NULL) receives the [lo, hi] actually used, in input

@@ -11,7 +11,6 @@
 #define GENESIS_PREP_H
 
 #include "genesis/config.h"
-#include "genesis/normalize.h"
 
 #include <stdint.h>
 
@@ -20,9 +19,6 @@ struct prep_report {
     int64_t cubes, cubes_per_split[3];
     double seconds, bytes_read;
 };
-
-/* The intensity normalisation of [prep] (mode, window, percentiles), as prep applies it. */
-int prep_norm_options(const struct config_prep *p, norm_options *norm);
 
 /* Collective on MPI_COMM_WORLD. */
 int prep_run(const genesis_config *cfg, struct prep_report *report);

@@ -1,10 +1,13 @@
-/* Scan volumes as float32 arrays (src/data/volume.c), read and written with libnifti's nifti2 API,
- * which handles NIfTI-1, NIfTI-2 and ANALYZE 7.5 as .nii, .nii.gz, .hdr/.img (and .hdr.gz/.img.gz).
+/* Scan volumes as float32 arrays (src/data/volume.c; reading in volume_read.c, writing in
+ * volume_write.c, reorientation and resampling in volume_geometry.c), read and written with
+ * libnifti's nifti2 API, which handles NIfTI-1, NIfTI-2 and ANALYZE 7.5 as .nii, .nii.gz, .hdr/.img
+ * (and .hdr.gz/.img.gz).
  *
  * Array order: data[(x * ny + y) * nz + z], the C order of an (nx, ny, nz) array with z fastest.
  * x, y, z are the file's voxel axes i, j, k as stored (NIfTI stores i fastest, so reading
  * transposes), or, after volume_reorient_ras, the axes running toward Right, Anterior, Superior.
- * In cube terms (SPEC.md section 2): rows = x, cols = y, deps = z.
+ * Axes: rows, cols, deps (the paper's cube names, config keys cube_rows/cube_cols/cube_deps) =
+ * x, y, z here = the tensor's D, H, W (SPEC.md section 2).
  *
  * Errors: GEN_ERR_IO when a file cannot be opened, read or written; GEN_ERR_DATA when its content is
  * malformed or unsuitable (corrupt or truncated data, wrong dimensionality, unsupported voxel type,

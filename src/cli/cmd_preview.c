@@ -18,7 +18,7 @@ struct preview_args {
 };
 
 /* Renders samples of `split` starting at its `first`-th cube. Rank 0 alone. */
-static int render(const struct preview_args *a, const struct corrupt_config *cc)
+static int render(const struct preview_args *a, const struct config_corrupt *cc)
 {
     cubes_file f;
     CALL(cubes_open(&f, a->cubes_path, CUBES_THIS_RANK));
@@ -90,7 +90,7 @@ int cmd_preview(int argc, char **argv)
                                 "[--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]");
     genesis_config cfg;
     CALL(world_load_config(&cfg, config_path, sets, set_count));
-    CALL(gen_error_collective(corrupt_config_check(&cfg.corrupt)));
+    CALL(gen_error_collective(config_corrupt_check(&cfg.corrupt)));
     if (world_rank() != 0) return GEN_OK;
     return render(&a, &cfg.corrupt);
 }

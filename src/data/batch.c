@@ -71,40 +71,32 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int batch_worker_create(struct batch_worker **out, const struct corrupt_config *cfg, int rows,
+int batch_worker_create(struct batch_worker **out, const struct config_corrupt *cfg, int rows,
                         int cols, int deps)
 {
     CHECK(out != NULL, GEN_ERR_USAGE, "batch_worker_create: no output pointer");
     *out = NULL;
+    int status = GEN_OK, have_lock = 0, have_cond = 0;
     struct batch_worker *w = calloc(1, sizeof *w);
-    CHECK_ALLOC(w, sizeof *w);
-    int status = corrupt_workspace_create(&w->ws, cfg, rows, cols, deps);
-    if (status != GEN_OK) {
-        free(w);
-        return gen_error_trace(status, __FILE__, __LINE__);
-    }
+    CHECK_ALLOC_GOTO(w, sizeof *w);
+    CALL_GOTO(corrupt_workspace_create(&w->ws, cfg, rows, cols, deps));
     w->state = WORKER_IDLE;
-    if (pthread_mutex_init(&w->lock, NULL) != 0) {
-        corrupt_workspace_destroy(w->ws);
-        free(w);
-        FAIL(GEN_ERR_INTERNAL, "batch worker: pthread_mutex_init failed");
-    }
-    if (pthread_cond_init(&w->changed, NULL) != 0) {
-        pthread_mutex_destroy(&w->lock);
-        corrupt_workspace_destroy(w->ws);
-        free(w);
-        FAIL(GEN_ERR_INTERNAL, "batch worker: pthread_cond_init failed");
-    }
+    have_lock = pthread_mutex_init(&w->lock, NULL) == 0;
+    CHECK_GOTO(have_lock, GEN_ERR_INTERNAL, "batch worker: pthread_mutex_init failed");
+    have_cond = pthread_cond_init(&w->changed, NULL) == 0;
+    CHECK_GOTO(have_cond, GEN_ERR_INTERNAL, "batch worker: pthread_cond_init failed");
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc != 0) {
-        pthread_cond_destroy(&w->changed);
-        pthread_mutex_destroy(&w->lock);
+    CHECK_GOTO(rc == 0, GEN_ERR_INTERNAL, "batch worker: cannot start a thread (error %d)", rc);
+    *out = w;
+    w = NULL;
+cleanup:
+    if (w != NULL) {
+        if (have_cond) pthread_cond_destroy(&w->changed);
+        if (have_lock) pthread_mutex_destroy(&w->lock);
         corrupt_workspace_destroy(w->ws);
         free(w);
-        FAIL(GEN_ERR_INTERNAL, "batch worker: cannot start a thread (error %d)", rc);
     }
-    *out = w;
-    return GEN_OK;
+    return status;
 }
 
 int batch_worker_start(struct batch_worker *w, const struct batch_job *job)

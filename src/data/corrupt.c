@@ -19,70 +19,9 @@
 
 #include "genesis/error.h"
 
-struct corrupt_config corrupt_config_default(void)
+int corrupt_shape_check(const struct config_corrupt *cfg, int rows, int cols, int deps)
 {
-    struct corrupt_config c = {
-        .flip_rate = 0.4,
-        .flip_max = 3,
-        .local_rate = 0.5,
-        .local_blocks = 10000,
-        .nonlinear_rate = 0.9,
-        .bezier_samples = 100000,
-        .invert_rate = 0.5,
-        .paint_rate = 0.9,
-        .inpaint_rate = 0.2,
-        .inpaint_max_blocks = 5,
-        .inpaint_continue = 0.95,
-        .outpaint_extra_blocks = 4,
-        .outpaint_continue = 0.95,
-    };
-    return c;
-}
-
-#define KEY_D(name, def, lo, hi, help) \
-    {#name, 'd', offsetof(struct corrupt_config, name), def, lo, hi, help}
-#define KEY_I(name, def, lo, hi, help) \
-    {#name, 'i', offsetof(struct corrupt_config, name), def, lo, hi, help}
-
-const struct corrupt_config_key corrupt_config_keys[] = {
-    KEY_D(flip_rate, 0.4, 0, 1, "probability of each further flip of input and target along a "
-                                "random axis (up to flip_max flips)"),
-    KEY_I(flip_max, 3, 0, 1000, "at most this many flips per sample"),
-    KEY_D(local_rate, 0.5, 0, 1, "probability of local pixel shuffling"),
-    KEY_I(local_blocks, 10000, 0, 10000000, "blocks shuffled by one local pixel shuffling"),
-    KEY_D(nonlinear_rate, 0.9, 0, 1, "probability of the Bezier non-linear intensity map"),
-    KEY_I(bezier_samples, 100000, 2, 100000000, "samples of the Bezier curve (values of t)"),
-    KEY_D(invert_rate, 0.5, 0, 1, "probability that a non-linear map is the inverting one "
-                                  "(only x sorted)"),
-    KEY_D(paint_rate, 0.9, 0, 1, "probability of in- or out-painting"),
-    KEY_D(inpaint_rate, 0.2, 0, 1, "probability of in-painting given painting (else out-painting)"),
-    KEY_I(inpaint_max_blocks, 5, 0, CORRUPT_MAX_INPAINT_BLOCKS,
-          "in-painting: at most this many noise blocks"),
-    KEY_D(inpaint_continue, 0.95, 0, 1, "in-painting: probability of painting another block"),
-    KEY_I(outpaint_extra_blocks, 4, 0, CORRUPT_MAX_OUTPAINT_EXTRA,
-          "out-painting: at most this many kept blocks after the first"),
-    KEY_D(outpaint_continue, 0.95, 0, 1, "out-painting: probability of keeping another block"),
-};
-const int corrupt_config_key_count = (int)(sizeof corrupt_config_keys / sizeof corrupt_config_keys[0]);
-
-int corrupt_config_check(const struct corrupt_config *cfg)
-{
-    CHECK(cfg != NULL, GEN_ERR_USAGE, "corrupt: no config");
-    for (int k = 0; k < corrupt_config_key_count; k++) {
-        const struct corrupt_config_key *key = &corrupt_config_keys[k];
-        const char *field = (const char *)cfg + key->offset;
-        double v = key->type == 'd' ? *(const double *)(const void *)field
-                                    : (double)*(const int *)(const void *)field;
-        CHECK(v >= key->min && v <= key->max, GEN_ERR_USAGE,
-              "corrupt.%s = %g is out of range [%g, %g] (%s)", key->key, v, key->min, key->max,
-              key->help);
-    }
-    return GEN_OK;
-}
-
-int corrupt_shape_check(const struct corrupt_config *cfg, int rows, int cols, int deps)
-{
-    CALL(corrupt_config_check(cfg));
+    CALL(config_corrupt_check(cfg));
     int dims[3] = {rows, cols, deps};
     int smallest = rows < cols ? rows : cols;
     if (deps < smallest) smallest = deps;
@@ -112,7 +51,7 @@ int corrupt_shape_check(const struct corrupt_config *cfg, int rows, int cols, in
 /* ---- Workspace ------------------------------------------------------------------------------- */
 
 struct corrupt_workspace {
-    struct corrupt_config cfg;
+    struct config_corrupt cfg;
     int rows, cols, deps;
     size_t voxels;       /* rows * cols * deps */
     float *keep;         /* [voxels]: the input before out-painting */
@@ -138,14 +77,15 @@ void corrupt_workspace_destroy(struct corrupt_workspace *ws)
     free(ws);
 }
 
-int corrupt_workspace_create(struct corrupt_workspace **out, const struct corrupt_config *cfg,
+int corrupt_workspace_create(struct corrupt_workspace **out, const struct config_corrupt *cfg,
                              int rows, int cols, int deps)
 {
     CHECK(out != NULL, GEN_ERR_USAGE, "corrupt_workspace_create: no output pointer");
     *out = NULL;
     CALL(corrupt_shape_check(cfg, rows, cols, deps));
+    int status = GEN_OK;
     struct corrupt_workspace *ws = calloc(1, sizeof *ws);
-    CHECK_ALLOC(ws, sizeof *ws);
+    CHECK_ALLOC_GOTO(ws, sizeof *ws);
     ws->cfg = *cfg;
     ws->rows = rows;
     ws->cols = cols;
@@ -162,14 +102,14 @@ int corrupt_workspace_create(struct corrupt_workspace **out, const struct corrup
     ws->tmp = malloc(n * sizeof *ws->tmp);
     ws->runs = malloc((n / 2 + 2) * sizeof *ws->runs);
     ws->bucket_start = malloc(((size_t)ws->buckets + 1) * sizeof *ws->bucket_start);
-    if (!ws->keep || !ws->block || !ws->xs || !ws->ys || !ws->tmp || !ws->runs ||
-        !ws->bucket_start) {
-        corrupt_workspace_destroy(ws);
-        FAIL(GEN_ERR_NOMEM, "out of memory for a corruption workspace (%d x %d x %d cube, %zu "
-                            "curve samples)", rows, cols, deps, n);
-    }
+    CHECK_GOTO(ws->keep && ws->block && ws->xs && ws->ys && ws->tmp && ws->runs && ws->bucket_start,
+               GEN_ERR_NOMEM, "out of memory for a corruption workspace (%d x %d x %d cube, %zu "
+               "curve samples)", rows, cols, deps, n);
     *out = ws;
-    return GEN_OK;
+    ws = NULL;
+cleanup:
+    corrupt_workspace_destroy(ws);
+    return status;
 }
 
 void corrupt_workspace_shape(const struct corrupt_workspace *ws, int *rows, int *cols, int *deps)
@@ -578,7 +518,7 @@ int corrupt_sample(struct corrupt_workspace *ws, uint64_t seed, uint64_t epoch, 
     const size_t nv = ws->voxels;
     CHECK(!overlaps(cube, input, nv) && !overlaps(cube, target, nv) && !overlaps(input, target, nv),
           GEN_ERR_USAGE, "corrupt_sample: cube, input and target must not overlap");
-    const struct corrupt_config *cfg = &ws->cfg;
+    const struct config_corrupt *cfg = &ws->cfg;
     struct corrupt_record local_record;
     struct corrupt_record *rec = record ? record : &local_record;
     memset(rec, 0, sizeof *rec);

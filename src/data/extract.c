@@ -61,17 +61,6 @@ int extract_options_check(const extract_options *opt)
 
 static const char *const filter_names[] = {"lung", "foreground", "none"};
 
-int extract_filter_parse(enum extract_filter *filter, const char *name)
-{
-    for (int f = 0; f < 3; f++)
-        if (name != NULL && strcmp(name, filter_names[f]) == 0) {
-            *filter = (enum extract_filter)f;
-            return GEN_OK;
-        }
-    FAIL(GEN_ERR_USAGE, "unknown filter '%s' (expected lung, foreground or none)",
-         name ? name : "(null)");
-}
-
 const char *extract_filter_name(enum extract_filter filter)
 {
     return (unsigned)filter < 3 ? filter_names[filter] : "?";
@@ -174,13 +163,10 @@ int extract_cubes(extract_result *res, const volume *v, uint64_t scan_index,
     res->corners = malloc((size_t)opt->cubes_per_scan * 3 * sizeof(int32_t));
     float *crop = malloc(crop_floats * sizeof(float));
     float *sized = resize ? malloc(sized_floats * sizeof(float)) : crop;
-    if (res->cubes == NULL || res->corners == NULL || crop == NULL || sized == NULL) {
-        free(crop);
-        if (resize) free(sized);
-        extract_result_free(res);
-        FAIL(GEN_ERR_NOMEM, "out of memory for %d cubes of %zu floats", opt->cubes_per_scan,
-             cube_floats);
-    }
+    int status = GEN_OK;
+    CHECK_GOTO(res->cubes != NULL && res->corners != NULL && crop != NULL && sized != NULL,
+               GEN_ERR_NOMEM, "out of memory for %d cubes of %zu floats", opt->cubes_per_scan,
+               cube_floats);
     /* Half-voxel-centre mapping (scikit-image's resize): input = (i + 0.5) * in / out - 0.5. */
     const int64_t idim[3] = {cr, cc, dz}, odim[3] = {rows, cols, dz};
     const double scale[3] = {(double)cr / rows, (double)cc / cols, 1.0};
@@ -190,17 +176,13 @@ int extract_cubes(extract_result *res, const volume *v, uint64_t scan_index,
     rng_stream rng;
     rng_stream_init(&rng, opt->seed, opt->scale_index, scan_index, RNG_PURPOSE_EXTRACT);
     const int64_t max_attempts = (int64_t)opt->attempts_per_cube * opt->cubes_per_scan;
-    int status = GEN_OK;
     while (res->attempts < max_attempts && res->count < opt->cubes_per_scan) {
         res->attempts++;
         int64_t x = rng_randint(&rng, opt->border_xy, v->dim[0] - cr - 1 - opt->border_xy);
         int64_t y = rng_randint(&rng, opt->border_xy, v->dim[1] - cc - 1 - opt->border_xy);
         int64_t z = rng_randint(&rng, opt->border_z, v->dim[2] - dz - 1 - opt->border_z);
         copy_crop(crop, v, x, y, z, cr, cc, dz);
-        if (resize) {
-            status = trilinear_resize(sized, odim, crop, idim, scale, offset);
-            if (status != GEN_OK) break;
-        }
+        if (resize) CALL_GOTO(trilinear_resize(sized, odim, crop, idim, scale, offset));
         int accept = 1;
         if (opt->filter == EXTRACT_FILTER_LUNG)
             accept = extract_lung_score(sized, rows, cols, deps, opt->depth_extra,
@@ -217,16 +199,14 @@ int extract_cubes(extract_result *res, const volume *v, uint64_t scan_index,
         res->corners[3 * res->count + 2] = (int32_t)z;
         res->count++;
     }
-    free(crop);
-    if (resize) free(sized);
-    if (status != GEN_OK) {
-        extract_result_free(res);
-        return gen_error_trace(status, __FILE__, __LINE__);
-    }
     if (res->count == 0) {
         res->outcome = EXTRACT_OUTCOME_NONE_PASSED;
         snprintf(res->why, sizeof res->why, "no cube passed the %s filter in %d attempts",
                  extract_filter_name(opt->filter), res->attempts);
     }
-    return GEN_OK;
+cleanup:
+    free(crop);
+    if (resize) free(sized);
+    if (status != GEN_OK) extract_result_free(res);
+    return status;
 }

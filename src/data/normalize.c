@@ -19,20 +19,25 @@ void norm_options_default(norm_options *opt, enum norm_mode mode)
 
 static const char *const mode_names[] = {"ct", "mri_window", "mri_minmax"};
 
-int norm_mode_parse(enum norm_mode *mode, const char *name)
-{
-    for (int m = 0; m < 3; m++)
-        if (name != NULL && strcmp(name, mode_names[m]) == 0) {
-            *mode = (enum norm_mode)m;
-            return GEN_OK;
-        }
-    FAIL(GEN_ERR_USAGE, "unknown normalisation '%s' (expected ct, mri_window or mri_minmax)",
-         name ? name : "(null)");
-}
-
 const char *norm_mode_name(enum norm_mode mode)
 {
     return (unsigned)mode < 3 ? mode_names[mode] : "?";
+}
+
+int normalize_options_from_config(const struct config_prep *p, norm_options *out)
+{
+    enum norm_mode mode = p->normalize == NORMALIZE_CT ? NORM_CT
+                        : p->normalize == NORMALIZE_MRI_WINDOW ? NORM_MRI_WINDOW : NORM_MRI_MINMAX;
+    norm_options_default(out, mode);
+    /* an unset window keeps the mode's default (ct [-1000, 1000], mri_window [0, 4000]) */
+    int window_is_default = p->window_lo == -1000 && p->window_hi == 1000;
+    if (!(mode == NORM_MRI_WINDOW && window_is_default)) out->lo = p->window_lo, out->hi = p->window_hi;
+    CHECK(out->lo < out->hi, GEN_ERR_USAGE, "[prep] window_lo (%g) must be below window_hi (%g)",
+          out->lo, out->hi);
+    out->pct_lo = p->percentile_lo, out->pct_hi = p->percentile_hi;
+    CHECK(p->percentile_lo < p->percentile_hi, GEN_ERR_USAGE,
+          "[prep] percentile_lo (%g) must be below percentile_hi (%g)", p->percentile_lo, p->percentile_hi);
+    return GEN_OK;
 }
 
 /* The k-th smallest of a[0..n) (0-based); reorders a (Hoare partition quickselect). */

@@ -203,13 +203,10 @@ int phantom_make(volume *v, uint64_t index, const phantom_options *opt)
     draw_anatomy(&an, &rng);
 
     size_t n = (size_t)(f.n[0] * f.n[1] * f.n[2]);
+    int status = GEN_OK;
     uint8_t *label = malloc(n);
-    CHECK_ALLOC(label, n);
-    int status = volume_alloc(v, f.n, f.s);
-    if (status != GEN_OK) {
-        free(label);
-        return gen_error_trace(status, __FILE__, __LINE__);
-    }
+    CHECK_ALLOC_GOTO(label, n);
+    CALL_GOTO(volume_alloc(v, f.n, f.s));
     for (int64_t x = 0; x < f.n[0]; x++) {
         double u = coord_u(&f, x);
         for (int64_t y = 0; y < f.n[1]; y++) {
@@ -277,8 +274,9 @@ int phantom_make(volume *v, uint64_t index, const phantom_options *opt)
                 v->data[base + (size_t)z] = (float)(hu + opt->noise_sd * g);
             }
         }
+cleanup:
     free(label);
-    return GEN_OK;
+    return status;
 }
 
 int phantom_write_series(const char *output_dir, int count, uint64_t first_index,
@@ -298,21 +296,23 @@ int phantom_write_series(const char *output_dir, int count, uint64_t first_index
     CHECK(S_ISDIR(st.st_mode), GEN_ERR_IO, "%s: not a directory", output_dir);
     CHECK(access(output_dir, W_OK) == 0, GEN_ERR_IO, "%s: not writable: %s", output_dir,
           strerror(errno));
+    int status = GEN_OK;
+    volume v = {0};
     for (int k = 0; k < count; k++) {
         uint64_t index = first_index + (uint64_t)k;
         char path[4096], descrip[80];
         int len = snprintf(path, sizeof path, "%s/phantom_%04llu.nii.gz", output_dir,
                            (unsigned long long)index);
-        CHECK(len > 0 && (size_t)len < sizeof path, GEN_ERR_USAGE, "%s: path too long", output_dir);
+        CHECK_GOTO(len > 0 && (size_t)len < sizeof path, GEN_ERR_USAGE, "%s: path too long", output_dir);
         snprintf(descrip, sizeof descrip, "genesis phantom seed %llu index %llu",
                  (unsigned long long)opt->seed, (unsigned long long)index);
-        volume v;
-        CALL(phantom_make(&v, index, opt));
+        CALL_GOTO(phantom_make(&v, index, opt));
         volume_write_options wo = {VOLUME_INT16, 0, NULL, descrip, 1}; /* gzip -1: 4x faster */
-        int status = volume_write(&v, path, &wo);
+        CALL_GOTO(volume_write(&v, path, &wo));
         volume_free(&v);
-        CALL(status);
         if (progress != NULL) progress(k + 1, count, path, user);
     }
-    return GEN_OK;
+cleanup:
+    volume_free(&v);
+    return status;
 }

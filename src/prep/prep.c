@@ -1,11 +1,13 @@
 /* genesis prep: the scans of a study into one cubes file (include/genesis/prep.h). */
 #include "genesis/prep.h"
 
+#include "genesis/collective.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
 #include "genesis/extract.h"
 #include "genesis/log.h"
 #include "genesis/normalize.h"
+#include "genesis/profile.h"
 #include "genesis/rng.h"
 #include "genesis/volume.h"
 #include "genesis/world.h"
@@ -39,49 +41,41 @@ static int list_scans(const char *patterns, struct scan_list *list)
     char copy[CONFIG_PATH_MAX];
     snprintf(copy, sizeof copy, "%s", patterns);
     CHECK(copy[0] != '\0', GEN_ERR_USAGE, "[prep] inputs is empty: give the scans' glob patterns");
+    int status = GEN_OK;
     glob_t g;
     memset(&g, 0, sizeof g);
     int flags = 0;
     for (char *save = NULL, *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         while (*p == ' ') p++;
         if (!*p) continue;
-        int rc = glob(p, flags | GLOB_NOCHECK, NULL, &g);
-        CHECK(rc == 0, GEN_ERR_IO, "[prep] inputs: cannot expand '%s'", p);
+        CHECK_GOTO(glob(p, flags | GLOB_NOCHECK, NULL, &g) == 0, GEN_ERR_IO,
+                   "[prep] inputs: cannot expand '%s'", p);
         flags = GLOB_APPEND;
     }
     list->paths = calloc(g.gl_pathc ? g.gl_pathc : 1, width);
-    if (!list->paths) {
-        globfree(&g);
-        FAIL(GEN_ERR_NOMEM, "out of memory listing scans");
-    }
+    CHECK_GOTO(list->paths != NULL, GEN_ERR_NOMEM, "out of memory listing scans");
     list->count = 0;
     for (size_t i = 0; i < g.gl_pathc; i++) {
         struct stat st;
-        int status = GEN_OK;
-        if (stat(g.gl_pathv[i], &st) != 0) /* GLOB_NOCHECK: a pattern that matched nothing */
-            status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "[prep] inputs: no scan matches '%s'",
-                                   g.gl_pathv[i]);
-        else if (strlen(g.gl_pathv[i]) >= width)
-            status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "scan path too long: %s", g.gl_pathv[i]);
-        if (status != GEN_OK) {
-            globfree(&g);
-            return status;
-        }
+        CHECK_GOTO(stat(g.gl_pathv[i], &st) == 0, GEN_ERR_USAGE, /* GLOB_NOCHECK: matched nothing */
+                   "[prep] inputs: no scan matches '%s'", g.gl_pathv[i]);
+        CHECK_GOTO(strlen(g.gl_pathv[i]) < width, GEN_ERR_USAGE, "scan path too long: %s", g.gl_pathv[i]);
         if (S_ISDIR(st.st_mode)) continue;
         const char *name = g.gl_pathv[i];
         size_t len = strlen(name);
         if (len > 4 && !strcmp(name + len - 4, ".img")) continue; /* the .hdr names the pair */
         snprintf(list->paths[list->count++], width, "%s", name);
     }
-    globfree(&g);
     qsort(list->paths, (size_t)list->count, width, compare_paths);
     int64_t unique = 0; /* the same file matched by two patterns counts once */
     for (int64_t i = 0; i < list->count; i++)
         if (unique == 0 || strcmp(list->paths[i], list->paths[unique - 1]))
             memmove(list->paths[unique++], list->paths[i], width);
     list->count = unique;
-    CHECK(list->count > 0, GEN_ERR_USAGE, "[prep] inputs: no scans found in '%s'", patterns);
-    return GEN_OK;
+    CHECK_GOTO(list->count > 0, GEN_ERR_USAGE, "[prep] inputs: no scans found in '%s'", patterns);
+cleanup:
+    globfree(&g);
+    return status;
 }
 
 static int matches_any(const char *patterns, const char *path)
@@ -97,10 +91,11 @@ static int matches_any(const char *patterns, const char *path)
 
 /* Split by scan: explicit patterns first; otherwise the fractions, over a permutation of the
  * sorted scans keyed by the seed. */
-static void split_scans(const struct config_prep *p, const struct scan_list *list, int32_t *split)
+static int split_scans(const struct config_prep *p, const struct scan_list *list, int32_t *split)
 {
     int64_t n = list->count;
     int64_t *order = malloc(sizeof *order * (size_t)n);
+    CHECK_ALLOC(order, sizeof *order * (size_t)n);
     for (int64_t i = 0; i < n; i++) order[i] = i, split[i] = SPLIT_TRAIN;
     rng_stream rng;
     rng_stream_init(&rng, (uint64_t)p->seed, RNG_EPOCH_NONE, 0, RNG_PURPOSE_SPLIT);
@@ -122,6 +117,7 @@ static void split_scans(const struct config_prep *p, const struct scan_list *lis
         else split[i] = SPLIT_TEST, want_test--;
     }
     free(order);
+    return GEN_OK;
 }
 
 /* The output's folder must exist and be writable; an existing output needs overwrite = true. */
@@ -170,7 +166,7 @@ struct cube_batch {
     size_t cube_floats;
 };
 
-static int batch_reserve(struct cube_batch *b, int64_t more)
+static int cube_batch_reserve(struct cube_batch *b, int64_t more)
 {
     if (b->count + more <= b->capacity) return GEN_OK;
     int64_t cap = b->capacity ? b->capacity : 64;
@@ -194,7 +190,7 @@ static int batch_reserve(struct cube_batch *b, int64_t more)
     return GEN_OK;
 }
 
-static void batch_free(struct cube_batch *b)
+static void cube_batch_free(struct cube_batch *b)
 {
     free(b->cubes), free(b->scan_index), free(b->corner), free(b->crop), free(b->split);
     memset(b, 0, sizeof *b);
@@ -208,22 +204,6 @@ struct prep_plan {
     int crop_sizes[MAX_CROP_SIZES], crop_count;
 };
 
-int prep_norm_options(const struct config_prep *p, norm_options *norm)
-{
-    enum norm_mode mode = p->normalize == NORMALIZE_CT ? NORM_CT
-                        : p->normalize == NORMALIZE_MRI_WINDOW ? NORM_MRI_WINDOW : NORM_MRI_MINMAX;
-    norm_options_default(norm, mode);
-    /* an unset window keeps the mode's default (ct [-1000, 1000], mri_window [0, 4000]) */
-    int window_is_default = p->window_lo == -1000 && p->window_hi == 1000;
-    if (!(mode == NORM_MRI_WINDOW && window_is_default)) norm->lo = p->window_lo, norm->hi = p->window_hi;
-    CHECK(norm->lo < norm->hi, GEN_ERR_USAGE, "[prep] window_lo (%g) must be below window_hi (%g)",
-          norm->lo, norm->hi);
-    norm->pct_lo = p->percentile_lo, norm->pct_hi = p->percentile_hi;
-    CHECK(p->percentile_lo < p->percentile_hi, GEN_ERR_USAGE,
-          "[prep] percentile_lo (%g) must be below percentile_hi (%g)", p->percentile_lo, p->percentile_hi);
-    return GEN_OK;
-}
-
 static int make_plan(const struct config_prep *p, struct prep_plan *plan)
 {
     plan->p = p;
@@ -232,7 +212,7 @@ static int make_plan(const struct config_prep *p, struct prep_plan *plan)
     plan->read.spacing[0] = p->spacing_x, plan->read.spacing[1] = p->spacing_y,
     plan->read.spacing[2] = p->spacing_z;
     plan->read.verify_gzip = p->verify_gzip;
-    CALL(prep_norm_options(p, &plan->norm));
+    CALL(normalize_options_from_config(p, &plan->norm));
     extract_options_default(&plan->extract);
     extract_options *e = &plan->extract;
     CHECK(p->cube_rows % 8 == 0 && p->cube_cols % 8 == 0 && p->cube_deps % 8 == 0, GEN_ERR_USAGE,
@@ -251,34 +231,28 @@ static int make_plan(const struct config_prep *p, struct prep_plan *plan)
     return GEN_OK;
 }
 
-/* Prepares scan `index`; its cubes go into `batch`, its row of /scans into `record`. A scan that
- * cannot be used is recorded as skipped (GEN_OK), or is an error under strict = true. */
-static int prepare_scan(const struct prep_plan *plan, int64_t index, int32_t split,
-                        cubes_scan_record *record, struct cube_batch *batch, double *bytes_read)
+/* Reads, normalises and cuts scan `index` (record->path) into `batch`, at every crop size; fills
+ * record's dim, spacing and cubes. `why` receives the first reason a crop size gave no cubes. */
+static int extract_scan(const struct prep_plan *plan, int64_t index, int32_t split,
+                        cubes_scan_record *record, struct cube_batch *batch, char *why, size_t why_size)
 {
-    struct stat st;
-    if (stat(record->path, &st) == 0) *bytes_read += (double)st.st_size;
+    int status = GEN_OK;
     volume v = {0};
-    int status = volume_read(&v, record->path, &plan->read);
+    extract_result r = {0};
+    CALL_GOTO(volume_read(&v, record->path, &plan->read));
     double window[2];
-    if (status == GEN_OK)
-        status = normalize_volume(v.data, (size_t)(v.dim[0] * v.dim[1] * v.dim[2]), &plan->norm,
-                                  window, record->path);
-    if (status == GEN_OK) {
-        memcpy(record->dim, v.dim, sizeof record->dim);
-        memcpy(record->spacing, v.spacing, sizeof record->spacing);
-    }
-    char why[1536] = ""; /* the first reason the scan gave no cubes */
-    for (int s = 0; status == GEN_OK && s < plan->crop_count; s++) {
+    CALL_GOTO(normalize_volume(v.data, (size_t)(v.dim[0] * v.dim[1] * v.dim[2]), &plan->norm, window,
+                               record->path));
+    memcpy(record->dim, v.dim, sizeof record->dim);
+    memcpy(record->spacing, v.spacing, sizeof record->spacing);
+    for (int s = 0; s < plan->crop_count; s++) {
         extract_options e = plan->extract;
         e.crop_rows = e.crop_cols = plan->crop_sizes[s];
         e.scale_index = (uint64_t)s;
-        extract_result r = {0};
-        status = extract_cubes(&r, &v, (uint64_t)index, &e);
-        if (status == GEN_OK && r.count == 0 && !why[0])
-            snprintf(why, sizeof why, "%s: %.255s", record->path, r.why);
-        if (status == GEN_OK) status = batch_reserve(batch, r.count);
-        for (int i = 0; status == GEN_OK && i < r.count; i++) {
+        CALL_GOTO(extract_cubes(&r, &v, (uint64_t)index, &e));
+        if (r.count == 0 && !why[0]) snprintf(why, why_size, "%s: %.255s", record->path, r.why);
+        CALL_GOTO(cube_batch_reserve(batch, r.count));
+        for (int i = 0; i < r.count; i++) {
             int64_t k = batch->count++;
             memcpy(batch->cubes + (size_t)k * batch->cube_floats,
                    r.cubes + (size_t)i * batch->cube_floats, sizeof(float) * batch->cube_floats);
@@ -290,12 +264,24 @@ static int prepare_scan(const struct prep_plan *plan, int64_t index, int32_t spl
         }
         extract_result_free(&r);
     }
+cleanup:
+    extract_result_free(&r);
     volume_free(&v);
+    return status;
+}
+
+/* Prepares scan `index`; its cubes go into `batch`, its row of /scans into `record`. A scan that
+ * cannot be used is recorded as skipped (GEN_OK), or is an error under strict = true. */
+static int prepare_scan(const struct prep_plan *plan, int64_t index, int32_t split,
+                        cubes_scan_record *record, struct cube_batch *batch, double *bytes_read)
+{
+    struct stat st;
+    if (stat(record->path, &st) == 0) *bytes_read += (double)st.st_size;
+    char why[1536] = ""; /* the first reason the scan gave no cubes */
+    int status = extract_scan(plan, index, split, record, batch, why, sizeof why);
     if (status == GEN_OK && record->cubes > 0) return GEN_OK;
-    if (status != GEN_OK) {
-        if (status == GEN_ERR_NOMEM || status == GEN_ERR_INTERNAL || status == GEN_ERR_USAGE) return status;
-        snprintf(why, sizeof why, "%.1500s", gen_error_message()); /* names the file already */
-    }
+    if (status == GEN_ERR_NOMEM || status == GEN_ERR_INTERNAL || status == GEN_ERR_USAGE) return status;
+    if (status != GEN_OK) snprintf(why, sizeof why, "%.1500s", gen_error_message()); /* names the file */
     snprintf(record->skipped, sizeof record->skipped, "%.255s", why);
     if (plan->p->strict) FAIL(GEN_ERR_DATA, "%s (strict = true)", why);
     log_warn("skipping scan: %s", why);
@@ -304,33 +290,93 @@ static int prepare_scan(const struct prep_plan *plan, int64_t index, int32_t spl
 
 /* ---- the whole run -------------------------------------------------------------------------- */
 
-static int broadcast_scans(struct scan_list *list, int32_t *split_out[])
+/* GEN_ERR_NOMEM "out of memory for WHAT" unless allocated (for allocations the ranks agree on). */
+static int check_allocated(int allocated, const char *what)
 {
-    MPI_CALL(MPI_Bcast(&list->count, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    CHECK(allocated, GEN_ERR_NOMEM, "out of memory for %s", what);
+    return GEN_OK;
+}
+
+/* Rank 0: checks the output, lists the scans and splits them; *split: [list->count] enum split. */
+static int list_and_split(const struct config_prep *p, struct scan_list *list, int32_t **split)
+{
+    CALL(check_output(p));
+    CALL(list_scans(p->inputs, list));
+    *split = calloc((size_t)list->count, sizeof **split);
+    CALL(check_allocated(*split != NULL, "the split"));
+    CALL(split_scans(p, list, *split));
+    return GEN_OK;
+}
+
+/* Rank 0's scan list and split to every rank (the other ranks allocate theirs). */
+static int broadcast_scans(struct scan_list *list, int32_t **split)
+{
+    CALL(world_broadcast(&list->count, sizeof list->count, 0));
     size_t width = sizeof list->paths[0];
     if (world_rank() != 0) {
         list->paths = calloc((size_t)list->count, width);
-        *split_out = calloc((size_t)list->count, sizeof **split_out);
+        *split = calloc((size_t)list->count, sizeof **split);
     }
-    CALL(world_agree(list->paths && *split_out ? GEN_OK
-                     : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the scan list")));
-    MPI_CALL(MPI_Bcast(list->paths, (int)(width * (size_t)list->count), MPI_CHAR, 0, MPI_COMM_WORLD));
-    MPI_CALL(MPI_Bcast(*split_out, (int)list->count, MPI_INT32_T, 0, MPI_COMM_WORLD));
+    CALL(world_agree(check_allocated(list->paths != NULL && *split != NULL, "the scan list")));
+    CALL(world_broadcast(list->paths, width * (size_t)list->count, 0));
+    CALL(world_broadcast(*split, sizeof **split * (size_t)list->count, 0));
     return GEN_OK;
+}
+
+/* Round k: rank r prepares scan k * size + r (filling records[k * size + r]); one collective append
+ * per round puts the round's cubes into the file in scan order. range: this rank's [min, max] cube
+ * value, updated; bytes_read: this rank's bytes of scan files, updated. */
+static int prepare_rounds(const struct prep_plan *plan, const struct scan_list *list, const int32_t *split,
+                          cubes_scan_record *records, cubes_writer *w, double range[2], double *bytes_read,
+                          double start)
+{
+    int rank = world_rank(), size = world_size();
+    int status = GEN_OK;
+    struct cube_batch batch = {.cube_floats = (size_t)(plan->p->cube_rows * plan->p->cube_cols *
+                                                       plan->p->cube_deps)};
+    double last_report = start;
+    int64_t rounds = (list->count + size - 1) / size;
+    for (int64_t round = 0; round < rounds; round++) {
+        int64_t index = round * size + rank;
+        batch.count = 0;
+        int local = GEN_OK;
+        if (index < list->count) {
+            cubes_scan_record *r = &records[index];
+            snprintf(r->path, sizeof r->path, "%s", list->paths[index]);
+            r->split = split[index];
+            local = prepare_scan(plan, index, split[index], r, &batch, bytes_read);
+        }
+        for (int64_t i = 0; local == GEN_OK && i < (int64_t)batch.cube_floats * batch.count; i++) {
+            float x = batch.cubes[i];
+            if (x < range[0]) range[0] = x;
+            if (x > range[1]) range[1] = x;
+        }
+        CALL_GOTO(world_agree_shared(local));
+        CALL_GOTO(cubes_writer_append(w, batch.cubes, batch.scan_index, batch.corner, batch.crop,
+                                      batch.split, batch.count));
+        double now = profile_now();
+        int64_t done = (round + 1) * size < list->count ? (round + 1) * size : list->count;
+        if (now - last_report > 2.0 || done == list->count) {
+            log_info("prep: %lld/%lld scans, %lld cubes, %.2f scans/s", (long long)done,
+                     (long long)list->count, (long long)cubes_writer_count(w), (double)done / (now - start));
+            last_report = now;
+        }
+    }
+cleanup:
+    cube_batch_free(&batch);
+    return status;
 }
 
 static int write_attributes(cubes_writer *w, const genesis_config *cfg, const struct prep_plan *plan,
                             const double range[2])
 {
     const struct config_prep *p = &cfg->prep;
-    static const char *const norms[] = {"ct", "mri_window", "mri_minmax"};
-    static const char *const filters[] = {"lung", "foreground", "none"};
     CALL(cubes_writer_attr_text(w, "genesis_version", GENESIS_VERSION " (" GENESIS_GIT_COMMIT ")"));
-    CALL(cubes_writer_attr_text(w, "normalize", norms[p->normalize]));
+    CALL(cubes_writer_attr_text(w, "normalize", norm_mode_name(plan->norm.mode)));
     double window[2] = {plan->norm.lo, plan->norm.hi}, pct[2] = {p->percentile_lo, p->percentile_hi};
     CALL(cubes_writer_attr_doubles(w, "window", window, 2));
     CALL(cubes_writer_attr_doubles(w, "percentiles", pct, 2));
-    CALL(cubes_writer_attr_text(w, "filter", filters[p->filter]));
+    CALL(cubes_writer_attr_text(w, "filter", extract_filter_name(plan->extract.filter)));
     int64_t seed = p->seed, per_scan = p->cubes_per_scan, attempts = p->attempts_per_cube;
     int64_t borders[2] = {p->border_xy, p->border_z}, crops[MAX_CROP_SIZES];
     for (int i = 0; i < plan->crop_count; i++) crops[i] = plan->crop_sizes[i];
@@ -340,134 +386,100 @@ static int write_attributes(cubes_writer *w, const genesis_config *cfg, const st
     CALL(cubes_writer_attr_ints(w, "borders", borders, 2));
     CALL(cubes_writer_attr_ints(w, "crop_sizes", crops, plan->crop_count));
     CALL(cubes_writer_attr_doubles(w, "value_range", range, 2));
+    int status = GEN_OK;
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
-    CHECK(mem != NULL, GEN_ERR_NOMEM, "out of memory for the config text");
+    CHECK_GOTO(mem != NULL, GEN_ERR_NOMEM, "out of memory for the config text");
     config_print(cfg, mem);
-    fclose(mem);
-    int status = cubes_writer_attr_text(w, "config", text);
+    CHECK_GOTO(fclose(mem) == 0, GEN_ERR_NOMEM, "out of memory for the config text");
+    CALL_GOTO(cubes_writer_attr_text(w, "config", text));
+cleanup:
     free(text);
     return status;
+}
+
+/* A collective error when no scan gave a cube. */
+static int check_some_cubes(int64_t cubes, int64_t scans)
+{
+    if (cubes == 0) FAIL_ALL(GEN_ERR_DATA, "no cubes from any of the %lld scans", (long long)scans);
+    return GEN_OK;
+}
+
+/* Rank 0, once the file is complete: the report's counts, the skipped scans listed, and the partial
+ * file renamed to the output. */
+static int finish_on_root(const struct config_prep *p, const cubes_scan_record *records, int64_t count,
+                          int64_t cubes, const char *partial, struct prep_report *report)
+{
+    report->scans = count;
+    report->cubes = cubes;
+    for (int64_t i = 0; i < count; i++) {
+        if (records[i].skipped[0]) report->scans_skipped++;
+        else report->scans_used++;
+        report->cubes_per_split[records[i].split] += records[i].cubes;
+    }
+    if (report->scans_skipped) {
+        log_info("prep: %lld of %lld scans skipped:", (long long)report->scans_skipped, (long long)count);
+        for (int64_t i = 0; i < count; i++)
+            if (records[i].skipped[0]) log_info("  %s", records[i].skipped);
+    }
+    CHECK(rename(partial, p->output) == 0, GEN_ERR_IO, "cannot rename %s to %s: %s", partial, p->output,
+          strerror(errno));
+    return GEN_OK;
 }
 
 int prep_run(const genesis_config *cfg, struct prep_report *report)
 {
     const struct config_prep *p = &cfg->prep;
     memset(report, 0, sizeof *report);
-    double start = MPI_Wtime();
+    double start = profile_now();
     int rank = world_rank(), size = world_size();
     struct prep_plan plan;
     CALL(gen_error_collective(make_plan(p, &plan))); /* same config on every rank */
 
-    /* Rank 0 checks the output and lists and splits the scans; everybody learns the outcome. */
-    struct scan_list list = {0};
-    int32_t *split = NULL;
     int status = GEN_OK;
-    if (rank == 0) {
-        status = check_output(p);
-        if (status == GEN_OK) status = list_scans(p->inputs, &list);
-        if (status == GEN_OK) {
-            split = calloc((size_t)list.count, sizeof *split);
-            status = split ? GEN_OK : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
-        }
-        if (status == GEN_OK) split_scans(p, &list, split);
-    }
-    status = world_agree_shared(status);
-    if (status == GEN_OK) status = broadcast_scans(&list, &split);
-    if (status != GEN_OK) {
-        free(list.paths), free(split);
-        return status;
-    }
+    struct scan_list list = {0};
+    int32_t *split = NULL;             /* [list.count] enum split of each scan */
+    cubes_scan_record *records = NULL; /* [list.count] the /scans table; a rank fills its scans' rows */
+    cubes_writer *w = NULL;
+    char partial[CONFIG_PATH_MAX + 64] = "";
+    double range[2] = {1e30, -1e30};   /* [min, max] cube value: this rank's, then every rank's */
+
+    /* Rank 0 checks the output and lists and splits the scans; everybody learns the outcome. */
+    CALL_GOTO(world_agree_shared(rank == 0 ? list_and_split(p, &list, &split) : GEN_OK));
+    CALL_GOTO(broadcast_scans(&list, &split));
 
     /* The partial file's name is the same on every rank: rank 0's pid makes it unique. */
-    char partial[CONFIG_PATH_MAX + 64];
     long id = (long)getpid();
-    MPI_CALL(MPI_Bcast(&id, 1, MPI_LONG, 0, MPI_COMM_WORLD));
+    CALL_GOTO(world_broadcast(&id, sizeof id, 0));
     snprintf(partial, sizeof partial, "%s.partial-%ld", p->output, id);
 
-    cubes_scan_record *records = calloc((size_t)list.count, sizeof *records);
-    struct cube_batch batch = {.cube_floats = (size_t)(p->cube_rows * p->cube_cols * p->cube_deps)};
-    cubes_writer *w = NULL;
-    status = world_agree_shared(records ? cubes_writer_create(&w, partial, (int)p->cube_rows, (int)p->cube_cols,
-                                                              (int)p->cube_deps)
-                                        : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory"));
     log_info("prep: %lld scans on %d rank(s) -> %s", (long long)list.count, size, p->output);
-    double range[2] = {1e30, -1e30}, last_report = start;
-    int64_t rounds = (list.count + size - 1) / size;
-    for (int64_t round = 0; status == GEN_OK && round < rounds; round++) {
-        int64_t index = round * size + rank;
-        batch.count = 0;
-        int local = GEN_OK;
-        if (index < list.count) {
-            cubes_scan_record *r = &records[index];
-            snprintf(r->path, sizeof r->path, "%s", list.paths[index]);
-            r->split = split[index];
-            local = prepare_scan(&plan, index, split[index], r, &batch, &report->bytes_read);
-        }
-        for (int64_t i = 0; local == GEN_OK && i < (int64_t)batch.cube_floats * batch.count; i++) {
-            float x = batch.cubes[i];
-            if (x < range[0]) range[0] = x;
-            if (x > range[1]) range[1] = x;
-        }
-        status = world_agree_shared(local);
-        if (status == GEN_OK)
-            status = cubes_writer_append(w, batch.cubes, batch.scan_index, batch.corner, batch.crop,
-                                         batch.split, batch.count);
-        double now = MPI_Wtime();
-        int64_t done = (round + 1) * size < list.count ? (round + 1) * size : list.count;
-        if (status == GEN_OK && (now - last_report > 2.0 || done == list.count)) {
-            log_info("prep: %lld/%lld scans, %lld cubes, %.2f scans/s", (long long)done,
-                     (long long)list.count, (long long)cubes_writer_count(w), (double)done / (now - start));
-            last_report = now;
-        }
-    }
-    batch_free(&batch);
+    /* GENESIS_FAULT=prep.records:RANK makes this allocation fail on that rank (a test). */
+    records = fault_point("prep.records") == GEN_OK ? calloc((size_t)list.count, sizeof *records) : NULL;
+    CALL_GOTO(world_agree_shared(check_allocated(records != NULL, "the scan table")));
+    CALL_GOTO(world_agree_shared(cubes_writer_create(&w, partial, (int)p->cube_rows, (int)p->cube_cols,
+                                                     (int)p->cube_deps)));
+    CALL_GOTO(prepare_rounds(&plan, &list, split, records, w, range, &report->bytes_read, start));
 
-    if (status == GEN_OK) { /* each rank filled its own rows; zero bytes elsewhere: OR them */
-        void *buffer = rank == 0 ? MPI_IN_PLACE : (void *)records;
-        status = MPI_Reduce(buffer, records, (int)(sizeof *records * (size_t)list.count), MPI_BYTE,
-                            MPI_BOR, 0, MPI_COMM_WORLD) == MPI_SUCCESS ? GEN_OK
-                 : gen_error_set(GEN_ERR_MPI, __FILE__, __LINE__, "reducing the scan table failed");
-    }
-    double global[2] = {0, 0};
-    if (status == GEN_OK) {
-        double lo = range[0], hi = range[1];
-        MPI_Allreduce(&lo, &global[0], 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
-        MPI_Allreduce(&hi, &global[1], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(MPI_IN_PLACE, &report->bytes_read, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    }
-    if (status == GEN_OK) status = cubes_writer_scans(w, records, list.count);
-    if (status == GEN_OK) status = write_attributes(w, cfg, &plan, global);
-    if (status == GEN_OK && cubes_writer_count(w) == 0)
-        status = gen_error_collective(gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
-                                                    "no cubes from any of the %lld scans", (long long)list.count));
-    int64_t total = w ? cubes_writer_count(w) : 0;
+    /* each rank filled its own rows of the scan table, zero bytes elsewhere: OR them onto rank 0 */
+    CALL_GOTO(world_or_bytes_to_root((unsigned char *)records, (int)(sizeof *records * (size_t)list.count)));
+    CALL_GOTO(world_min_doubles(&range[0], 1));
+    CALL_GOTO(world_max_doubles(&range[1], 1));
+    CALL_GOTO(world_sum_doubles(&report->bytes_read, 1));
+    CALL_GOTO(cubes_writer_scans(w, records, list.count));
+    CALL_GOTO(write_attributes(w, cfg, &plan, range));
+    int64_t cubes = cubes_writer_count(w);
+    CALL_GOTO(check_some_cubes(cubes, list.count));
     int close_status = cubes_writer_close(w);
-    if (status == GEN_OK) status = world_agree_shared(close_status);
-
-    if (rank == 0) {
-        report->scans = list.count;
-        for (int64_t i = 0; i < list.count; i++) {
-            if (records[i].skipped[0]) report->scans_skipped++;
-            else report->scans_used++;
-        }
-    }
-    if (rank == 0 && status == GEN_OK) {
-        for (int64_t i = 0; i < list.count; i++) report->cubes_per_split[records[i].split] += records[i].cubes;
-        report->cubes = total;
-        if (rename(partial, p->output) != 0)
-            status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot rename %s to %s: %s", partial,
-                                   p->output, strerror(errno));
-        if (report->scans_skipped) {
-            log_info("prep: %lld of %lld scans skipped:", (long long)report->scans_skipped, (long long)list.count);
-            for (int64_t i = 0; i < list.count; i++)
-                if (records[i].skipped[0]) log_info("  %s", records[i].skipped);
-        }
-    }
-    if (rank == 0 && status != GEN_OK) unlink(partial);
+    w = NULL;
+    CALL_GOTO(world_agree_shared(close_status));
+    if (rank == 0) CALL_GOTO(finish_on_root(p, records, list.count, cubes, partial, report));
+cleanup:
+    (void)cubes_writer_close(w); /* only after a failure; its partial file is removed below */
+    if (rank == 0 && status != GEN_OK && partial[0]) unlink(partial);
     status = world_agree_shared(status);
-    report->seconds = MPI_Wtime() - start;
+    report->seconds = profile_now() - start;
     free(records), free(list.paths), free(split);
     return status;
 }

@@ -7,7 +7,7 @@
 #include "genesis/log.h"
 #include "genesis/model.h"
 #include "genesis/png.h"
-#include "genesis/prep.h"
+#include "genesis/normalize.h"
 #include "genesis/volume.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -135,7 +135,7 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
             log_warn("restore: the model was trained on reoriented or resampled scans; restore works in the "
                      "scan's own voxel grid");
     norm_options norm;
-    CALL(prep_norm_options(p, &norm));
+    CALL(normalize_options_from_config(p, &norm));
     volume_read_options ro;
     volume_read_options_default(&ro);
     ro.verify_gzip = p->verify_gzip;
@@ -158,9 +158,9 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
     model_config shape = {.batch = o->batch, .D = c[0], .H = c[1], .W = c[2]};
     CALL(model_load_file(&s->model, o->checkpoint, &shape, NULL));
     if (o->corrupt) {
-        struct corrupt_config cc = s->cfg.corrupt;
+        struct config_corrupt cc = s->cfg.corrupt;
         cc.flip_rate = 0; /* a flip moves the target too: nothing to restore */
-        CALL(corrupt_config_check(&cc));
+        CALL(config_corrupt_check(&cc));
         CALL(corrupt_shape_check(&cc, c[0], c[1], c[2]));
         CALL(corrupt_workspace_create(&s->ws, &cc, c[0], c[1], c[2]));
     }

@@ -372,7 +372,7 @@ static int setup(struct trainer *t)
     CALL(world_agree_shared(cubes_open(&t->data, c->data, CUBES_ALL_RANKS)));
     loader_options lo = {.batch = c->batch, .seed = (uint64_t)c->seed, .window_steps = c->window_steps,
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
-    CALL(gen_error_collective(corrupt_config_check(&lo.corrupt)));
+    CALL(gen_error_collective(config_corrupt_check(&lo.corrupt)));
     CALL(loader_create(&t->loader, &t->data, &lo, t->comm));
     model_config mc = {.width = (int)t->cfg->model.width, .batch = (int)loader_local_batch(t->loader),
                        .D = t->data.rows, .H = t->data.cols, .W = t->data.deps, .seed = (uint64_t)c->seed,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "genesis/config.h"
 #include "genesis/corrupt.h"
 #include "genesis/error.h"
 
@@ -26,7 +27,7 @@ static double cpu_now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static int run(const char *what, struct corrupt_config cfg, int rows, int cols, int deps, int n)
+static int run(const char *what, struct config_corrupt cfg, int rows, int cols, int deps, int n)
 {
     size_t nv = (size_t)rows * cols * deps;
     float *cube = malloc(nv * sizeof *cube), *in = malloc(nv * sizeof *in),
@@ -62,7 +63,9 @@ int main(int argc, char **argv)
 {
     int rows = argc > 3 ? (int)strtol(argv[1], NULL, 10) : 64, cols = argc > 3 ? (int)strtol(argv[2], NULL, 10) : 64;
     int deps = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 32, n = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 200;
-    struct corrupt_config all = corrupt_config_default();
+    genesis_config defaults;
+    if (config_defaults(&defaults) != GEN_OK) return 1;
+    struct config_corrupt all = defaults.corrupt; /* the paper's rates, then every corruption always */
     all.flip_rate = 1;
     all.local_rate = 1;
     all.nonlinear_rate = 1;
@@ -71,12 +74,12 @@ int main(int argc, char **argv)
     if (run("all four (out-painting)", all, rows, cols, deps, n)) return 1;
     all.inpaint_rate = 1;
     if (run("all four (in-painting)", all, rows, cols, deps, n)) return 1;
-    struct corrupt_config nl = all;
+    struct config_corrupt nl = all;
     nl.flip_rate = nl.local_rate = nl.paint_rate = 0;
     if (run("non-linear only", nl, rows, cols, deps, n)) return 1;
-    struct corrupt_config loc = all;
+    struct config_corrupt loc = all;
     loc.flip_rate = loc.nonlinear_rate = loc.paint_rate = 0;
     if (run("local shuffling only", loc, rows, cols, deps, n)) return 1;
-    if (run("paper's rates", corrupt_config_default(), rows, cols, deps, n)) return 1;
+    if (run("paper's rates", defaults.corrupt, rows, cols, deps, n)) return 1;
     return 0;
 }

@@ -110,6 +110,16 @@ run "$G" prep $conf --set "prep.inputs=$t/none/*.nii.gz" --set prep.output=$t/x.
 expect "inputs matching nothing: exit 2" test $rc -eq 2
 expect "inputs matching nothing: message" has "no scan matches '$t/none/\*.nii.gz'"
 
+# A failed allocation of the scan table (GENESIS_FAULT) on either rank ends prep on every rank
+# with the error, and leaves no output and no partial file.
+for rank in 0 1; do
+  GENESIS_FAULT=prep.records:$rank run "$MPIEXEC" -np 2 "$G" prep $conf \
+    --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/nomem$rank.h5
+  expect "scan table not allocated on rank $rank: exit 1 (got $rc)" test $rc -eq 1
+  expect "scan table not allocated on rank $rank: message" has "out of memory for the scan table"
+  expect "scan table not allocated on rank $rank: no output" test -z "$(ls $t | grep nomem$rank)"
+done
+
 # kill -9 mid-way: nothing at the output path.
 mkdir -p $t/big
 "$G" phantom --count 6 --output-dir $t/big --size 256,256,96 >/dev/null 2>&1

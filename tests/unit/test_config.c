@@ -5,6 +5,7 @@
 #include "genesis/config.h"
 #include "genesis/error.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,12 +162,41 @@ static void test_good_paths(void)
     EXPECT(config_key_count() > 20, "schema has %d keys", config_key_count());
 }
 
+/* config_corrupt_check judges a struct built in code by the schema's [corrupt] rows: the bounds
+ * that config_set enforces on text, and those the corruption records rely on. */
+static void test_corrupt_check(void)
+{
+    genesis_config cfg;
+    EXPECT_OK(config_defaults(&cfg));
+    EXPECT_OK(config_corrupt_check(&cfg.corrupt));
+    EXPECT_OK(config_set(&cfg, "corrupt.inpaint_max_blocks=16"));
+    EXPECT_OK(config_set(&cfg, "corrupt.outpaint_extra_blocks=15"));
+    EXPECT(cfg.corrupt.inpaint_max_blocks == CONFIG_CORRUPT_MAX_INPAINT_BLOCKS &&
+               cfg.corrupt.outpaint_extra_blocks == CONFIG_CORRUPT_MAX_OUTPAINT_EXTRA,
+           "the schema's block bounds are config.h's");
+    EXPECT_OK(config_corrupt_check(&cfg.corrupt));
+    EXPECT(config_set(&cfg, "corrupt.inpaint_max_blocks=17") == GEN_ERR_USAGE, "17 blocks read");
+    cfg.corrupt.inpaint_max_blocks = 17;
+    EXPECT(config_corrupt_check(&cfg.corrupt) == GEN_ERR_USAGE, "17 in-painting blocks accepted");
+    EXPECT(strstr(gen_error_message(), "corrupt.inpaint_max_blocks = 17 is out of range [0, 16]"),
+           "message: %s", gen_error_message());
+    EXPECT_OK(config_defaults(&cfg));
+    cfg.corrupt.local_rate = -0.25;
+    EXPECT(config_corrupt_check(&cfg.corrupt) == GEN_ERR_USAGE, "local_rate -0.25 accepted");
+    cfg.corrupt.local_rate = NAN;
+    EXPECT(config_corrupt_check(&cfg.corrupt) == GEN_ERR_USAGE, "local_rate NaN accepted");
+    EXPECT_OK(config_defaults(&cfg));
+    cfg.corrupt.bezier_samples = 1;
+    EXPECT(config_corrupt_check(&cfg.corrupt) == GEN_ERR_USAGE, "1 curve sample accepted");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_bad_files();
     test_bad_sets();
     test_good_paths();
+    test_corrupt_check();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

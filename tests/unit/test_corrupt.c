@@ -1,12 +1,14 @@
 /* The four corruptions (include/genesis/corrupt.h): config, geometry, the non-linear map against a
  * naive np.interp, rates, determinism across keys and threads. */
 #include "check.h"
+#include "genesis/config.h"
 #include "genesis/corrupt.h"
 #include "genesis/error.h"
 #include "genesis/rng.h"
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { R = 64, C = 64, D = 32, NV = R * C * D };
@@ -25,50 +27,56 @@ static void fill_distinct(float *cube, size_t n)
     }
 }
 
-static struct corrupt_config only(void)
+/* The paper's corruption settings: the defaults of the configuration schema. */
+static struct config_corrupt paper(void)
 {
-    struct corrupt_config c = corrupt_config_default();
+    genesis_config cfg;
+    if (config_defaults(&cfg) != GEN_OK) abort();
+    return cfg.corrupt;
+}
+
+static struct config_corrupt only(void)
+{
+    struct config_corrupt c = paper();
     c.flip_rate = c.local_rate = c.nonlinear_rate = c.paint_rate = 0;
     return c;
 }
 
 static void test_config(void)
 {
-    struct corrupt_config c = corrupt_config_default();
+    struct config_corrupt c = paper();
     EXPECT(c.flip_rate == 0.4 && c.flip_max == 3 && c.local_rate == 0.5 &&
                c.local_blocks == 10000 && c.nonlinear_rate == 0.9 && c.bezier_samples == 100000 &&
                c.invert_rate == 0.5 && c.paint_rate == 0.9 && c.inpaint_rate == 0.2 &&
                c.inpaint_max_blocks == 5 && c.inpaint_continue == 0.95 &&
                c.outpaint_extra_blocks == 4 && c.outpaint_continue == 0.95,
            "defaults are the paper's");
-    EXPECT_OK(corrupt_config_check(&c));
-    /* the key table describes the struct: defaults agree field by field */
-    EXPECT(corrupt_config_key_count == 13, "%d keys", corrupt_config_key_count);
-    for (int k = 0; k < corrupt_config_key_count; k++) {
-        const struct corrupt_config_key *key = &corrupt_config_keys[k];
-        const char *field = (const char *)&c + key->offset;
-        double v = key->type == 'd' ? *(const double *)(const void *)field
-                                    : (double)*(const int *)(const void *)field;
-        EXPECT(v == key->default_value, "key %s: default %g in table, %g in struct", key->key,
-               key->default_value, v);
-        EXPECT(key->min <= v && v <= key->max && key->help && key->help[0], "key %s", key->key);
-    }
-    struct corrupt_config bad = c;
+    EXPECT_OK(config_corrupt_check(&c));
+    /* the schema's ranges bound what a record can hold */
+    struct config_corrupt bad = c;
+    bad.inpaint_max_blocks = CORRUPT_MAX_INPAINT_BLOCKS;
+    bad.outpaint_extra_blocks = CORRUPT_MAX_OUTPAINT_EXTRA;
+    EXPECT_OK(config_corrupt_check(&bad));
+    bad = c;
     bad.flip_rate = 1.5;
-    EXPECT(corrupt_config_check(&bad) == GEN_ERR_USAGE, "flip_rate 1.5 accepted");
+    EXPECT(config_corrupt_check(&bad) == GEN_ERR_USAGE, "flip_rate 1.5 accepted");
     EXPECT(strstr(gen_error_message(), "flip_rate") != NULL, "message names the key: %s",
            gen_error_message());
     bad = c;
     bad.bezier_samples = 1;
-    EXPECT(corrupt_config_check(&bad) == GEN_ERR_USAGE, "bezier_samples 1 accepted");
+    EXPECT(config_corrupt_check(&bad) == GEN_ERR_USAGE, "bezier_samples 1 accepted");
     bad = c;
     bad.inpaint_max_blocks = CORRUPT_MAX_INPAINT_BLOCKS + 1;
-    EXPECT(corrupt_config_check(&bad) == GEN_ERR_USAGE, "too many in-painting blocks accepted");
+    EXPECT(config_corrupt_check(&bad) == GEN_ERR_USAGE, "too many in-painting blocks accepted");
+    bad = c;
+    bad.outpaint_extra_blocks = CORRUPT_MAX_OUTPAINT_EXTRA + 1;
+    EXPECT(corrupt_shape_check(&bad, 64, 64, 32) == GEN_ERR_USAGE,
+           "the shape check accepts too many out-painting blocks");
 
     EXPECT(corrupt_shape_check(&c, 64, 64, 32) == GEN_OK, "64x64x32");
     EXPECT(corrupt_shape_check(&c, 64, 64, 12) == GEN_ERR_USAGE, "deps 12 is too small to "
                                                                  "out-paint");
-    struct corrupt_config none = only();
+    struct config_corrupt none = only();
     EXPECT(corrupt_shape_check(&none, 3, 5, 2) == GEN_OK, "nothing to draw: any shape");
     struct corrupt_workspace *ws = NULL;
     EXPECT(corrupt_workspace_create(&ws, &c, 9, 64, 32) == GEN_ERR_USAGE && ws == NULL,
@@ -102,7 +110,7 @@ static void test_flip_primitive(void)
 /* Flips drawn in corrupt_sample apply to input and target alike. */
 static void test_flip_in_sample(float *cube, float *in, float *tg, float *ref)
 {
-    struct corrupt_config c = only();
+    struct config_corrupt c = only();
     c.flip_rate = 0.7;
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &c, R, C, D));
@@ -195,7 +203,7 @@ static void test_shuffle_block(void)
 /* Local shuffling inside corrupt_sample reads blocks from the uncorrupted cube. */
 static void test_local_in_sample(float *cube, float *in, float *tg)
 {
-    struct corrupt_config c = only();
+    struct config_corrupt c = only();
     c.local_rate = 1;
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &c, R, C, D));
@@ -268,7 +276,7 @@ static void test_nonlinear(void)
     enum { NS = 100000, NVAL = 40000 };
     static double xs[NS], ys[NS];
     static float vals[NVAL], mapped[NVAL];
-    struct corrupt_config c = corrupt_config_default();
+    struct config_corrupt c = paper();
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &c, R, C, D));
     /* control points: random ones, a non-monotone x (S-shaped back and forth), flat ends */
@@ -345,7 +353,7 @@ static void test_painting(float *in, float *tg)
     for (size_t v = 0; v < NV; v++) cube[v] = 2.0f + (float)v;
     const int dims[3] = {R, C, D};
     for (int mode = 0; mode < 2; mode++) { /* 0 in-painting, 1 out-painting */
-        struct corrupt_config c = only();
+        struct config_corrupt c = only();
         c.paint_rate = 1;
         c.inpaint_rate = mode == 0 ? 1 : 0;
         struct corrupt_workspace *ws;
@@ -411,7 +419,7 @@ static void test_rates(void)
     enum { S = 16, N = 4000 };
     static float cube[S * S * S], in[S * S * S], tg[S * S * S];
     fill_distinct(cube, S * S * S);
-    struct corrupt_config c = corrupt_config_default();
+    struct config_corrupt c = paper();
     c.local_blocks = 4; /* rates do not depend on the counts; keep the test fast */
     c.bezier_samples = 64;
     struct corrupt_workspace *ws;
@@ -459,7 +467,7 @@ static void test_odd_shapes(void)
         float *tg = malloc(nv * sizeof *tg);
         if (!cube || !in || !tg) return;
         fill_distinct(cube, nv);
-        struct corrupt_config cfg = corrupt_config_default();
+        struct config_corrupt cfg = paper();
         cfg.flip_rate = cfg.local_rate = cfg.nonlinear_rate = cfg.paint_rate = 1;
         cfg.bezier_samples = 1000;
         struct corrupt_workspace *ws;
@@ -488,7 +496,7 @@ struct thread_job {
 static void *thread_main(void *arg)
 {
     struct thread_job *job = arg;
-    struct corrupt_config c = corrupt_config_default();
+    struct config_corrupt c = paper();
     struct corrupt_workspace *ws;
     job->status = corrupt_workspace_create(&ws, &c, R, C, D);
     if (job->status) return NULL;
@@ -502,7 +510,7 @@ static void *thread_main(void *arg)
 
 static void test_determinism(float *cube, float *in, float *tg)
 {
-    struct corrupt_config c = corrupt_config_default();
+    struct config_corrupt c = paper();
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &c, R, C, D));
     float *in2 = malloc(NV * sizeof *in2), *tg2 = malloc(NV * sizeof *tg2);

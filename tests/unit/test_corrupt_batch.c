@@ -1,6 +1,7 @@
 /* The batch maker and its worker thread (include/genesis/batch.h). */
 #include "check.h"
 #include "genesis/batch.h"
+#include "genesis/config.h"
 #include "genesis/error.h"
 
 #include <stdint.h>
@@ -19,7 +20,9 @@ int main(void)
     const int64_t index[B] = {17, 3, 99999999999, 0, 42};
     struct corrupt_record rec1[B], rec2[B];
 
-    struct corrupt_config cfg = corrupt_config_default();
+    genesis_config defaults;
+    EXPECT_OK(config_defaults(&defaults));
+    struct config_corrupt cfg = defaults.corrupt; /* the paper\'s */
     cfg.flip_rate = cfg.local_rate = cfg.nonlinear_rate = cfg.paint_rate = 0.7;
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &cfg, R, C, D));

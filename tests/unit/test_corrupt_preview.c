@@ -1,6 +1,7 @@
 /* PNG writing and the corruption preview (include/genesis/png.h), read back with libpng. */
 #include "check.h"
 #include "genesis/batch.h"
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/png.h"
 
@@ -80,7 +81,9 @@ static void test_preview(const char *dir)
     int64_t index[N] = {7, 123456, 42};
     struct corrupt_record rec[N];
     unsigned masks[N];
-    struct corrupt_config cfg = corrupt_config_default();
+    genesis_config defaults;
+    EXPECT_OK(config_defaults(&defaults));
+    struct config_corrupt cfg = defaults.corrupt; /* the paper\'s */
     struct corrupt_workspace *ws;
     EXPECT_OK(corrupt_workspace_create(&ws, &cfg, R, C, D));
     struct batch_job job = {.seed = 1, .epoch = 0, .n = N, .sample_index = index, .cubes = ptrs,

@@ -3,6 +3,7 @@
  * keyed RNG, the lung score is recomputed for accepted AND rejected attempts. */
 #include "check.h"
 
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/extract.h"
 #include "genesis/normalize.h"
@@ -334,13 +335,45 @@ static void test_normalize(void)
     int st = normalize_volume(flat, 4, &o, NULL, "flat.nii");
     EXPECT(st == GEN_ERR_DATA && strstr(gen_error_message(), "flat.nii"), "constant scan refused: %s",
            gen_error_message());
-    enum norm_mode m;
-    EXPECT(norm_mode_parse(&m, "mri_minmax") == GEN_OK && m == NORM_MRI_MINMAX, "parse mode");
-    EXPECT(norm_mode_parse(&m, "hu") == GEN_ERR_USAGE, "unknown mode refused");
-    enum extract_filter f;
-    EXPECT(extract_filter_parse(&f, "foreground") == GEN_OK && f == EXTRACT_FILTER_FOREGROUND,
-           "parse filter");
-    EXPECT(extract_filter_parse(&f, "lungs") == GEN_ERR_USAGE, "unknown filter refused");
+}
+
+/* [prep] normalize and filter as the schema reads them, and normalize_options_from_config. */
+static void test_options_from_config(void)
+{
+    genesis_config cfg;
+    EXPECT_OK(config_defaults(&cfg));
+    char set[128];
+    for (int m = NORM_CT; m <= NORM_MRI_MINMAX; m++) { /* the names are the schema's choices */
+        snprintf(set, sizeof set, "prep.normalize=%s", norm_mode_name((enum norm_mode)m));
+        EXPECT_OK(config_set(&cfg, set));
+        norm_options n;
+        EXPECT_OK(normalize_options_from_config(&cfg.prep, &n));
+        EXPECT(n.mode == (enum norm_mode)m, "%s: mode %d", set, (int)n.mode);
+    }
+    for (int f = EXTRACT_FILTER_LUNG; f <= EXTRACT_FILTER_NONE; f++) {
+        snprintf(set, sizeof set, "prep.filter=%s", extract_filter_name((enum extract_filter)f));
+        EXPECT_OK(config_set(&cfg, set));
+        EXPECT(cfg.prep.filter == f, "%s: filter %d", set, cfg.prep.filter);
+    }
+    EXPECT(config_set(&cfg, "prep.normalize=hu") == GEN_ERR_USAGE, "unknown mode refused");
+    EXPECT(config_set(&cfg, "prep.filter=lungs") == GEN_ERR_USAGE, "unknown filter refused");
+    norm_options n;
+    EXPECT_OK(config_set(&cfg, "prep.normalize=mri_window"));
+    EXPECT_OK(normalize_options_from_config(&cfg.prep, &n));
+    EXPECT(n.lo == 0 && n.hi == 4000, "mri_window: the unset window is [0, 4000], got [%g, %g]", n.lo, n.hi);
+    EXPECT_OK(config_set(&cfg, "prep.window_hi=300"));
+    EXPECT_OK(normalize_options_from_config(&cfg.prep, &n));
+    EXPECT(n.lo == -1000 && n.hi == 300, "mri_window: a set window is kept, got [%g, %g]", n.lo, n.hi);
+    EXPECT_OK(config_set(&cfg, "prep.window_lo=300"));
+    EXPECT(normalize_options_from_config(&cfg.prep, &n) == GEN_ERR_USAGE, "empty window accepted");
+    EXPECT_OK(config_defaults(&cfg));
+    EXPECT_OK(config_set(&cfg, "prep.normalize=mri_minmax"));
+    EXPECT_OK(config_set(&cfg, "prep.percentile_lo=0.5"));
+    EXPECT_OK(config_set(&cfg, "prep.percentile_hi=99.5"));
+    EXPECT_OK(normalize_options_from_config(&cfg.prep, &n));
+    EXPECT(n.pct_lo == 0.5 && n.pct_hi == 99.5, "percentiles %g, %g", n.pct_lo, n.pct_hi);
+    EXPECT_OK(config_set(&cfg, "prep.percentile_lo=99.5"));
+    EXPECT(normalize_options_from_config(&cfg.prep, &n) == GEN_ERR_USAGE, "empty percentiles accepted");
 }
 
 int main(void)
@@ -348,6 +381,7 @@ int main(void)
     test_lung_filter_replayed();
     test_corners_and_limits();
     test_resized_crops();
+    test_options_from_config();
     test_normalize();
     TEST_MAIN_END();
 }
