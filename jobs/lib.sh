@@ -49,7 +49,9 @@ genesis_sets_from() {
 
 genesis_job_end() {
   local status=$1 what=$2
-  if [ "$status" -eq 0 ]; then genesis_log "$what finished"; else genesis_log "$what failed (status $status)"; fi
+  if [ "$status" -eq 0 ]; then genesis_log "$what finished"
+  else genesis_log "$what failed (status $status)"
+  fi
   exit "$status"
 }
 

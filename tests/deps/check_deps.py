@@ -225,7 +225,7 @@ def self_check(root):
                 print(f'ok: planted {line} in {path}: reported')
                 reported += 1
             else:
-                print(f'FAILED: planted {line} in {path}: not reported as "{expected}"')
+                print(f'FAILED: planted {line} in {path}: not reported as "{" and ".join(expected)}"')
                 failures += 1
         # the plants move every line down by one: compare the reports that are not about a plant
         planted_files = {p for p, _, _ in plants}
