@@ -8,10 +8,52 @@
 #            GENESIS_LAUNCHER srun | mpirun (default: srun under Slurm, mpirun otherwise)
 #            GENESIS_NP       ranks (default: the scheduler's task count)
 #            GENESIS_THREADS  OpenBLAS threads per rank (default: cpus per task, else 1)
+#
+# The scripts' common steps:
+# genesis_job_config USAGE [CONFIG [ARG...]]   genesis_config=CONFIG, genesis_args=(ARG...);
+#                                  without CONFIG: logs USAGE and exits 2
+# genesis_sets_from VALUE          the array genesis_sets: --set ITEM for each ITEM of VALUE (the
+#                                  PBS scripts' GENESIS_SETS), ITEMs section.key=value separated by
+#                                  blanks or newlines. Nothing in VALUE is expanded: a pattern such
+#                                  as prep.inputs=/data/*.nii.gz reaches genesis as written (genesis
+#                                  expands it); a value cannot hold a blank (put such a setting in
+#                                  the configuration file). An ITEM that is not section.key=value:
+#                                  exits 2.
+# genesis_job_end STATUS WHAT      logs "WHAT finished" (STATUS 0) or "WHAT failed (status STATUS)"
+#                                  and exits with STATUS
 
 GENESIS_EXIT_CONTINUE=75
 
 genesis_log() { echo "genesis-job [$(date '+%F %T')]: $*"; }
+
+genesis_job_config() {
+  local usage=$1; shift
+  [ $# -gt 0 ] && [ -n "$1" ] || { genesis_log "$usage"; exit 2; }
+  genesis_config=$1; shift
+  genesis_args=("$@")
+}
+
+genesis_sets_from() {
+  local items item
+  genesis_sets=()
+  # read splits on blanks and newlines and expands nothing (no globbing, unlike an unquoted $VALUE)
+  read -r -d '' -a items <<<"$1" || true
+  for item in "${items[@]}"; do
+    if ! [[ $item =~ ^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*= ]]; then
+      genesis_log "GENESIS_SETS: '$item' is not section.key=value (items are separated by blanks)"
+      exit 2
+    fi
+    genesis_sets+=(--set "$item")
+  done
+}
+
+genesis_job_end() {
+  local status=$1 what=$2
+  if [ "$status" -eq 0 ]; then genesis_log "$what finished"
+  else genesis_log "$what failed (status $status)"
+  fi
+  exit "$status"
+}
 
 genesis_find_executable() {
   if [ -n "${GENESIS:-}" ]; then return; fi

@@ -40,10 +40,8 @@ max_steps = 2
 checkpoint_minutes = 0
 preview_epochs = 0
 INI
-run "$G" phantom --count 2 --output-dir $t/scans --size 128,128,64
-expect "phantoms" test $rc -eq 0
-run "$MPIEXEC" -np 2 "$G" prep $t/w32.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes.h5
-expect "prep" test $rc -eq 0
+make_cubes $t/w32.ini $t 2 128,128,64
+expect "phantoms and prep" test $rc -eq 0
 start=$SECONDS
 run "$MPIEXEC" -np 2 "$G" train $t/w32.ini --set train.data=$t/cubes.h5 --set train.output=$t/w32
 expect "train width 32 for 2 steps" test $rc -eq 0

@@ -21,13 +21,12 @@ cubes_per_scan = 6
 validation_fraction = 0.25
 test_fraction = 0.25
 INI
-mkdir -p $t/scans
-run "$MPIEXEC" -np 2 "$G" phantom --count 4 --output-dir $t/scans --size 256,256,96
+make_scans 2 $t/scans 4 256,256,96
 expect "phantom writes 4 scans" test "$(ls $t/scans/*.nii.gz | wc -l)" = 4
 
 # Rank-count invariance: the same cubes, provenance and scan table at 1 and 3 ranks.
 for np in 1 3; do
-  run "$MPIEXEC" -np $np "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes$np.h5
+  prep_cubes $np $conf "$t/scans/*.nii.gz" $t/cubes$np.h5
   expect "prep at $np ranks exits 0" test $rc -eq 0
   [ $rc -eq 0 ] || echo "$out"
 done
@@ -47,7 +46,7 @@ sc = f['scans'][...]; sp = f['split'][...]; si = f['scan_index'][...]
 assert all(sp[i] == sc[si[i]]['split'] for i in range(len(sp))), 'split by scan'
 assert f.attrs['format_version'] == 1"
 # Explicit split lists instead of fractions.
-run "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/lists.h5 \
+prep_cubes - $conf "$t/scans/*.nii.gz" $t/lists.h5 \
     --set "prep.validation_scans=*phantom_0001*" --set "prep.test_scans=*phantom_0002*,*phantom_0003*"
 run "$G" info $t/lists.h5
 expect "explicit lists: phantom_0001 in validation" grep -q "validation .*phantom_0001" <<<"$out"
@@ -55,7 +54,8 @@ expect "explicit lists: phantom_0002 and _0003 in test" test "$(grep -c "test .*
 expect "explicit lists: phantom_0000 in train" grep -q "train .*phantom_0000" <<<"$out"
 
 run "$G" preview $t/cubes1.h5 -o $t/preview.png -n 3
-expect "preview writes a PNG" bash -c "test $rc -eq 0 && head -c 8 $t/preview.png | od -An -tx1 | grep -q '89 50 4e 47'"
+png_written() { [ $rc -eq 0 ] && head -c 8 "$1" | od -An -tx1 | grep -q '89 50 4e 47'; }
+expect "preview writes a PNG" png_written $t/preview.png
 
 # Real MRI volumes (mricron-data).
 mri=/usr/share/mricron/templates
@@ -84,7 +84,7 @@ nib.save(nib.Nifti1Image(v, np.eye(4)), d + '/nan.nii.gz')
 nib.save(nib.Nifti1Image(np.full((40, 40, 20), -800, np.int16), np.eye(4)), d + '/small.nii.gz')
 nib.save(nib.Nifti1Image(np.full((160, 160, 64), 700, np.int16), np.eye(4)), d + '/dense.nii.gz')
 PY
-run "$MPIEXEC" -np 2 "$G" prep $conf --set "prep.inputs=$t/bad/*.nii.gz" --set prep.output=$t/bad.h5
+prep_cubes 2 $conf "$t/bad/*.nii.gz" $t/bad.h5
 expect "prep with bad scans still succeeds" test $rc -eq 0
 for f in garbage truncated corrupt flat2d nan small dense; do
   expect "bad scan $f.nii.gz: warning names it" has "warning on rank [0-9]: skipping scan: $t/bad/$f.nii.gz"
@@ -92,21 +92,21 @@ done
 expect "final report counts the skipped scans" has "7 of 8 scans skipped"
 run "$G" info $t/bad.h5
 expect "info lists 7 skipped" has "8, of which 1 used and 7 skipped"
-run "$MPIEXEC" -np 2 "$G" prep $conf --set "prep.inputs=$t/bad/*.nii.gz" --set prep.output=$t/strict.h5 --set prep.strict=true
+prep_cubes 2 $conf "$t/bad/*.nii.gz" $t/strict.h5 --set prep.strict=true
 expect "strict = true: a bad scan is an error" test $rc -eq 1
 expect "strict = true: the error names the scan" has "genesis: error: $t/bad/"
 expect "strict = true: no output, no partial file" test -z "$(ls $t | grep strict)"
 
 # Outputs: an existing file is refused unless overwrite = true; a missing folder before any work.
-run "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes1.h5
+prep_cubes - $conf "$t/scans/*.nii.gz" $t/cubes1.h5
 expect "existing output refused (exit 2)" test $rc -eq 2
 expect "existing output refused: message" has "exists (set overwrite = true"
-run "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes1.h5 --set prep.overwrite=true
+prep_cubes - $conf "$t/scans/*.nii.gz" $t/cubes1.h5 --set prep.overwrite=true
 expect "overwrite = true replaces it" test $rc -eq 0
-run "$MPIEXEC" -np 2 "$G" prep $conf --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/nowhere/cubes.h5
+prep_cubes 2 $conf "$t/scans/*.nii.gz" $t/nowhere/cubes.h5
 expect "missing output folder: exit 1" test $rc -eq 1
-expect "missing output folder: one message" test "$(grep -c "folder '$t/nowhere' does not exist" <<<"$out")" = 1
-run "$G" prep $conf --set "prep.inputs=$t/none/*.nii.gz" --set prep.output=$t/x.h5
+expect "missing output folder: one message" once "folder '$t/nowhere' does not exist"
+prep_cubes - $conf "$t/none/*.nii.gz" $t/x.h5
 expect "inputs matching nothing: exit 2" test $rc -eq 2
 expect "inputs matching nothing: message" has "no scan matches '$t/none/\*.nii.gz'"
 
@@ -121,8 +121,7 @@ for rank in 0 1; do
 done
 
 # kill -9 mid-way: nothing at the output path.
-mkdir -p $t/big
-"$G" phantom --count 6 --output-dir $t/big --size 256,256,96 >/dev/null 2>&1
+make_scans - $t/big 6 256,256,96
 setsid "$MPIEXEC" -np 2 "$G" prep $conf --set "prep.inputs=$t/big/*.nii.gz" --set prep.output=$t/killed.h5 \
   --set prep.border_xy=16 >/dev/null 2>&1 &
 pid=$!

@@ -3,7 +3,8 @@
 # jobs/slurm/pretrain.sbatch; SIGUSR1 (scancel --signal=USR1 --batch) makes it checkpoint, exit 75
 # and requeue itself; the requeued job resumes and finishes with weights bitwise equal to an
 # uninterrupted run's. The PBS script goes through qsub (slurm-wlm-torque) on the same Slurm, with
-# a resubmission, and runs directly with PBS_* variables set. prep.sbatch prepares the cubes.
+# a resubmission, and runs directly with PBS_* variables set. prep.sbatch prepares the cubes;
+# prep.pbs, run directly, passes the patterns of GENESIS_SETS to genesis unexpanded.
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 SRC=${GENESIS_SOURCE_DIR:?}
@@ -44,7 +45,7 @@ max_steps = 30
 log_every = 1
 checkpoint_minutes = 0
 INI
-"$G" phantom --count 2 --output-dir $t/scans --size 128,128,64 >/dev/null
+make_scans - $t/scans 2 128,128,64
 
 # prep as a batch job
 id=$(cd $t && timeout 30 sbatch --parsable --output=$t/prep-%j.out "$SRC/jobs/slurm/prep.sbatch" $t/run.ini)
@@ -52,6 +53,17 @@ state=$(slurm_wait_job $id 120)
 expect "prep.sbatch completes ($state)" test "$state" = COMPLETED ||
   { slurm_diagnose "prep job $id: $state"; tail -20 $t/prep-$id.out; }
 expect "prep.sbatch wrote the cubes" test -s $t/cubes.h5
+
+# prep.pbs run directly with patterns in GENESIS_SETS: they reach genesis as written, not expanded
+# by the script in its working folder (where a decoy file matches one of them)
+mkdir -p $t/pbs-prep && touch "$t/pbs-prep/prep.test_scans=decoy_phantom_0001"
+(cd $t/pbs-prep && PBS_O_WORKDIR=$t/pbs-prep PBS_JOBID=3.local GENESIS_LAUNCHER=mpirun GENESIS_NP=2 \
+   GENESIS_CONFIG=$t/run.ini GENESIS_SETS="prep.output=$t/pbs-cubes.h5 prep.test_scans=*phantom_0001*" \
+   timeout 120 bash "$SRC/jobs/pbs/prep.pbs" > $t/pbs-prep.out 2>&1)
+expect "prep.pbs with patterns in GENESIS_SETS completes" test $? -eq 0 || tail -5 $t/pbs-prep.out
+run "$G" info $t/pbs-cubes.h5
+expect "prep.pbs: the pattern reached genesis unexpanded (phantom_0001 is the test scan)" \
+  has "test .*phantom_0001"
 
 # the uninterrupted reference
 timeout 300 mpirun -np 2 "$G" train $t/run.ini --set train.output=$t/reference >$t/reference.log 2>&1

@@ -26,9 +26,8 @@ learning_rate = 0.1
 log_every = 1
 checkpoint_minutes = 0
 INI
-run "$G" phantom --count 3 --output-dir $t/scans
-run "$MPIEXEC" -np 2 "$G" prep $t/train.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes.h5
-expect "prep for training" test $rc -eq 0
+make_cubes $t/train.ini $t 3
+expect "phantoms and prep for training" test $rc -eq 0
 
 # The same run at 1, 2 and 3 ranks (global batch 6, synchronised BN).
 for np in 1 2 3; do
@@ -141,7 +140,7 @@ run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/v2.h5 --set tra
 expect "wrong format version: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: $t/v2.h5: cubes file format version 2" <<<"$out")" = 1
 run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/shape.h5 --set train.output=$t/bad3
 expect "wrong cube shape: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: .*multiple" <<<"$out")" = 1
-run "$MPIEXEC" -np 2 "$G" prep $t/train.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/noval.h5 --set prep.validation_fraction=0
+prep_cubes 2 $t/train.ini "$t/scans/*.nii.gz" $t/noval.h5 --set prep.validation_fraction=0
 run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/noval.h5 --set train.output=$t/bad4
 expect "empty validation split: one error" test $rc -ne 0 -a "$(grep -c "genesis: error: the cubes file has no validation cubes" <<<"$out")" = 1
 run "$MPIEXEC" -np 3 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/bad5 --set train.batch=2

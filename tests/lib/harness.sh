@@ -4,8 +4,28 @@
 #   ok WHAT / bad WHAT  count a check directly
 #   run CMD...          runs CMD with a time limit (RUN_TIMEOUT seconds, default 600); sets
 #                       $out (stdout and stderr), $rc and $secs
-#   has TEXT            does $out contain TEXT?
+#   has TEXT            does $out contain TEXT (a grep pattern)?
+#   has_all TEXT...     does $out contain every TEXT?
+#   lacks TEXT          does $out not contain TEXT?
+#   once TEXT           does exactly one line of $out contain TEXT (an error printed once)?
+#   succeeded_with TEXT did the last run exit 0 with TEXT in $out?
 #   finish              prints "N passed, M failed" and returns the status ctest reads
+# $out is only ever passed to grep as data, never spliced into a command string: output with
+# quotes or $ in it cannot break a check.
+#
+# Set-up of scans and cubes (need $G, the genesis executable, and $MPIEXEC); NP is a rank count
+# for $MPIEXEC -np, or "-" for the executable alone (no mpirun):
+#   make_scans NP DIR COUNT [SIZE]
+#                       COUNT phantom scans into folder DIR (SIZE voxels, e.g. 128,128,64; default
+#                       the phantom's own); sets $out, $rc, $secs
+#   prep_cubes NP INI SCANS OUTPUT [ARG...]
+#                       genesis prep INI --set prep.inputs=SCANS --set prep.output=OUTPUT ARG...,
+#                       SCANS a pattern that genesis expands (e.g. "$t/scans/*.nii.gz"), ARGs e.g.
+#                       --set prep.strict=true; sets $out, $rc, $secs
+#   make_cubes INI DIR COUNT [SIZE]
+#                       the usual set-up: COUNT phantoms into DIR/scans (make_scans -), then a
+#                       2-rank prep of them with INI into DIR/cubes.h5; $out and $rc are the
+#                       phantom's if it failed, else the prep's
 failures=0; checks=0
 ok() { checks=$((checks + 1)); echo "ok: $*"; }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
@@ -16,7 +36,32 @@ run() {
   secs=$(echo "$(date +%s.%N) - $start" | bc)
 }
 has() { grep -q -- "$1" <<<"$out"; }
+has_all() { local text; for text in "$@"; do has "$text" || return 1; done; }
+lacks() { ! has "$1"; }
+once() { [ "$(grep -c -- "$1" <<<"$out")" -eq 1 ]; }
+succeeded_with() { [ "$rc" -eq 0 ] && has "$1"; }
 finish() {
   echo "$((checks - failures)) passed, $failures failed"
   [ $failures -eq 0 ]
+}
+
+# genesis_on NP ARG...: genesis ARG... on NP ranks (or alone when NP is "-"), through run
+genesis_on() {
+  local np=$1; shift
+  if [ "$np" = - ]; then run "$G" "$@"; else run "$MPIEXEC" -np "$np" "$G" "$@"; fi
+}
+make_scans() {
+  local np=$1 dir=$2 count=$3 size=${4:-}
+  mkdir -p "$dir"
+  genesis_on "$np" phantom --count "$count" --output-dir "$dir" ${size:+--size "$size"}
+}
+prep_cubes() {
+  local np=$1 ini=$2 scans=$3 output=$4; shift 4
+  genesis_on "$np" prep "$ini" --set "prep.inputs=$scans" --set "prep.output=$output" "$@"
+}
+make_cubes() {
+  local ini=$1 dir=$2 count=$3 size=${4:-}
+  make_scans - "$dir/scans" "$count" "$size" || return
+  [ "$rc" -eq 0 ] || return
+  prep_cubes 2 "$ini" "$dir/scans/*.nii.gz" "$dir/cubes.h5"
 }
