@@ -171,9 +171,11 @@ int trainer_resume(struct trainer *t, int *resumed)
             return GEN_OK;
         }
         if (t->rank == 0)
-            log_warn("cannot resume from %s: %s; trying an older checkpoint", candidates[i], gen_error_message());
+            log_warn("cannot resume from %s: %s; trying an older checkpoint", candidates[i],
+                     gen_error_message());
         gen_error_clear();
     }
-    if (count > 0) FAIL_ALL(GEN_ERR_DATA, "no readable checkpoint in %s (set resume = never to start over)", t->ckpt_dir);
+    if (count > 0)
+        FAIL_ALL(GEN_ERR_DATA, "no readable checkpoint in %s (set resume = never to start over)", t->ckpt_dir);
     return GEN_OK;
 }

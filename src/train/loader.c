@@ -104,8 +104,8 @@ static int allocate_buffers(loader *l)
     l->val_cube_ptrs = malloc(sizeof *l->val_cube_ptrs * b);
     l->val_records = malloc(sizeof *l->val_records * b);
     l->val_masks = malloc(sizeof *l->val_masks * b);
-    int ok = l->train && l->perm && l->window && l->window_index && l->cube_ptrs && l->val_cubes && l->val_index &&
-             l->val_cube_ptrs && l->val_records && l->val_masks;
+    int ok = l->train && l->perm && l->window && l->window_index && l->cube_ptrs && l->val_cubes &&
+             l->val_index && l->val_cube_ptrs && l->val_records && l->val_masks;
     for (int k = 0; k < 2; k++) ok = ok && l->inputs[k] && l->targets[k] && l->indices[k];
     CHECK(ok, GEN_ERR_NOMEM, "out of memory for the data loader (batch %lld, window %lld steps)",
           (long long)l->opt.batch, (long long)l->opt.window_steps);

@@ -109,8 +109,9 @@ static int check_replicas(struct trainer *t)
     for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ul;
     int same = 0;
     CALL(world_same_u64(h, &same));
-    if (!same) FAIL_ALL(GEN_ERR_INTERNAL, "replicas diverged at step %lld: parameter checksums differ across ranks",
-                        (long long)t->st.global_step);
+    if (!same)
+        FAIL_ALL(GEN_ERR_INTERNAL, "replicas diverged at step %lld: parameter checksums differ across ranks",
+                 (long long)t->st.global_step);
     log_run(t, "train: replicas identical at step %lld (checksum %016lx)", (long long)t->st.global_step, h);
     return GEN_OK;
 }
@@ -224,10 +225,12 @@ struct progress_window {
 static void log_progress(struct trainer *t, struct progress_window *w, int64_t steps)
 {
     const struct config_train *c = &t->cfg->train;
-    double now = profile_now(), per_step = (now - w->epoch_start) / (double)(t->st.step_in_epoch - w->first_step);
-    log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s | epoch ETA %.0f s | comm %.1f%%",
-            (long long)t->st.epoch, (long long)t->st.step_in_epoch, (long long)steps, w->loss / (double)w->steps,
-            t->st.lr, (double)(c->batch * w->steps) / (now - w->start),
+    double now = profile_now();
+    double per_step = (now - w->epoch_start) / (double)(t->st.step_in_epoch - w->first_step);
+    log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s | epoch ETA %.0f s | "
+               "comm %.1f%%",
+            (long long)t->st.epoch, (long long)t->st.step_in_epoch, (long long)steps,
+            w->loss / (double)w->steps, t->st.lr, (double)(c->batch * w->steps) / (now - w->start),
             per_step * (double)(steps - t->st.step_in_epoch), 100.0 * w->comm_seconds / (now - w->start));
     w->start = now, w->loss = 0, w->comm_seconds = 0, w->steps = 0;
     metrics_flush(t);
@@ -249,7 +252,8 @@ static int end_epoch(struct trainer *t, double epoch_start, int *stop)
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
     if (t->st.bad_epochs >= c->patience) {
-        log_run(t, "train: stopping early: %lld epochs without a better validation loss", (long long)t->st.bad_epochs);
+        log_run(t, "train: stopping early: %lld epochs without a better validation loss",
+                (long long)t->st.bad_epochs);
         *stop = 1;
     }
     return GEN_OK;
