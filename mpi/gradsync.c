@@ -2,15 +2,16 @@
 #include "genesis/gradsync.h"
 
 #include "genesis/error.h"
+#include "genesis/profile.h"
 #include "genesis/world.h"
 
 #include <stdlib.h>
 
 /* Bucket b covers the arena's floats [begin[b + 1], begin[b]); begin[0] = n, begin[buckets] = 0. */
-int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap, MPI_Comm comm)
+int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap)
 {
-    g->comm = comm;
-    MPI_CALL(MPI_Comm_size(comm, &g->ranks));
+    g->comm = MPI_COMM_WORLD;
+    MPI_CALL(MPI_Comm_size(g->comm, &g->ranks));
     g->grads = grads;
     g->n = n;
     g->overlap = overlap;
@@ -67,9 +68,9 @@ int gradsync_ready(gradsync *g, size_t first_final)
 int gradsync_finish(gradsync *g)
 {
     while (g->started < g->buckets) CALL(start_bucket(g));
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     if (g->ranks > 1) MPI_CALL(MPI_Waitall(g->buckets, g->requests, MPI_STATUSES_IGNORE));
-    g->wait_seconds += MPI_Wtime() - t0;
+    g->wait_seconds += profile_now() - t0;
     g->started = 0;
     if (g->ranks > 1) {
         const float scale = 1.0f / (float)g->ranks;
@@ -81,9 +82,9 @@ int gradsync_finish(gradsync *g)
 int gradsync_bn_allreduce(double *sums, int count, void *ctx)
 {
     gradsync *g = ctx;
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, g->comm));
-    g->bn_seconds += MPI_Wtime() - t0;
+    g->bn_seconds += profile_now() - t0;
     g->bn_calls++;
     return GEN_OK;
 }

@@ -3,6 +3,7 @@
 
 #include "genesis/error.h"
 #include "genesis/h5par.h"
+#include "genesis/profile.h"
 #include "genesis/world.h"
 
 #include <cblas.h>
@@ -51,65 +52,65 @@ static int check_blas(double *max_error)
     return fault_point("smoke.blas");
 }
 
+/* As H5_CHECK (h5par.h), in the goto-cleanup form. */
+#define H5_CHECK_GOTO(ok, what, name)                                                          \
+    do {                                                                                       \
+        if (!(ok)) {                                                                           \
+            status = h5par_error((what), (name), __FILE__, __LINE__);                          \
+            goto cleanup;                                                                      \
+        }                                                                                      \
+    } while (0)
+
 /* Every rank writes row `rank` of a [size, ROW_FLOATS] dataset collectively, then reads row
  * (rank + 1) % size back and checks it. */
 static int write_and_read(const char *path, long *bytes)
 {
-    int rank = world_rank(), size = world_size();
-    float row[ROW_FLOATS];
+    int rank = world_rank(), size = world_size(), peer = (rank + 1) % size;
+    float row[ROW_FLOATS], back[ROW_FLOATS];
     for (int i = 0; i < ROW_FLOATS; i++) row[i] = (float)(rank * ROW_FLOATS + i);
     hid_t file = -1;
     /* Every rank takes part in the create: agree on its outcome (e.g. an unwritable folder is
      * then one clean, collective error). After it, a rank that fails returns at once: it must not
-     * enter another collective, and the top level aborts the job with its message. */
+     * enter another collective (the file is closed only on success), and the top level aborts
+     * the job with its message. */
     CALL(world_agree(h5par_create(path, MPI_COMM_WORLD, &file)));
     CALL(fault_point("smoke.hdf5"));
     int status = GEN_OK;
     hsize_t dims[2] = {(hsize_t)size, ROW_FLOATS}, count[2] = {1, ROW_FLOATS};
-    hid_t space = -1, dset = -1, memspace = -1, dxpl = -1;
-    {
-        space = H5Screate_simple(2, dims, NULL);
-        dset = H5Dcreate2(file, "smoke", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        memspace = H5Screate_simple(2, count, NULL);
-        dxpl = h5par_collective_transfer();
-        hsize_t start[2] = {(hsize_t)rank, 0};
-        if (space < 0 || dset < 0 || memspace < 0 || dxpl < 0 ||
-            H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dwrite(dset, H5T_NATIVE_FLOAT, memspace, space, dxpl, row) < 0)
-            status = h5par_error("cannot write dataset 'smoke' of", path, __FILE__, __LINE__);
-    }
-    if (status == GEN_OK) {
-        float back[ROW_FLOATS];
-        int peer = (rank + 1) % size;
-        hsize_t start[2] = {(hsize_t)peer, 0};
-        if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dread(dset, H5T_NATIVE_FLOAT, memspace, space, dxpl, back) < 0)
-            status = h5par_error("cannot read dataset 'smoke' of", path, __FILE__, __LINE__);
-        for (int i = 0; status == GEN_OK && i < ROW_FLOATS; i++)
-            if (back[i] != (float)(peer * ROW_FLOATS + i))
-                status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__,
-                                       "%s: read back %g at [%d, %d], wrote %g", path, back[i],
-                                       peer, i, (double)(peer * ROW_FLOATS + i));
-    }
+    hsize_t mine[2] = {(hsize_t)rank, 0}, theirs[2] = {(hsize_t)peer, 0};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t dset = H5Dcreate2(file, "smoke", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t memspace = H5Screate_simple(2, count, NULL);
+    hid_t dxpl = h5par_collective_transfer();
+    H5_CHECK_GOTO(space >= 0 && dset >= 0 && memspace >= 0 && dxpl >= 0 &&
+                      H5Sselect_hyperslab(space, H5S_SELECT_SET, mine, NULL, count, NULL) >= 0 &&
+                      H5Dwrite(dset, H5T_NATIVE_FLOAT, memspace, space, dxpl, row) >= 0,
+                  "cannot write dataset 'smoke' of", path);
+    H5_CHECK_GOTO(H5Sselect_hyperslab(space, H5S_SELECT_SET, theirs, NULL, count, NULL) >= 0 &&
+                      H5Dread(dset, H5T_NATIVE_FLOAT, memspace, space, dxpl, back) >= 0,
+                  "cannot read dataset 'smoke' of", path);
+    for (int i = 0; i < ROW_FLOATS; i++)
+        CHECK_GOTO(back[i] == (float)(peer * ROW_FLOATS + i), GEN_ERR_IO,
+                   "%s: read back %g at [%d, %d], wrote %g", path, back[i], peer, i, (double)(peer * ROW_FLOATS + i));
+    *bytes = (long)size * ROW_FLOATS * (long)sizeof(float);
+cleanup:
     if (dxpl >= 0) H5Pclose(dxpl);
     if (memspace >= 0) H5Sclose(memspace);
     if (dset >= 0) H5Dclose(dset);
     if (space >= 0) H5Sclose(space);
-    if (status == GEN_OK) {
-        H5_CHECK(H5Fclose(file) >= 0, "cannot close HDF5 file", path);
-    }
-    *bytes = (long)size * ROW_FLOATS * (long)sizeof(float);
+    if (status == GEN_OK && H5Fclose(file) < 0)
+        status = h5par_error("cannot close HDF5 file", path, __FILE__, __LINE__);
     return status;
 }
 
 int smoke_run(const char *dir, struct smoke_report *report)
 {
     report->ranks = world_size();
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     CALL(check_mpi());
-    double t1 = MPI_Wtime();
+    double t1 = profile_now();
     CALL(world_agree(check_blas(&report->sgemm_max_error)));
-    double t2 = MPI_Wtime();
+    double t2 = profile_now();
 
     /* rank 0 names the file; everyone uses that name */
     char path[4096];
@@ -121,6 +122,6 @@ int smoke_run(const char *dir, struct smoke_report *report)
     CALL(status);
     report->mpi_seconds = t1 - t0;
     report->blas_seconds = t2 - t1;
-    report->hdf5_seconds = MPI_Wtime() - t2;
+    report->hdf5_seconds = profile_now() - t2;
     return GEN_OK;
 }

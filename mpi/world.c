@@ -14,6 +14,15 @@
 static int rank_, size_ = 1;
 
 int world_rank(void) { return rank_; }
+
+void world_library_version(char *out, size_t size)
+{
+    char text[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    if (MPI_Get_library_version(text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "unknown");
+    text[strcspn(text, "\n")] = '\0';
+    snprintf(out, size, "%s", text);
+}
 int world_size(void) { return size_; }
 
 int world_mpi_error(int mpi_code, const char *what, const char *file, int line)

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 typedef struct gradsync {
-    MPI_Comm comm;
+    MPI_Comm comm;         /* MPI_COMM_WORLD */
     int ranks;
     float *grads;
     size_t n;
@@ -32,7 +32,8 @@ typedef struct gradsync {
     long bn_calls;
 } gradsync;
 
-int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap, MPI_Comm comm);
+/* Over every rank of the job (MPI_COMM_WORLD). */
+int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap);
 void gradsync_free(gradsync *g);
 /* Every gradient at offset >= first_final is final: start the buckets that are complete. */
 int gradsync_ready(gradsync *g, size_t first_final);

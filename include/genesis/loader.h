@@ -14,7 +14,6 @@
 #include "genesis/corrupt.h"
 #include "genesis/cubes.h"
 
-#include <mpi.h>
 #include <stdint.h>
 
 typedef struct loader_options {
@@ -27,9 +26,11 @@ typedef struct loader_options {
 
 typedef struct loader loader;
 
-/* Collective. Refuses (GEN_ERR_USAGE/DATA, collective) an empty split, a batch that does not split
- * evenly over the ranks, fewer training cubes than one batch. */
-int loader_create(loader **out, cubes_file *file, const loader_options *opt, MPI_Comm comm);
+/* Collective over every rank of the job (the world). Refuses (GEN_ERR_USAGE/DATA, collective) an
+ * empty split, a batch that does not split evenly over the ranks, fewer training cubes than one
+ * batch; a failure on one rank (memory, worker thread) is agreed, so every rank returns it.
+ * Test-only fault site (GENESIS_FAULT): loader.create. */
+int loader_create(loader **out, cubes_file *file, const loader_options *opt);
 void loader_free(loader *l);
 int64_t loader_steps_per_epoch(const loader *l);
 int64_t loader_validation_batches(const loader *l);
@@ -40,10 +41,11 @@ int loader_begin_epoch(loader *l, int64_t epoch, int64_t step);
  * cube indices; then moves on to the next step of the epoch and starts making it. The returned
  * buffers stay valid until the next call. */
 int loader_next(loader *l, const float **inputs, const float **targets, const int64_t **indices);
-/* Collective: validation batch v (0 <= v < loader_validation_batches); masks (may be NULL)
- * receives each sample's corrupt_record mask (the corruptions drawn), [b]. */
+/* Collective: validation batch v (0 <= v < loader_validation_batches); *masks (masks may be NULL)
+ * points at each sample's corrupt_record mask (the corruptions drawn), [b]. Valid until the next
+ * call, like the other buffers. */
 int loader_validation(loader *l, int64_t v, const float **inputs, const float **targets,
-                      const int64_t **indices, unsigned *masks);
+                      const int64_t **indices, const unsigned **masks);
 /* Seconds spent waiting for the worker and reading cubes, summed. */
 double loader_wait_seconds(const loader *l);
 double loader_read_seconds(const loader *l);

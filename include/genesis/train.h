@@ -1,9 +1,13 @@
-/* genesis train (src/train/train.c): data-parallel Models Genesis pretraining.
+/* genesis train (src/train/train.c, the loop; run_folder.c, checkpoints.c, stop_policy.c beside it):
+ * data-parallel Models Genesis pretraining.
  *
  * One run folder ([train] output) holds: config.ini (resolved), metrics.csv, train.log, ckpt/
  * (step-NNNNNNNN.h5, the newest K kept, `latest` naming the newest complete one, best.h5 with the
  * best validation loss) and preview.png. With resume = auto a run continues from ckpt/latest, at
  * any number of ranks (same global batch), as the same run.
+ *
+ * Test-only fault site (GENESIS_FAULT): checkpoint.latest, on rank 0 after ckpt/latest.tmp is
+ * written and closed, before it is renamed over `latest`.
  */
 #ifndef GENESIS_TRAIN_H
 #define GENESIS_TRAIN_H

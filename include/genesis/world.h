@@ -8,12 +8,15 @@
 #include "genesis/config.h"
 
 #include <mpi.h>
+#include <stddef.h>
 
 /* MPI_Init_thread (funneled: only the main thread calls MPI), errors returned rather than fatal,
  * logging set up with the rank. */
 int world_init(int *argc, char ***argv, int verbose);
 int world_rank(void);
 int world_size(void);
+/* The MPI library's version text, first line ("Open MPI v4.1.6, ..."), or "unknown". */
+void world_library_version(char *out, size_t size);
 
 /* Ends the process's part of the job given the subcommand's status and returns the exit status.
  * GEN_OK: MPI_Finalize, 0. A collective error (gen_error_mark_collective): rank 0 prints it once,

@@ -37,10 +37,8 @@ int cmd_version(int argc, char **argv)
     if (argc != 0) FAIL_ALL(GEN_ERR_USAGE, "version takes no arguments");
     if (world_rank() != 0) return GEN_OK;
 
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(mpi, &len);
-    mpi[strcspn(mpi, "\n")] = '\0';
+    char mpi[1024];
+    world_library_version(mpi, sizeof mpi);
     unsigned major = 0, minor = 0, release = 0;
     H5get_libversion(&major, &minor, &release);
     char nifti[256];

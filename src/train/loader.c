@@ -3,6 +3,7 @@
 
 #include "genesis/batch.h"
 #include "genesis/error.h"
+#include "genesis/profile.h"
 #include "genesis/rng.h"
 #include "genesis/world.h"
 
@@ -12,7 +13,6 @@
 struct loader {
     cubes_file *file;
     loader_options opt;
-    MPI_Comm comm;
     int rank, ranks;
     int64_t b;                 /* local batch */
     size_t cube;               /* floats per cube */
@@ -37,6 +37,9 @@ struct loader {
     int64_t val_batches;
     float *val_cubes;
     int64_t *val_index;
+    const float **val_cube_ptrs;        /* [b] */
+    struct corrupt_record *val_records; /* [b] */
+    unsigned *val_masks;                /* [b] */
     struct corrupt_workspace *val_ws;
     double wait_seconds, read_seconds;
 };
@@ -49,72 +52,71 @@ double loader_read_seconds(const loader *l) { return l->read_seconds; }
 
 static int timed_read(loader *l, float *out, const int64_t *indices, int64_t n)
 {
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     CALL(cubes_read(l->file, out, indices, n));
-    l->read_seconds += MPI_Wtime() - t0;
+    l->read_seconds += profile_now() - t0;
     return GEN_OK;
 }
 
-int loader_create(loader **out, cubes_file *file, const loader_options *opt, MPI_Comm comm)
+static int check_allocated(const void *p, size_t bytes)
 {
-    *out = NULL;
-    loader *l = calloc(1, sizeof *l);
-    CHECK_ALLOC(l, sizeof *l);
-    l->file = file, l->opt = *opt, l->comm = comm;
-    MPI_Comm_rank(comm, &l->rank);
-    MPI_Comm_size(comm, &l->ranks);
-    l->cube = (size_t)file->rows * file->cols * file->deps;
-    int64_t n_val = 0;
-    for (int64_t i = 0; i < file->count; i++) {
-        l->n_train += file->split[i] == SPLIT_TRAIN;
-        n_val += file->split[i] == SPLIT_VALIDATION;
-    }
-    const int64_t B = opt->batch;
-    /* Every rank sees the same file and options: these are collective errors. */
-    int status = GEN_OK;
+    CHECK_ALLOC(p, bytes);
+    return GEN_OK;
+}
+
+/* The batch and the split against the rank count. Every rank sees the same file and options:
+ * these are collective errors. */
+static int check_split(const loader *l, int64_t n_val)
+{
+    const int64_t B = l->opt.batch;
     if (B < l->ranks)
-        status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__,
-                               "more ranks (%d) than samples per batch ([train] batch = %lld): use at most "
-                               "%lld ranks or a larger batch", l->ranks, (long long)B, (long long)B);
-    else if (B % l->ranks)
-        status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__,
-                               "[train] batch = %lld does not split evenly over %d ranks: use a batch that "
-                               "is a multiple of the rank count", (long long)B, l->ranks);
-    else if (l->n_train == 0)
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "the cubes file has no training cubes (empty split)");
-    else if (n_val == 0)
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "the cubes file has no validation cubes (empty split)");
-    else if (l->n_train < B)
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
-                               "%lld training cubes are fewer than one batch (%lld)", (long long)l->n_train, (long long)B);
-    if (status) {
-        free(l);
-        return gen_error_collective(status);
-    }
-    l->b = B / l->ranks;
-    l->steps = l->n_train / B;
-    l->val_batches = n_val / B > 0 ? n_val / B : 0;
+        FAIL_ALL(GEN_ERR_USAGE, "more ranks (%d) than samples per batch ([train] batch = %lld): use at most "
+                                "%lld ranks or a larger batch", l->ranks, (long long)B, (long long)B);
+    if (B % l->ranks)
+        FAIL_ALL(GEN_ERR_USAGE, "[train] batch = %lld does not split evenly over %d ranks: use a batch that "
+                                "is a multiple of the rank count", (long long)B, l->ranks);
+    if (l->n_train == 0) FAIL_ALL(GEN_ERR_DATA, "the cubes file has no training cubes (empty split)");
+    if (n_val == 0) FAIL_ALL(GEN_ERR_DATA, "the cubes file has no validation cubes (empty split)");
+    if (l->n_train < B)
+        FAIL_ALL(GEN_ERR_DATA, "%lld training cubes are fewer than one batch (%lld)", (long long)l->n_train,
+                 (long long)B);
+    return GEN_OK;
+}
+
+/* Every buffer, sized once from the local batch b, the window and the validation batches. */
+static int allocate_buffers(loader *l)
+{
+    const size_t b = (size_t)l->b;
     l->train = malloc(sizeof *l->train * (size_t)l->n_train);
     l->perm = malloc(sizeof *l->perm * (size_t)l->n_train);
-    int64_t window_cubes = (opt->cache ? 1 : opt->window_steps) * l->b;
+    int64_t window_cubes = (l->opt.cache ? 1 : l->opt.window_steps) * l->b;
     l->window = malloc(sizeof *l->window * l->cube * (size_t)window_cubes);
     l->window_index = malloc(sizeof *l->window_index * (size_t)window_cubes);
-    l->cube_ptrs = malloc(sizeof *l->cube_ptrs * (size_t)l->b);
+    l->cube_ptrs = malloc(sizeof *l->cube_ptrs * b);
     for (int k = 0; k < 2; k++) {
-        l->inputs[k] = malloc(sizeof(float) * l->cube * (size_t)l->b);
-        l->targets[k] = malloc(sizeof(float) * l->cube * (size_t)l->b);
-        l->indices[k] = malloc(sizeof(int64_t) * (size_t)l->b);
+        l->inputs[k] = malloc(sizeof(float) * l->cube * b);
+        l->targets[k] = malloc(sizeof(float) * l->cube * b);
+        l->indices[k] = malloc(sizeof(int64_t) * b);
     }
     int64_t val_local = l->val_batches * l->b;
     l->val_cubes = malloc(sizeof(float) * l->cube * (size_t)(val_local > 0 ? val_local : 1));
     l->val_index = malloc(sizeof(int64_t) * (size_t)(val_local > 0 ? val_local : 1));
-    int ok = l->train && l->perm && l->window && l->window_index && l->cube_ptrs && l->val_cubes && l->val_index;
+    l->val_cube_ptrs = malloc(sizeof *l->val_cube_ptrs * b);
+    l->val_records = malloc(sizeof *l->val_records * b);
+    l->val_masks = malloc(sizeof *l->val_masks * b);
+    int ok = l->train && l->perm && l->window && l->window_index && l->cube_ptrs && l->val_cubes &&
+             l->val_index && l->val_cube_ptrs && l->val_records && l->val_masks;
     for (int k = 0; k < 2; k++) ok = ok && l->inputs[k] && l->targets[k] && l->indices[k];
-    if (!ok) {
-        loader_free(l);
-        FAIL(GEN_ERR_NOMEM, "out of memory for the data loader (batch %lld, window %lld steps)",
-             (long long)B, (long long)opt->window_steps);
-    }
+    CHECK(ok, GEN_ERR_NOMEM, "out of memory for the data loader (batch %lld, window %lld steps)",
+          (long long)l->opt.batch, (long long)l->opt.window_steps);
+    return GEN_OK;
+}
+
+/* The training cubes' file indices, and this rank's slots of every validation batch. */
+static void assign_cubes(loader *l)
+{
+    const cubes_file *file = l->file;
+    const int64_t B = l->opt.batch;
     for (int64_t i = 0, t = 0, v = 0; i < file->count; i++) {
         if (file->split[i] == SPLIT_TRAIN) l->train[t++] = i;
         if (file->split[i] == SPLIT_VALIDATION && v < l->val_batches * B) {
@@ -123,28 +125,64 @@ int loader_create(loader **out, cubes_file *file, const loader_options *opt, MPI
             v++;
         }
     }
-    status = batch_worker_create(&l->worker, &opt->corrupt, file->rows, file->cols, file->deps);
-    if (status == GEN_OK) status = corrupt_workspace_create(&l->val_ws, &opt->corrupt, file->rows, file->cols, file->deps);
-    if (status == GEN_OK) status = world_agree_shared(status);
-    if (status == GEN_OK) status = timed_read(l, l->val_cubes, l->val_index, val_local);
-    if (status == GEN_OK && opt->cache) {
-        float *all = malloc(sizeof(float) * l->cube * (size_t)l->n_train);
-        l->cache_pos = malloc(sizeof(int64_t) * (size_t)file->count);
-        status = world_agree_shared(all && l->cache_pos ? GEN_OK
-                                    : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__,
-                                                    "cache_shard: %lld cubes do not fit in memory", (long long)l->n_train));
-        if (status == GEN_OK) {
-            l->cache = all;
-            for (int64_t t = 0; t < l->n_train; t++) l->cache_pos[l->train[t]] = t;
-            status = timed_read(l, l->cache, l->train, l->n_train);
-        } else free(all);
+}
+
+static int create_workers(loader *l)
+{
+    const cubes_file *f = l->file;
+    CALL(batch_worker_create(&l->worker, &l->opt.corrupt, f->rows, f->cols, f->deps));
+    CALL(corrupt_workspace_create(&l->val_ws, &l->opt.corrupt, f->rows, f->cols, f->deps));
+    CALL(fault_point("loader.create"));
+    return GEN_OK;
+}
+
+static int allocate_cache(loader *l)
+{
+    l->cache = malloc(sizeof(float) * l->cube * (size_t)l->n_train);
+    l->cache_pos = malloc(sizeof(int64_t) * (size_t)l->file->count);
+    CHECK(l->cache && l->cache_pos, GEN_ERR_NOMEM, "cache_shard: %lld cubes do not fit in memory",
+          (long long)l->n_train);
+    return GEN_OK;
+}
+
+/* cache_shard: every training cube read once, kept by training position. Collective. */
+static int read_cache(loader *l)
+{
+    CALL(world_agree_shared(allocate_cache(l)));
+    for (int64_t t = 0; t < l->n_train; t++) l->cache_pos[l->train[t]] = t;
+    return timed_read(l, l->cache, l->train, l->n_train);
+}
+
+int loader_create(loader **out, cubes_file *file, const loader_options *opt)
+{
+    *out = NULL;
+    int status = GEN_OK;
+    loader *l = calloc(1, sizeof *l);
+    CALL_GOTO(world_agree_shared(check_allocated(l, sizeof *l)));
+    l->file = file, l->opt = *opt;
+    l->rank = world_rank(), l->ranks = world_size();
+    l->cube = (size_t)file->rows * file->cols * file->deps;
+    int64_t n_val = 0;
+    for (int64_t i = 0; i < file->count; i++) {
+        l->n_train += file->split[i] == SPLIT_TRAIN;
+        n_val += file->split[i] == SPLIT_VALIDATION;
     }
-    if (status) {
-        loader_free(l);
-        return status;
-    }
+    CALL_GOTO(check_split(l, n_val));
+    l->b = opt->batch / l->ranks;
+    l->steps = l->n_train / opt->batch;
+    l->val_batches = n_val / opt->batch > 0 ? n_val / opt->batch : 0;
+    /* From here on a rank may fail alone (memory, threads, an injected fault): every rank takes
+     * part in each agreement, whatever its own status, before the next collective. */
+    CALL_GOTO(world_agree_shared(allocate_buffers(l)));
+    assign_cubes(l);
+    CALL_GOTO(world_agree_shared(create_workers(l)));
+    CALL_GOTO(timed_read(l, l->val_cubes, l->val_index, l->val_batches * l->b));
+    if (opt->cache) CALL_GOTO(read_cache(l));
     *out = l;
     return GEN_OK;
+cleanup:
+    loader_free(l);
+    return status;
 }
 
 void loader_free(loader *l)
@@ -155,6 +193,7 @@ void loader_free(loader *l)
     free(l->train), free(l->perm), free(l->window), free(l->window_index), free(l->cube_ptrs);
     for (int k = 0; k < 2; k++) free(l->inputs[k]), free(l->targets[k]), free(l->indices[k]);
     free(l->val_cubes), free(l->val_index), free(l->cache), free(l->cache_pos);
+    free(l->val_cube_ptrs), free(l->val_records), free(l->val_masks);
     free(l);
 }
 
@@ -222,10 +261,10 @@ int loader_begin_epoch(loader *l, int64_t epoch, int64_t step)
 int loader_next(loader *l, const float **inputs, const float **targets, const int64_t **indices)
 {
     CHECK(l->pending, GEN_ERR_INTERNAL, "loader_next past the end of the epoch");
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     l->pending = 0;
     CALL(batch_worker_wait(l->worker));
-    l->wait_seconds += MPI_Wtime() - t0;
+    l->wait_seconds += profile_now() - t0;
     int ready = l->current;
     *inputs = l->inputs[ready], *targets = l->targets[ready], *indices = l->indices[ready];
     l->step++;
@@ -235,22 +274,21 @@ int loader_next(loader *l, const float **inputs, const float **targets, const in
 }
 
 int loader_validation(loader *l, int64_t v, const float **inputs, const float **targets,
-                      const int64_t **indices, unsigned *masks)
+                      const int64_t **indices, const unsigned **masks)
 {
     CHECK(v >= 0 && v < l->val_batches, GEN_ERR_INTERNAL, "validation batch %lld of %lld", (long long)v,
           (long long)l->val_batches);
     /* Validation runs between epochs, when no training batch is being made: it uses the buffers
      * of the last training batch, which is done with. */
     CHECK(!l->pending, GEN_ERR_INTERNAL, "validation while a training batch is being made");
-    const float *cubes[l->b];
-    for (int64_t k = 0; k < l->b; k++) cubes[k] = l->val_cubes + l->cube * (size_t)(v * l->b + k);
+    for (int64_t k = 0; k < l->b; k++) l->val_cube_ptrs[k] = l->val_cubes + l->cube * (size_t)(v * l->b + k);
     float *in = l->inputs[1 - l->current], *tg = l->targets[1 - l->current];
-    struct corrupt_record records[l->b];
     struct batch_job job = {.seed = l->opt.seed, .epoch = RNG_EPOCH_NONE, .n = (int)l->b,
-                            .sample_index = l->val_index + v * l->b, .cubes = cubes,
-                            .inputs = in, .targets = tg, .records = records};
+                            .sample_index = l->val_index + v * l->b, .cubes = l->val_cube_ptrs,
+                            .inputs = in, .targets = tg, .records = l->val_records};
     CALL(batch_make(l->val_ws, &job));
-    for (int64_t k = 0; masks && k < l->b; k++) masks[k] = records[k].mask;
+    for (int64_t k = 0; k < l->b; k++) l->val_masks[k] = l->val_records[k].mask;
     *inputs = in, *targets = tg, *indices = l->val_index + v * l->b;
+    if (masks) *masks = l->val_masks;
     return GEN_OK;
 }

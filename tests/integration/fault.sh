@@ -93,4 +93,21 @@ else
   bad "cannot mount a tmpfs for the full-filesystem test (needs root)"
 fi
 
+
+# 5. a fault on one rank while the data loader is made (GENESIS_FAULT=loader.create:1): every rank
+#    takes part in the agreement, so the job ends within the time limit with that rank's error,
+#    reported once as a collective error (no MPI_Abort, no rank left in a collective)
+RUN_TIMEOUT=120 run "$MPIEXEC" -np 2 env GENESIS_FAULT=loader.create:1 "$G" train $t/run.ini \
+  --set train.output=$t/loader --set train.max_steps=2
+expect "a fault on rank 1 at loader creation: exit 1 within the time limit (exit $rc, $secs s)" test $rc -eq 1
+expect "a fault on rank 1 at loader creation: a clear error" has "genesis: error: injected fault at 'loader.create'"
+
+# 6. updating ckpt/latest fails after latest.tmp is closed (GENESIS_FAULT=checkpoint.latest:0):
+#    a clear error, the FILE closed once (a double fclose aborts), latest never written
+RUN_TIMEOUT=120 run "$MPIEXEC" -np 2 env GENESIS_FAULT=checkpoint.latest:0 "$G" train $t/run.ini \
+  --set train.output=$t/latest --set train.max_steps=5
+expect "latest cannot be updated: exit 1 (exit $rc)" test $rc -eq 1
+expect "latest cannot be updated: a clear error" has "genesis: error: injected fault at 'checkpoint.latest'"
+expect "latest cannot be updated: no latest" test ! -e $t/latest/ckpt/latest
+
 finish

@@ -1,5 +1,6 @@
 /* The MPI world at 1, 2 and 4 ranks: one configuration on every rank, collective config errors,
- * agreement after a phase, and fault injection hitting exactly the named rank. */
+ * agreement after a phase, the MPI library version, and fault injection hitting exactly the named
+ * rank. */
 #include "check.h"
 
 #include "genesis/error.h"
@@ -57,6 +58,11 @@ int main(int argc, char **argv)
     status = world_agree(gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "all fail"));
     EXPECT(status == GEN_ERR_DATA && gen_error_is_collective(), "rank %d: all-fail agreement", rank);
     gen_error_clear();
+
+    /* The MPI library's version, one line, for genesis --version. */
+    char version[1024];
+    world_library_version(version, sizeof version);
+    EXPECT(version[0] != '\0' && strchr(version, '\n') == NULL, "library version '%s'", version);
 
     EXPECT(fault_point("test.site") == GEN_OK, "no fault without GENESIS_FAULT");
     setenv("GENESIS_FAULT", "test.site:1", 1);

@@ -1,0 +1,78 @@
+/* The trainer's shared state, private to src/train/: the loop (train.c), the run folder
+ * (run_folder.c), checkpoints (checkpoints.c) and the stop policy (stop_policy.c). */
+#ifndef GENESIS_TRAINER_H
+#define GENESIS_TRAINER_H
+
+#include "genesis/checkpoint.h"
+#include "genesis/cubes.h"
+#include "genesis/gradsync.h"
+#include "genesis/loader.h"
+#include "genesis/model.h"
+#include "genesis/profile.h"
+#include "genesis/train.h"
+
+#include <stdio.h>
+
+/* The phases of --profile's table, in its order; each is one profile event. */
+enum phase { PHASE_DATA, PHASE_FORWARD, PHASE_BACKWARD, PHASE_COMM, PHASE_OPTIM, PHASE_VALIDATION,
+             PHASE_CHECKPOINT, PHASE_COUNT };
+
+struct trainer {
+    const genesis_config *cfg;
+    const struct train_options *opt;
+    int rank, ranks;
+    cubes_file data;
+    loader *loader;
+    model *model;
+    optimizer optim;
+    gradsync sync;
+    train_state st;
+    char dir[CONFIG_PATH_MAX], ckpt_dir[CONFIG_PATH_MAX + 8];
+    char *config_text;
+    FILE *metrics, *logfile; /* rank 0 */
+    profile prof;
+    int phase_event[PHASE_COUNT]; /* profile event id of each phase */
+    double last_checkpoint;       /* profile_now() */
+    double deadline;              /* profile_now() by which to have stopped (margin included); 0 = none */
+};
+
+/* Adds the time since `start` (profile_now()) to phase p. */
+void trainer_phase_stop(struct trainer *t, enum phase p, double start);
+
+/* ---- run_folder.c: [train] output, config.ini, metrics.csv, train.log ---- */
+
+/* Collective: creates the run folder and its ckpt/ (rank 0). */
+int run_folder_prepare(struct trainer *t);
+/* Collective: rank 0 writes config.ini and opens metrics.csv (appending when resumed) and train.log. */
+int run_folder_open_files(struct trainer *t, int resumed);
+void run_folder_close_files(struct trainer *t);
+/* Progress and information: printed on rank 0 (log_info) and appended to the run's train.log. */
+void log_run(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rank 0: one metrics.csv row of a training step, of a validation. */
+void metrics_step_row(struct trainer *t, double loss, double step_seconds, double data_seconds,
+                      double comm_seconds);
+void metrics_validation_row(struct trainer *t, double validation_loss);
+void metrics_flush(struct trainer *t);
+
+/* ---- checkpoints.c: ckpt/step-N.h5, best.h5, `latest`, resume ---- */
+
+/* Collective: rank 0 writes ckpt/step-N.h5 (or best.h5 when best_only), points `latest` at it,
+ * keeps the newest K; every rank learns the outcome. */
+int trainer_save_checkpoint(struct trainer *t, int best_only);
+/* Collective. resume = auto: continue from ckpt/latest, or from an older checkpoint when the newest
+ * cannot be read, with a warning. *resumed: whether a checkpoint was used. */
+int trainer_resume(struct trainer *t, int *resumed);
+
+/* ---- stop_policy.c: deadlines, signals, checkpoint timing at step boundaries ---- */
+
+/* Sets t->deadline from [train] deadline_minutes and SLURM_JOB_END_TIME, and installs the
+ * signal handlers. */
+void stop_policy_start(struct trainer *t);
+/* Collective, at a step boundary: the ranks agree whether to checkpoint now (*checkpoint, by steps
+ * or minutes on rank 0's clock) and on a stop request (*stop, enum stop_request: signals on any
+ * rank, the deadline on rank 0's clock). */
+int stop_policy_agree(struct trainer *t, int *checkpoint, int *stop);
+/* An agreed stop request: checkpoint, then GEN_OK (stop) or GEN_CONTINUE (exit 75, continue me). */
+int stop_now(struct trainer *t, int request);
+
+#endif
