@@ -8,7 +8,7 @@
  *
  * Key domain: epoch < 2^32, index < 2^48, purpose < 2^16, any 64-bit seed. Within it, distinct
  * tuples give disjoint streams (the seed is the Philox key; epoch, index and purpose fill the
- * counter's upper 96 bits; the low counter word numbers the blocks). See src/data/rng.c.
+ * counter's upper 96 bits; the low counter word numbers the blocks). See src/util/rng.c.
  * An rng_stream is a small value: copy it, keep one per thread; nothing is shared.
  */
 #ifndef GENESIS_RNG_H

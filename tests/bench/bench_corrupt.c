@@ -1,7 +1,7 @@
 /* Benchmark: average time to corrupt one cube with all four corruptions drawn (and with the
  * paper's rates). Not part of ctest; build by hand:
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude tests/bench/bench_corrupt.c \
- *      src/data/corrupt.c src/data/rng.c src/util/error.c -lm -o build/bench_corrupt
+ *      src/data/corrupt.c src/util/rng.c src/util/error.c -lm -o build/bench_corrupt
  *   build/bench_corrupt [rows cols deps [samples]]
  */
 #include <stdio.h>
