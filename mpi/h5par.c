@@ -1,4 +1,4 @@
-/* Parallel-HDF5 helpers (include/genesis/h5par.h). */
+/* Parallel-HDF5 helpers (include/genesis/h5par.h) and HDF5 errors (include/genesis/h5error.h). */
 #include "genesis/h5par.h"
 
 #include "genesis/error.h"
@@ -15,11 +15,18 @@ static herr_t innermost(unsigned n, const H5E_error2_t *e, void *client)
     return 0;
 }
 
-int h5par_error(const char *what, const char *name, const char *file, int line)
+const char *h5par_reason(void)
 {
-    char detail[256] = "";
+    static _Thread_local char detail[256];
+    detail[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, detail);
     H5Eclear2(H5E_DEFAULT);
+    return detail;
+}
+
+int h5par_error(const char *what, const char *name, const char *file, int line)
+{
+    const char *detail = h5par_reason();
     return gen_error_set(GEN_ERR_IO, file, line, "%s '%s'%s%s", what, name, detail[0] ? ": " : "",
                          detail);
 }

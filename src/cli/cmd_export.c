@@ -4,6 +4,7 @@
 
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/infer.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
 

@@ -1,4 +1,4 @@
-/* genesis info: what is in a cubes file. */
+/* genesis info: what is in a cubes file or a checkpoint (its format, contents and settings). */
 #include "cli/cli.h"
 
 #include "genesis/checkpoint.h"
@@ -6,7 +6,6 @@
 #include "genesis/error.h"
 #include "genesis/world.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,20 +82,10 @@ static int describe_checkpoint(const char *path)
     return GEN_OK;
 }
 
-/* A checkpoint has a /state group; anything else is taken for a cubes file. */
-static int is_checkpoint(const char *path)
-{
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0) return 0;
-    int yes = H5Lexists(file, "state", H5P_DEFAULT) > 0;
-    H5Fclose(file);
-    return yes;
-}
-
 int cmd_info(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "usage: genesis info FILE");
     if (world_rank() != 0) return GEN_OK;
-    return is_checkpoint(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
+    /* a checkpoint has a /state group; anything else is taken for a cubes file */
+    return checkpoint_has_state(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
 }

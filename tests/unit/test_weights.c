@@ -6,6 +6,7 @@
 #include "check.h"
 #include "genesis/checkpoint.h"
 #include "genesis/error.h"
+#include "genesis/infer.h"
 #include "genesis/weights.h"
 
 #include <hdf5.h>

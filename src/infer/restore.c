@@ -1,13 +1,16 @@
 /* genesis restore: a model over a whole scan in blended windows (include/genesis/restore.h). */
 #include "genesis/restore.h"
 
+#include "genesis/collective.h"
 #include "genesis/config.h"
 #include "genesis/corrupt.h"
 #include "genesis/error.h"
+#include "genesis/infer.h"
 #include "genesis/log.h"
 #include "genesis/model.h"
+#include "genesis/normalize.h"
 #include "genesis/png.h"
-#include "genesis/prep.h"
+#include "genesis/profile.h"
 #include "genesis/volume.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -32,7 +35,7 @@ static int axis_corners(int64_t n, int c, int s, int64_t *corners, int max)
 }
 
 /* Triangular blending weight of offset i in a window of c voxels: min(i, c - 1 - i) + 1. */
-static float tri(int i, int c) { return (float)((i < c - 1 - i ? i : c - 1 - i) + 1); }
+static float blend_weight(int i, int c) { return (float)((i < c - 1 - i ? i : c - 1 - i) + 1); }
 
 struct windows {
     int c[3];                  /* window size rows, cols, deps */
@@ -72,11 +75,11 @@ static void add_window(float *acc, float *wsum, const float *cube, const int64_t
     window_corner(w, k, p);
     for (int i = 0; i < w->c[0] && p[0] + i < dim[0]; i++)
         for (int j = 0; j < w->c[1] && p[1] + j < dim[1]; j++) {
-            float wij = tri(i, w->c[0]) * tri(j, w->c[1]);
+            float wij = blend_weight(i, w->c[0]) * blend_weight(j, w->c[1]);
             size_t row = (size_t)(((p[0] + i) * dim[1] + p[1] + j) * dim[2] + p[2]);
             const float *src = cube + ((size_t)i * w->c[1] + j) * w->c[2];
             for (int d = 0; d < w->c[2] && p[2] + d < dim[2]; d++) {
-                float wt = wij * tri(d, w->c[2]);
+                float wt = wij * blend_weight(d, w->c[2]);
                 acc[row + d] += wt * src[d];
                 if (wsum) wsum[row + d] += wt;
             }
@@ -115,6 +118,25 @@ static int write_png(const char *path, const float *const *panels, int npanels, 
     return status;
 }
 
+/* TODO(merge): use normalize_options_from_prep */
+/* The normalisation prep applied, from the checkpoint's [prep] settings (a copy of
+ * prep_norm_options in src/prep/prep.c, which belongs in src/data/normalize.c). */
+static int norm_options_from_prep(const struct config_prep *p, norm_options *norm)
+{
+    enum norm_mode mode = p->normalize == NORMALIZE_CT ? NORM_CT
+                        : p->normalize == NORMALIZE_MRI_WINDOW ? NORM_MRI_WINDOW : NORM_MRI_MINMAX;
+    norm_options_default(norm, mode);
+    /* an unset window keeps the mode's default (ct [-1000, 1000], mri_window [0, 4000]) */
+    int window_is_default = p->window_lo == -1000 && p->window_hi == 1000;
+    if (!(mode == NORM_MRI_WINDOW && window_is_default)) norm->lo = p->window_lo, norm->hi = p->window_hi;
+    CHECK(norm->lo < norm->hi, GEN_ERR_USAGE, "[prep] window_lo (%g) must be below window_hi (%g)",
+          norm->lo, norm->hi);
+    norm->pct_lo = p->percentile_lo, norm->pct_hi = p->percentile_hi;
+    CHECK(p->percentile_lo < p->percentile_hi, GEN_ERR_USAGE,
+          "[prep] percentile_lo (%g) must be below percentile_hi (%g)", p->percentile_lo, p->percentile_hi);
+    return GEN_OK;
+}
+
 struct restore_state {
     genesis_config cfg;
     volume vol;          /* the scan, normalised in place */
@@ -135,7 +157,7 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
             log_warn("restore: the model was trained on reoriented or resampled scans; restore works in the "
                      "scan's own voxel grid");
     norm_options norm;
-    CALL(prep_norm_options(p, &norm));
+    CALL(norm_options_from_prep(p, &norm));
     volume_read_options ro;
     volume_read_options_default(&ro);
     ro.verify_gzip = p->verify_gzip;
@@ -205,13 +227,12 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
     return status;
 }
 
-/* Sums the rank's arrays into rank 0's (in place there). */
-static int reduce_to_root(float *a, size_t n, int rank)
+/* Sums every rank's a [n] into rank 0's (in place there), in pieces that fit an MPI count. */
+static int sum_to_root(float *a, size_t n)
 {
     for (size_t done = 0; done < n;) {
         int count = n - done > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)(n - done);
-        if (rank == 0) MPI_CALL(MPI_Reduce(MPI_IN_PLACE, a + done, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD));
-        else MPI_CALL(MPI_Reduce(a + done, NULL, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD));
+        CALL(world_sum_floats_to_root(a + done, count));
         done += (size_t)count;
     }
     return GEN_OK;
@@ -249,7 +270,7 @@ static int finish(struct restore_state *s, const struct restore_options *o, stru
 int restore_run(const struct restore_options *o, struct restore_report *r)
 {
     memset(r, 0, sizeof *r);
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     int rank = world_rank(), ranks = world_size();
     CHECK(o->batch >= 1 && o->batch <= 256, GEN_ERR_USAGE, "restore: --batch must be in [1, 256]");
     struct restore_state s;
@@ -258,12 +279,11 @@ int restore_run(const struct restore_options *o, struct restore_report *r)
     if (status == GEN_OK) status = world_agree(run_windows(&s, o, rank, ranks));
     if (status == GEN_OK) {
         size_t n = (size_t)(s.vol.dim[0] * s.vol.dim[1] * s.vol.dim[2]);
-        status = reduce_to_root(s.acc, n, rank);
-        if (status == GEN_OK) status = reduce_to_root(s.wsum, n, rank);
-        if (status == GEN_OK && s.cacc) status = reduce_to_root(s.cacc, n, rank);
-        double err[3];
-        if (status == GEN_OK && MPI_Reduce(s.err, err, 3, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
-            status = gen_error_set(GEN_ERR_MPI, __FILE__, __LINE__, "restore: MPI_Reduce of the errors failed");
+        status = sum_to_root(s.acc, n);
+        if (status == GEN_OK) status = sum_to_root(s.wsum, n);
+        if (status == GEN_OK && s.cacc) status = sum_to_root(s.cacc, n);
+        double *err = s.err; /* the sums over every rank, on rank 0 */
+        if (status == GEN_OK) status = world_sum_doubles_to_root(err, 3);
         if (status == GEN_OK && rank == 0) {
             r->windows = s.win.total;
             r->mse_window = err[0] / err[2];
@@ -272,7 +292,7 @@ int restore_run(const struct restore_options *o, struct restore_report *r)
         }
         status = world_agree_shared(status);
     }
-    r->seconds = MPI_Wtime() - t0;
+    r->seconds = profile_now() - t0;
     for (int a = 0; a < 3; a++) free(s.win.corner[a]);
     free(s.acc), free(s.wsum), free(s.cacc);
     if (s.ws) corrupt_workspace_destroy(s.ws);
