@@ -37,8 +37,9 @@ int checkpoint_read_weights(const char *path, model *m);
 /* 1 if path is a genesis checkpoint (has a /state group), 0 if not (e.g. a weights file). */
 int weights_is_checkpoint(const char *path, int *is_checkpoint);
 
-/* [train] init_from: the trainer's use of weights_read, kept beside it. Every rank reads the weights file into its model, then the ranks agree
- * (world_agree_shared): a refused file is one collective error naming the tensors. */
+/* [train] init_from: every rank reads the weights file into its model, then the ranks agree
+ * (world_agree_shared): a refused file is one collective error naming the tensors. (The trainer's
+ * use of weights_read, kept beside it: src/train holds no file format.) */
 int init_from_weights(model *m, const char *path, int rank);
 
 #endif

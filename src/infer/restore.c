@@ -197,24 +197,25 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
 static int run_windows(struct restore_state *s, const struct restore_options *o, int rank, int ranks)
 {
     size_t cube = (size_t)s->win.c[0] * s->win.c[1] * s->win.c[2];
-    int B = o->batch;
+    int B = o->batch, status = GEN_OK;
     float *clean = malloc(sizeof(float) * cube * (size_t)B), *x = malloc(sizeof(float) * cube * (size_t)B);
     float *target = malloc(sizeof(float) * cube);
     int64_t *index = malloc(sizeof(int64_t) * (size_t)B);
-    int status = clean && x && target && index ? GEN_OK : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
+    CHECK_GOTO(clean && x && target && index, GEN_ERR_NOMEM, "out of memory");
     int64_t mine = s->win.total > rank ? (s->win.total - rank + ranks - 1) / ranks : 0;
-    for (int64_t first = 0; status == GEN_OK && first < mine; first += B) {
+    for (int64_t first = 0; first < mine; first += B) {
         int real = (int)(mine - first < B ? mine - first : B);
         for (int b = 0; b < B; b++) index[b] = rank + (first + (b < real ? b : b % real)) * ranks;
-        for (int b = 0; status == GEN_OK && b < B; b++) {
+        for (int b = 0; b < B; b++) {
             float *cb = clean + cube * (size_t)b, *xb = x + cube * (size_t)b;
             cut_window(cb, s->vol.data, s->vol.dim, &s->win, index[b]);
-            if (s->ws) status = corrupt_sample(s->ws, o->seed, RNG_EPOCH_NONE, (uint64_t)index[b], cb, xb, target, NULL);
+            if (s->ws)
+                CALL_GOTO(corrupt_sample(s->ws, o->seed, RNG_EPOCH_NONE, (uint64_t)index[b], cb, xb, target, NULL));
             else memcpy(xb, cb, sizeof(float) * cube);
         }
-        if (status == GEN_OK) status = model_forward(s->model, NULL, x, NULL, B);
+        CALL_GOTO(model_forward(s->model, NULL, x, NULL, B));
         const float *y = model_output(s->model);
-        for (int b = 0; status == GEN_OK && b < real; b++) {
+        for (int b = 0; b < real; b++) {
             const float *cb = clean + cube * (size_t)b, *xb = x + cube * (size_t)b, *yb = y + cube * (size_t)b;
             add_window(s->acc, s->wsum, yb, s->vol.dim, &s->win, index[b]);
             if (s->cacc) add_window(s->cacc, NULL, xb, s->vol.dim, &s->win, index[b]);
@@ -223,6 +224,7 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
             s->err[2] += (double)cube;
         }
     }
+cleanup:
     free(clean), free(x), free(target), free(index);
     return status;
 }
@@ -267,6 +269,22 @@ static int finish(struct restore_state *s, const struct restore_options *o, stru
     return GEN_OK;
 }
 
+/* The window sums of every rank added up on rank 0, which writes the outputs. */
+static int gather_and_finish(struct restore_state *s, const struct restore_options *o, struct restore_report *r,
+                             int rank)
+{
+    size_t n = (size_t)(s->vol.dim[0] * s->vol.dim[1] * s->vol.dim[2]);
+    CALL(sum_to_root(s->acc, n));
+    CALL(sum_to_root(s->wsum, n));
+    if (s->cacc) CALL(sum_to_root(s->cacc, n));
+    CALL(world_sum_doubles_to_root(s->err, 3)); /* on rank 0: the sums over every rank */
+    if (rank != 0) return GEN_OK;
+    r->windows = s->win.total;
+    r->mse_window = s->err[0] / s->err[2];
+    r->mse_corrupt_window = s->err[1] / s->err[2];
+    return finish(s, o, r);
+}
+
 int restore_run(const struct restore_options *o, struct restore_report *r)
 {
     memset(r, 0, sizeof *r);
@@ -275,23 +293,11 @@ int restore_run(const struct restore_options *o, struct restore_report *r)
     CHECK(o->batch >= 1 && o->batch <= 256, GEN_ERR_USAGE, "restore: --batch must be in [1, 256]");
     struct restore_state s;
     memset(&s, 0, sizeof s);
-    int status = world_agree_shared(prepare(&s, o)); /* every rank reads the same files */
-    if (status == GEN_OK) status = world_agree(run_windows(&s, o, rank, ranks));
-    if (status == GEN_OK) {
-        size_t n = (size_t)(s.vol.dim[0] * s.vol.dim[1] * s.vol.dim[2]);
-        status = sum_to_root(s.acc, n);
-        if (status == GEN_OK) status = sum_to_root(s.wsum, n);
-        if (status == GEN_OK && s.cacc) status = sum_to_root(s.cacc, n);
-        double *err = s.err; /* the sums over every rank, on rank 0 */
-        if (status == GEN_OK) status = world_sum_doubles_to_root(err, 3);
-        if (status == GEN_OK && rank == 0) {
-            r->windows = s.win.total;
-            r->mse_window = err[0] / err[2];
-            r->mse_corrupt_window = err[1] / err[2];
-            status = finish(&s, o, r);
-        }
-        status = world_agree_shared(status);
-    }
+    int status = GEN_OK;
+    CALL_GOTO(world_agree_shared(prepare(&s, o))); /* every rank reads the same files */
+    CALL_GOTO(world_agree(run_windows(&s, o, rank, ranks)));
+    CALL_GOTO(world_agree_shared(gather_and_finish(&s, o, r, rank)));
+cleanup:
     r->seconds = profile_now() - t0;
     for (int a = 0; a < 3; a++) free(s.win.corner[a]);
     free(s.acc), free(s.wsum), free(s.cacc);

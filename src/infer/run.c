@@ -54,8 +54,8 @@ static int read_input(const char *path, float **x, hsize_t dims[5])
     *x = malloc(sizeof **x * n);
     CHECK_GOTO(*x, GEN_ERR_NOMEM, "out of memory");
     dset = H5Dopen2(file, "input", H5P_DEFAULT);
-    CHECK_GOTO(dset >= 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *x) >= 0, GEN_ERR_DATA,
-               "%s: cannot read /input", path);
+    int read = dset >= 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *x) >= 0;
+    CHECK_GOTO(read, GEN_ERR_DATA, "%s: cannot read /input", path);
 cleanup:
     if (dset >= 0) H5Dclose(dset);
     H5Fclose(file);

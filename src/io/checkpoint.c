@@ -32,7 +32,8 @@ static int write_state(hid_t state, const train_state *st)
     train_state copy = *st;
     CALL(h5file_write_attr(state, "format_version", H5T_NATIVE_INT64, H5T_NATIVE_INT64, &version));
     for (int i = 0; i < 6; i++)
-        CALL(h5file_write_attr(state, state_names[i], H5T_NATIVE_INT64, H5T_NATIVE_INT64, state_field(&copy, i)));
+        CALL(h5file_write_attr(state, state_names[i], H5T_NATIVE_INT64, H5T_NATIVE_INT64,
+                               state_field(&copy, i)));
     CALL(h5file_write_attr(state, "lr", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->lr));
     CALL(h5file_write_attr(state, "best_loss", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->best_loss));
     CALL(h5file_write_attr(state, "config_hash", H5T_NATIVE_UINT64, H5T_NATIVE_UINT64, &st->config_hash));
@@ -54,8 +55,8 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
         slots[k] = H5Gcreate2(optim, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     }
     int slots_ok = (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0);
-    H5_CHECK_GOTO(params >= 0 && buffers >= 0 && optim >= 0 && state >= 0 && slots_ok, "cannot create groups in",
-                  path);
+    int groups_ok = params >= 0 && buffers >= 0 && optim >= 0 && state >= 0 && slots_ok;
+    H5_CHECK_GOTO(groups_ok, "cannot create groups in", path);
     for (int i = 0; i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
         if (t->kind != MODEL_PARAM) {
@@ -104,8 +105,8 @@ static int build_image(const char *path, model *m, const optimizer *o, const tra
     *image = NULL;
     h5par_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5_CHECK_GOTO(fapl >= 0 && H5Pset_fapl_core(fapl, 16u << 20, 0) >= 0, "cannot set up the in-memory file for",
-                  path);
+    H5_CHECK_GOTO(fapl >= 0 && H5Pset_fapl_core(fapl, 16u << 20, 0) >= 0,
+                  "cannot set up the in-memory file for", path);
     CALL_GOTO(h5file_create(path, fapl, "cannot create in-memory checkpoint", &file));
     CALL_GOTO(write_contents(file, path, m, o, st, config_text));
     ssize_t bytes = H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
@@ -228,8 +229,8 @@ int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
         snprintf(name, sizeof name, "optim/%d", k);
         slots[k] = H5Gopen2(file, name, H5P_DEFAULT);
     }
-    CHECK_GOTO(params >= 0 && buffers >= 0 && (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0),
-               GEN_ERR_DATA, "%s: missing /params, /buffers or /optim", path);
+    int slots_ok = (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0);
+    CHECK_GOTO(params >= 0 && buffers >= 0 && slots_ok, GEN_ERR_DATA, "%s: missing /params, /buffers or /optim", path);
     for (int i = 0; i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
         if (t->kind != MODEL_PARAM) {
@@ -239,7 +240,8 @@ int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
         }
         CALL_GOTO(read_tensor(params, path, "params", t, t->data));
         for (int k = 0; k < o->nstate; k++)
-            CALL_GOTO(read_tensor(slots[k], path, k ? "optim/1" : "optim/0", t, o->state + (size_t)k * o->n + t->offset));
+            CALL_GOTO(read_tensor(slots[k], path, k ? "optim/1" : "optim/0", t,
+                                  o->state + (size_t)k * o->n + t->offset));
     }
     *st = s;
     o->step = (long)s.optimizer_steps;

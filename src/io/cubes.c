@@ -155,7 +155,8 @@ int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t 
         fspace = H5Scopy(space), mspace = H5Scopy(space);
         int ok = fspace >= 0 && mspace >= 0;
         if (ok && rank != 0) ok = H5Sselect_none(fspace) >= 0 && H5Sselect_none(mspace) >= 0;
-        H5_CHECK_GOTO(ok && H5Dwrite(dset, type, mspace, fspace, dxpl, scans) >= 0, "cannot write dataset", "scans");
+        ok = ok && H5Dwrite(dset, type, mspace, fspace, dxpl, scans) >= 0;
+        H5_CHECK_GOTO(ok, "cannot write dataset", "scans");
     }
 cleanup:
     if (mspace >= 0) H5Sclose(mspace);
@@ -174,8 +175,8 @@ static int write_attr(hid_t loc, const char *name, hid_t type, int n, const void
     hsize_t dims[1] = {(hsize_t)n};
     hid_t space = n >= 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR), attr = -1;
     htri_t exists = H5Aexists(loc, name);
-    H5_CHECK_GOTO(space >= 0 && exists >= 0 && (!exists || H5Adelete(loc, name) >= 0), "cannot replace attribute",
-                  name);
+    int cleared = space >= 0 && exists >= 0 && (!exists || H5Adelete(loc, name) >= 0);
+    H5_CHECK_GOTO(cleared, "cannot replace attribute", name);
     attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK_GOTO(attr >= 0 && H5Awrite(attr, type, data) >= 0, "cannot write attribute", name);
 cleanup:

@@ -78,8 +78,8 @@ int image_write_png(const char *path, const uint8_t *pixels, int width, int heig
     f = fopen(tmp, "wb");
     CHECK_GOTO(f, GEN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     struct png_error_context ctx = {{0}};
-    CHECK_GOTO(write_stream(f, pixels, width, height, channels, &ctx) == 0, GEN_ERR_IO, "writing PNG %s: %s", path,
-               ctx.message);
+    CHECK_GOTO(write_stream(f, pixels, width, height, channels, &ctx) == 0, GEN_ERR_IO, "writing PNG %s: %s",
+               path, ctx.message);
     CHECK_GOTO(fflush(f) == 0 && fsync(fileno(f)) == 0, GEN_ERR_IO, "writing PNG %s: write failed: %s", path,
                strerror(errno));
     int closed = fclose(f);

@@ -82,7 +82,8 @@ static void shape_text(char *out, size_t size, int ndim, const hsize_t *dims)
 }
 
 /* "name [found shape] (expected [t's shape])" */
-static void wrong_shape_text(char *out, size_t size, const model_tensor *t, const struct h5file_tensor_found *found)
+static void wrong_shape_text(char *out, size_t size, const model_tensor *t,
+                             const struct h5file_tensor_found *found)
 {
     hsize_t want[5];
     for (int d = 0; d < t->ndim; d++) want[d] = (hsize_t)t->shape[d];
@@ -99,7 +100,8 @@ static int list_extra(hid_t group, const char *path, model *m, struct name_list 
     CHECK(H5Gget_info(group, &info) >= 0, GEN_ERR_DATA, "%s: cannot list its datasets", path);
     for (hsize_t k = 0; k < info.nlinks; k++) {
         char name[256];
-        ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, sizeof name, H5P_DEFAULT);
+        ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, sizeof name,
+                                         H5P_DEFAULT);
         if (len < 0 || (size_t)len >= sizeof name) {
             name_list_add(extra, "(a name longer than 255 characters)");
             continue;
@@ -119,9 +121,10 @@ static int read_model_tensors(const char *path, model *m, hid_t params, hid_t bu
         model_tensor *t = model_tensor_at(m, i);
         struct h5file_tensor_found found;
         void *out = t->kind == MODEL_COUNTER ? (void *)t->counter : (void *)t->data;
-        enum h5file_tensor_result rc = h5file_read_tensor(t->kind == MODEL_PARAM ? params : buffers, t, out, &found);
-        CHECK(rc != H5FILE_TENSOR_UNREADABLE, GEN_ERR_DATA, "%s: cannot read '%s' (corrupted? %s)", path, t->name,
-              found.reason);
+        hid_t group = t->kind == MODEL_PARAM ? params : buffers;
+        enum h5file_tensor_result rc = h5file_read_tensor(group, t, out, &found);
+        CHECK(rc != H5FILE_TENSOR_UNREADABLE, GEN_ERR_DATA, "%s: cannot read '%s' (corrupted? %s)", path,
+              t->name, found.reason);
         if (rc == H5FILE_TENSOR_MISSING) name_list_add(&missing, t->name);
         if (rc == H5FILE_TENSOR_SHAPE) {
             char why[400];
@@ -213,8 +216,8 @@ int checkpoint_read_weights(const char *path, model *m)
     CALL(h5file_open_read(path, "", &file));
     if (h5file_has(file, "params")) params = H5Gopen2(file, "params", H5P_DEFAULT);
     if (h5file_has(file, "buffers")) buffers = H5Gopen2(file, "buffers", H5P_DEFAULT);
-    CHECK_GOTO(params >= 0 && buffers >= 0, GEN_ERR_DATA, "%s: no /params or /buffers: not a genesis checkpoint",
-               path);
+    CHECK_GOTO(params >= 0 && buffers >= 0, GEN_ERR_DATA,
+               "%s: no /params or /buffers: not a genesis checkpoint", path);
     CALL_GOTO(read_model_tensors(path, m, params, buffers, -1));
 cleanup:
     if (buffers >= 0) H5Gclose(buffers);
