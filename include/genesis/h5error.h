@@ -4,6 +4,8 @@
 #ifndef GENESIS_H5ERROR_H
 #define GENESIS_H5ERROR_H
 
+#include <hdf5.h>
+
 /* Silences HDF5's automatic error printing (once per process). */
 void h5par_quiet(void);
 /* The innermost message of HDF5's error stack ("" when there is none), then clears the stack.
@@ -15,6 +17,13 @@ int h5par_error(const char *what, const char *name, const char *file, int line);
     do {                                                                                       \
         if (!(ok)) return h5par_error((what), (name), __FILE__, __LINE__);                     \
     } while (0)
+/* Closes every handle of ids[n] that is open (a file, group, dataset, dataspace, datatype,
+ * attribute or property list; -1 and H5P_DEFAULT are skipped), in order. For cleanup: a failed
+ * close is not reported (the writers check the close of their file themselves). */
+void h5par_close_all(const hid_t *ids, int n);
+#define H5_CLOSE_ALL(...)                                                                      \
+    h5par_close_all((const hid_t[]){__VA_ARGS__}, (int)(sizeof((const hid_t[]){__VA_ARGS__}) / sizeof(hid_t)))
+
 /* As H5_CHECK, in a function with a `status` and a `cleanup:` label (error.h's goto form). */
 #define H5_CHECK_GOTO(ok, what, name)                                                          \
     do {                                                                                       \

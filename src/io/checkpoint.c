@@ -71,12 +71,7 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
     CALL_GOTO(write_state(state, st));
     CALL_GOTO(h5file_write_attr_text(file, "config", config_text));
 cleanup:
-    for (int k = 0; k < 2; k++)
-        if (slots[k] >= 0) H5Gclose(slots[k]);
-    if (state >= 0) H5Gclose(state);
-    if (optim >= 0) H5Gclose(optim);
-    if (buffers >= 0) H5Gclose(buffers);
-    if (params >= 0) H5Gclose(params);
+    H5_CLOSE_ALL(slots[0], slots[1], state, optim, buffers, params);
     return status;
 }
 
@@ -115,8 +110,7 @@ static int build_image(const char *path, model *m, const optimizer *o, const tra
                "%s: cannot build the checkpoint image (%zd bytes)", path, bytes);
     *size = (size_t)bytes;
 cleanup:
-    if (file >= 0) H5Fclose(file);
-    if (fapl >= 0) H5Pclose(fapl);
+    H5_CLOSE_ALL(file, fapl);
     if (status != GEN_OK) free(*image), *image = NULL;
     return status;
 }
@@ -230,7 +224,8 @@ int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
         slots[k] = H5Gopen2(file, name, H5P_DEFAULT);
     }
     int slots_ok = (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0);
-    CHECK_GOTO(params >= 0 && buffers >= 0 && slots_ok, GEN_ERR_DATA, "%s: missing /params, /buffers or /optim", path);
+    CHECK_GOTO(params >= 0 && buffers >= 0 && slots_ok, GEN_ERR_DATA, "%s: missing /params, /buffers or /optim",
+               path);
     for (int i = 0; i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
         if (t->kind != MODEL_PARAM) {
@@ -246,10 +241,6 @@ int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
     *st = s;
     o->step = (long)s.optimizer_steps;
 cleanup:
-    for (int k = 0; k < 2; k++)
-        if (slots[k] >= 0) H5Gclose(slots[k]);
-    if (buffers >= 0) H5Gclose(buffers);
-    if (params >= 0) H5Gclose(params);
-    if (file >= 0) H5Fclose(file);
+    H5_CLOSE_ALL(slots[0], slots[1], buffers, params, file);
     return status;
 }

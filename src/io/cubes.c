@@ -45,8 +45,7 @@ static int create_extendible(hid_t file, const char *name, hid_t type, int rank,
     *out = ok ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
     H5_CHECK_GOTO(*out >= 0, "cannot create dataset", name);
 cleanup:
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
+    H5_CLOSE_ALL(dcpl, space);
     return status;
 }
 
@@ -88,9 +87,7 @@ static int append_rows(hid_t dset, const char *name, hid_t type, const void *dat
     if (ok && n == 0) ok = H5Sselect_none(fspace) >= 0 && H5Sselect_none(mspace) >= 0;
     H5_CHECK_GOTO(ok && H5Dwrite(dset, type, mspace, fspace, dxpl, data) >= 0, "cannot write dataset", name);
 cleanup:
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
+    H5_CLOSE_ALL(dxpl, mspace, fspace);
     return status;
 }
 
@@ -133,11 +130,7 @@ static int scan_record_type(hid_t *out)
     *out = t;
     t = -1;
 cleanup:
-    if (t >= 0) H5Tclose(t);
-    if (path >= 0) H5Tclose(path);
-    if (why >= 0) H5Tclose(why);
-    if (dims >= 0) H5Tclose(dims);
-    if (spacing >= 0) H5Tclose(spacing);
+    H5_CLOSE_ALL(t, path, why, dims, spacing);
     return status;
 }
 
@@ -159,12 +152,7 @@ int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t 
         H5_CHECK_GOTO(ok, "cannot write dataset", "scans");
     }
 cleanup:
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (dset >= 0) H5Dclose(dset);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
+    H5_CLOSE_ALL(mspace, fspace, dxpl, dset, space, type);
     return status;
 }
 
@@ -180,8 +168,7 @@ static int write_attr(hid_t loc, const char *name, hid_t type, int n, const void
     attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK_GOTO(attr >= 0 && H5Awrite(attr, type, data) >= 0, "cannot write attribute", name);
 cleanup:
-    if (attr >= 0) H5Aclose(attr);
-    if (space >= 0) H5Sclose(space);
+    H5_CLOSE_ALL(attr, space);
     return status;
 }
 
@@ -256,8 +243,7 @@ static int read_whole(hid_t file, const char *path, const char *name, hid_t type
     H5_CHECK_GOTO(n == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, "cannot read dataset",
                   name);
 cleanup:
-    if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
+    H5_CLOSE_ALL(space, dset);
     return status;
 }
 
@@ -270,8 +256,7 @@ static int read_attr(hid_t file, const char *name, hid_t type, void *out, int n)
     int ok = space >= 0 && H5Sget_simple_extent_npoints(space) == n && H5Aread(attr, type, out) >= 0;
     H5_CHECK_GOTO(ok, "cannot read attribute", name);
 cleanup:
-    if (space >= 0) H5Sclose(space);
-    if (attr >= 0) H5Aclose(attr);
+    H5_CLOSE_ALL(space, attr);
     return status;
 }
 
@@ -366,9 +351,7 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
         memcpy(out + (size_t)i * cube, buffer + (size_t)(at - sorted) * cube, sizeof *out * cube);
     }
 cleanup:
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
+    H5_CLOSE_ALL(dxpl, mspace, fspace);
     free(buffer);
     free(sorted);
     return status;
@@ -390,8 +373,7 @@ int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_
     snprintf(out, size, "%s", text);
 cleanup:
     free(text);
-    if (type >= 0) H5Tclose(type);
-    if (attr >= 0) H5Aclose(attr);
+    H5_CLOSE_ALL(type, attr);
     return status;
 }
 
@@ -415,9 +397,7 @@ int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *co
     H5_CHECK_GOTO(*count == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *scans) >= 0,
                   "cannot read dataset", "scans");
 cleanup:
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
+    H5_CLOSE_ALL(type, space, dset);
     if (status != GEN_OK) free(*scans), *scans = NULL;
     return status;
 }

@@ -34,8 +34,7 @@ int h5file_dataset_shape(hid_t loc, const char *name, int *ndim, hsize_t dims[H5
     hid_t space = dset >= 0 ? H5Dget_space(dset) : -1;
     int n = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     if (n >= 0 && n <= H5FILE_MAX_RANK && H5Sget_simple_extent_dims(space, dims, NULL) >= 0) *ndim = n;
-    if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
+    H5_CLOSE_ALL(space, dset);
     return *ndim < 0;
 }
 
@@ -58,9 +57,7 @@ int h5file_write_tensor(hid_t loc, const char *path, const model_tensor *t, cons
     ok = ok && dset >= 0 && H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     CHECK_GOTO(ok, GEN_ERR_IO, "%s: cannot write tensor '%s' (disk full? %s)", path, t->name, h5par_reason());
 cleanup:
-    if (dset >= 0) H5Dclose(dset);
-    if (checksummed && dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
+    H5_CLOSE_ALL(dset, dcpl, space);
     return status;
 }
 
@@ -87,8 +84,7 @@ int h5file_write_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_ty
     if (space >= 0) attr = H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK_GOTO(attr >= 0 && H5Awrite(attr, mem_type, value) >= 0, "cannot write attribute", name);
 cleanup:
-    if (attr >= 0) H5Aclose(attr);
-    if (space >= 0) H5Sclose(space);
+    H5_CLOSE_ALL(attr, space);
     return status;
 }
 
@@ -130,7 +126,6 @@ int h5file_read_attr_text(hid_t loc, const char *name, char **text)
     H5_CHECK_GOTO(H5Aread(attr, type, *text) >= 0, "cannot read attribute", name);
 cleanup:
     if (status != GEN_OK) free(*text), *text = NULL;
-    if (type >= 0) H5Tclose(type);
-    if (attr >= 0) H5Aclose(attr);
+    H5_CLOSE_ALL(type, attr);
     return status;
 }

@@ -220,9 +220,7 @@ int checkpoint_read_weights(const char *path, model *m)
                "%s: no /params or /buffers: not a genesis checkpoint", path);
     CALL_GOTO(read_model_tensors(path, m, params, buffers, -1));
 cleanup:
-    if (buffers >= 0) H5Gclose(buffers);
-    if (params >= 0) H5Gclose(params);
-    H5Fclose(file);
+    H5_CLOSE_ALL(buffers, params, file);
     return status;
 }
 
