@@ -1,4 +1,4 @@
-/* Parallel-HDF5 helpers (include/genesis/h5par.h). */
+/* Parallel-HDF5 helpers (include/genesis/h5par.h) and HDF5 errors (include/genesis/h5error.h). */
 #include "genesis/h5par.h"
 
 #include "genesis/error.h"
@@ -15,13 +15,37 @@ static herr_t innermost(unsigned n, const H5E_error2_t *e, void *client)
     return 0;
 }
 
-int h5par_error(const char *what, const char *name, const char *file, int line)
+const char *h5par_reason(void)
 {
-    char detail[256] = "";
+    static _Thread_local char detail[256];
+    detail[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, detail);
     H5Eclear2(H5E_DEFAULT);
+    return detail;
+}
+
+int h5par_error(const char *what, const char *name, const char *file, int line)
+{
+    const char *detail = h5par_reason();
     return gen_error_set(GEN_ERR_IO, file, line, "%s '%s'%s%s", what, name, detail[0] ? ": " : "",
                          detail);
+}
+
+void h5par_close_all(const hid_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ids[i] <= 0) continue; /* -1: never opened; 0: H5P_DEFAULT */
+        switch (H5Iget_type(ids[i])) {
+        case H5I_FILE: H5Fclose(ids[i]); break;
+        case H5I_GROUP: H5Gclose(ids[i]); break;
+        case H5I_DATASET: H5Dclose(ids[i]); break;
+        case H5I_DATASPACE: H5Sclose(ids[i]); break;
+        case H5I_DATATYPE: H5Tclose(ids[i]); break;
+        case H5I_ATTR: H5Aclose(ids[i]); break;
+        case H5I_GENPROP_LST: H5Pclose(ids[i]); break;
+        default: break;
+        }
+    }
 }
 
 static hid_t mpio_access(MPI_Comm comm)
@@ -35,26 +59,26 @@ static hid_t mpio_access(MPI_Comm comm)
     return fapl;
 }
 
-int h5par_create(const char *path, MPI_Comm comm, hid_t *file)
+/* Creates (truncating) or opens path with the MPI-IO driver on comm. */
+static int open_mpio(const char *path, MPI_Comm comm, int create, int writable, hid_t *file)
 {
+    int status = GEN_OK;
     h5par_quiet();
     hid_t fapl = mpio_access(comm);
     H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);
-    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    int status = *file >= 0 ? GEN_OK : h5par_error("cannot create HDF5 file", path, __FILE__, __LINE__);
+    *file = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                   : H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    H5_CHECK_GOTO(*file >= 0, create ? "cannot create HDF5 file" : "cannot open HDF5 file", path);
+cleanup:
     H5Pclose(fapl); /* after reading the error stack: any HDF5 call clears it */
     return status;
 }
 
+int h5par_create(const char *path, MPI_Comm comm, hid_t *file) { return open_mpio(path, comm, 1, 1, file); }
+
 int h5par_open(const char *path, MPI_Comm comm, int writable, hid_t *file)
 {
-    h5par_quiet();
-    hid_t fapl = mpio_access(comm);
-    H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);
-    *file = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
-    int status = *file >= 0 ? GEN_OK : h5par_error("cannot open HDF5 file", path, __FILE__, __LINE__);
-    H5Pclose(fapl); /* after reading the error stack: any HDF5 call clears it */
-    return status;
+    return open_mpio(path, comm, 0, writable, file);
 }
 
 hid_t h5par_collective_transfer(void)

@@ -2,6 +2,7 @@
 #include "genesis/smoke.h"
 
 #include "genesis/error.h"
+#include "genesis/h5error.h"
 #include "genesis/h5par.h"
 #include "genesis/profile.h"
 #include "genesis/world.h"
@@ -51,15 +52,6 @@ static int check_blas(double *max_error)
     CHECK(worst < 1e-3, GEN_ERR_INTERNAL, "OpenBLAS sgemm differs from a direct product by %g", worst);
     return fault_point("smoke.blas");
 }
-
-/* As H5_CHECK (h5par.h), in the goto-cleanup form. */
-#define H5_CHECK_GOTO(ok, what, name)                                                          \
-    do {                                                                                       \
-        if (!(ok)) {                                                                           \
-            status = h5par_error((what), (name), __FILE__, __LINE__);                          \
-            goto cleanup;                                                                      \
-        }                                                                                      \
-    } while (0)
 
 /* Every rank writes row `rank` of a [size, ROW_FLOATS] dataset collectively, then reads row
  * (rank + 1) % size back and checks it. */

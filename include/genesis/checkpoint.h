@@ -39,5 +39,8 @@ int checkpoint_write(const char *path, model *m, const optimizer *o, const train
 int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st);
 /* Reads only the state attributes (genesis info). */
 int checkpoint_read_state(const char *path, train_state *st);
+/* 1 if path is a readable HDF5 file with a /state group (a checkpoint, for genesis info), else 0;
+ * never an error. */
+int checkpoint_has_state(const char *path);
 
 #endif

@@ -1,20 +1,13 @@
-/* Parallel-HDF5 helpers (mpi/h5par.c): files opened with the MPI-IO driver on a communicator,
- * collective transfers, and HDF5 errors turned into genesis errors that name the file and the
- * object, with HDF5's own error stack silenced. */
+/* Parallel-HDF5 helpers (mpi/h5par.c): files opened with the MPI-IO driver on a communicator and
+ * collective transfers. HDF5 errors become genesis errors that name the file and the object
+ * (h5error.h, shared with the serial files of src/io). */
 #ifndef GENESIS_H5PAR_H
 #define GENESIS_H5PAR_H
 
+#include "genesis/h5error.h"
+
 #include <hdf5.h>
 #include <mpi.h>
-
-/* Silences HDF5's automatic error printing (once per process). */
-void h5par_quiet(void);
-/* Records an HDF5 failure: "<what> '<name>': <innermost HDF5 message>". Returns GEN_ERR_IO. */
-int h5par_error(const char *what, const char *name, const char *file, int line);
-#define H5_CHECK(ok, what, name)                                                               \
-    do {                                                                                       \
-        if (!(ok)) return h5par_error((what), (name), __FILE__, __LINE__);                     \
-    } while (0)
 
 /* Collective on comm. create truncates an existing file. */
 int h5par_create(const char *path, MPI_Comm comm, hid_t *file);

@@ -1,7 +1,8 @@
 /* PNG pictures (libpng): an image writer and the corruption preview.
  *
- * Files are written to "<path>.tmp.<pid>", flushed and synced, then renamed to path, so a reader
- * never sees a partial picture; on failure the temporary file is removed.
+ * Files are written to "<path>.tmp.<pid>", flushed and synced, then renamed to path and the folder
+ * synced (atomic_file.h), so a reader never sees a partial picture; on failure the temporary file is
+ * removed.
  */
 #ifndef GENESIS_PNG_H
 #define GENESIS_PNG_H

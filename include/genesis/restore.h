@@ -1,4 +1,4 @@
-/* genesis restore (src/train/restore.c): a trained model run over a whole scan.
+/* genesis restore (src/infer/restore.c): a trained model run over a whole scan.
  *
  * The scan is normalised as prep did (the checkpoint's [prep] normalize, window, percentiles; in the
  * file's voxel grid, without prep's optional reorientation or resampling), cut into overlapping
@@ -16,7 +16,7 @@
  * [corrupt] settings without flips, which would move the target too), keyed by (seed,
  * RNG_EPOCH_NONE, window index), to show what the model restores.
  *
- * Under MPI, window k goes to rank k mod P; the weighted sums are added up on rank 0 (MPI_Reduce),
+ * Under MPI, window k goes to rank k mod P; the weighted sums are added up on rank 0 (collective.h),
  * which writes the outputs. Errors (mean squared, in normalised units) are printed by rank 0.
  */
 #ifndef GENESIS_RESTORE_H

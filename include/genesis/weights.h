@@ -18,6 +18,8 @@
 #include "genesis/config.h"
 #include "genesis/model.h"
 
+#include <stdint.h>
+
 #define WEIGHTS_FORMAT "genesis-unet3d-weights"
 #define WEIGHTS_FORMAT_VERSION 1
 
@@ -37,20 +39,15 @@ int checkpoint_read_weights(const char *path, model *m);
 /* 1 if path is a genesis checkpoint (has a /state group), 0 if not (e.g. a weights file). */
 int weights_is_checkpoint(const char *path, int *is_checkpoint);
 
-/* Builds the model stored in `path`, a checkpoint (width from its config) or a weights file, for
- * inputs [batch, 1, D, H, W] (shape->batch, D, H, W, tile_budget_bytes are used; width is taken
- * from the file), and loads its weights. cfg (may be NULL) receives the checkpoint's configuration,
- * or the defaults (with [model] width set) for a weights file. On failure *out is NULL. */
-int model_load_file(model **out, const char *path, const model_config *shape, genesis_config *cfg);
-
-/* Runs the model of model_path (checkpoint or weights file) on the dataset /input, float32
- * [N, 1, D, H, W] (D, H, W multiples of 8) of input_path, in one batch of N (batch-norm statistics
- * of that batch, as the reference's ContBatchNorm3d), and writes its sigmoid output as /output,
- * float32 [N, 1, D, H, W], to output_path (genesis forward: comparisons with PyTorch). */
-int weights_forward_file(const char *model_path, const char *input_path, const char *output_path);
+/* Forward files (genesis forward): the dataset /input [N, 1, D, H, W] float32 of path into *x
+ * (malloc'ed; caller frees, also on failure) and dims; and y [N, 1, D, H, W] as the dataset
+ * /output of a new file path (the file's close is part of the write and checked). */
+int forward_file_read_input(const char *path, float **x, int64_t dims[5]);
+int forward_file_write_output(const char *path, const float *y, const int64_t dims[5]);
 
 /* [train] init_from: every rank reads the weights file into its model, then the ranks agree
- * (world_agree_shared): a refused file is one collective error naming the tensors. */
+ * (world_agree_shared): a refused file is one collective error naming the tensors. (The trainer's
+ * use of weights_read, kept beside it: src/train holds no file format.) */
 int init_from_weights(model *m, const char *path, int rank);
 
 #endif

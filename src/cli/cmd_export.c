@@ -4,6 +4,7 @@
 
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/infer.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
 
@@ -16,12 +17,13 @@ static int export_weights(const char *ckpt, const char *output)
 {
     /* the model is built for the smallest input: only its parameters matter here */
     model_config shape = {.batch = 1, .D = 8, .H = 8, .W = 8};
+    int status = GEN_OK;
     model *m = NULL;
     CALL(model_load_file(&m, ckpt, &shape, NULL));
-    int status = weights_write(output, m);
-    if (status == GEN_OK)
-        log_info("export: %s: %d tensors of the width-%d U-Net (%zu parameters), named as PyTorch's state_dict",
-                 output, model_tensor_count(m), model_get_config(m)->width, model_num_params(m));
+    CALL_GOTO(weights_write(output, m));
+    log_info("export: %s: %d tensors of the width-%d U-Net (%zu parameters), named as PyTorch's state_dict",
+             output, model_tensor_count(m), model_get_config(m)->width, model_num_params(m));
+cleanup:
     model_free(m);
     return status;
 }

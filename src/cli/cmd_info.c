@@ -1,4 +1,4 @@
-/* genesis info: what is in a cubes file. */
+/* genesis info: what is in a cubes file or a checkpoint (its format, contents and settings). */
 #include "cli/cli.h"
 
 #include "genesis/checkpoint.h"
@@ -6,7 +6,6 @@
 #include "genesis/error.h"
 #include "genesis/world.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,26 +13,22 @@
 
 static int describe_cubes(const char *path)
 {
+    int status = GEN_OK;
     cubes_file f;
+    cubes_scan_record *scans = NULL;
     CALL(cubes_open(&f, path, CUBES_THIS_RANK));
     int64_t per_split[3] = {0};
     for (int64_t i = 0; i < f.count; i++)
         if (f.split[i] <= SPLIT_TEST) per_split[f.split[i]]++;
     char version[256] = "", normalize[64] = "", filter[64] = "";
     double range[2] = {0, 0}, window[2] = {0, 0};
-    int status = cubes_read_attr_text(&f, "genesis_version", version, sizeof version);
-    if (!status) status = cubes_read_attr_text(&f, "normalize", normalize, sizeof normalize);
-    if (!status) status = cubes_read_attr_text(&f, "filter", filter, sizeof filter);
-    if (!status) status = cubes_read_attr_doubles(&f, "value_range", range, 2);
-    if (!status) status = cubes_read_attr_doubles(&f, "window", window, 2);
-    cubes_scan_record *scans = NULL;
+    CALL_GOTO(cubes_read_attr_text(&f, "genesis_version", version, sizeof version));
+    CALL_GOTO(cubes_read_attr_text(&f, "normalize", normalize, sizeof normalize));
+    CALL_GOTO(cubes_read_attr_text(&f, "filter", filter, sizeof filter));
+    CALL_GOTO(cubes_read_attr_doubles(&f, "value_range", range, 2));
+    CALL_GOTO(cubes_read_attr_doubles(&f, "window", window, 2));
     int64_t scan_count = 0;
-    if (!status) status = cubes_read_scans(&f, &scans, &scan_count);
-    if (status) {
-        cubes_close(&f);
-        free(scans);
-        return status;
-    }
+    CALL_GOTO(cubes_read_scans(&f, &scans, &scan_count));
     int64_t skipped = 0;
     for (int64_t i = 0; i < scan_count; i++) skipped += scans[i].skipped[0] != '\0';
     printf("%s: genesis cubes file, format version %d, written by genesis %s\n", path, f.format_version, version);
@@ -43,7 +38,7 @@ static int describe_cubes(const char *path)
     printf("values:     [%g, %g]\n", range[0], range[1]);
     if (!strcmp(normalize, "mri_minmax")) {
         double pct[2] = {0, 0};
-        cubes_read_attr_doubles(&f, "percentiles", pct, 2);
+        if (cubes_read_attr_doubles(&f, "percentiles", pct, 2) != GEN_OK) gen_error_clear(); /* shown as 0..0 */
         printf("settings:   normalize mri_minmax (percentiles %g..%g of each scan), filter %s\n", pct[0],
                pct[1], filter);
     } else {
@@ -60,9 +55,10 @@ static int describe_cubes(const char *path)
                    cube_split_name(s->split), s->cubes, (long long)s->dim[0], (long long)s->dim[1],
                    (long long)s->dim[2], s->spacing[0], s->spacing[1], s->spacing[2], s->path);
     }
+cleanup:
     free(scans);
     cubes_close(&f);
-    return GEN_OK;
+    return status;
 }
 
 static int describe_checkpoint(const char *path)
@@ -83,20 +79,10 @@ static int describe_checkpoint(const char *path)
     return GEN_OK;
 }
 
-/* A checkpoint has a /state group; anything else is taken for a cubes file. */
-static int is_checkpoint(const char *path)
-{
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0) return 0;
-    int yes = H5Lexists(file, "state", H5P_DEFAULT) > 0;
-    H5Fclose(file);
-    return yes;
-}
-
 int cmd_info(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "usage: genesis info FILE");
     if (world_rank() != 0) return GEN_OK;
-    return is_checkpoint(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
+    /* a checkpoint has a /state group; anything else is taken for a cubes file */
+    return checkpoint_has_state(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
 }

@@ -20,36 +20,37 @@ struct preview_args {
 /* Renders samples of `split` starting at its `first`-th cube. Rank 0 alone. */
 static int render(const struct preview_args *a, const struct config_corrupt *cc)
 {
+    int status = GEN_OK;
     cubes_file f;
     CALL(cubes_open(&f, a->cubes_path, CUBES_THIS_RANK));
+    struct corrupt_workspace *ws = NULL;
+    float *cubes = NULL;
+    unsigned *mask = NULL;
     int64_t *index = malloc(sizeof *index * (size_t)a->count);
+    CHECK_GOTO(index, GEN_ERR_NOMEM, "out of memory");
     int64_t n = 0, seen = 0;
-    for (int64_t i = 0; index && i < f.count && n < a->count; i++)
+    for (int64_t i = 0; i < f.count && n < a->count; i++)
         if (f.split[i] == a->split && seen++ >= a->first) index[n++] = i;
     size_t cube = (size_t)f.rows * f.cols * f.deps;
-    float *cubes = malloc(sizeof *cubes * cube * (size_t)(3 * (n ? n : 1)));
-    unsigned *mask = malloc(sizeof *mask * (size_t)(n ? n : 1));
-    struct corrupt_workspace *ws = NULL;
-    int status = index && cubes && mask ? GEN_OK : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
-    if (status == GEN_OK && n == 0)
-        status = gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "%s: no %s cubes from number %ld on",
-                               a->cubes_path, cube_split_name(a->split), a->first);
-    if (status == GEN_OK) status = cubes_read(&f, cubes, index, n);
-    if (status == GEN_OK) status = corrupt_workspace_create(&ws, cc, f.rows, f.cols, f.deps);
+    cubes = malloc(sizeof *cubes * cube * (size_t)(3 * (n ? n : 1)));
+    mask = malloc(sizeof *mask * (size_t)(n ? n : 1));
+    CHECK_GOTO(cubes && mask, GEN_ERR_NOMEM, "out of memory");
+    CHECK_GOTO(n > 0, GEN_ERR_USAGE, "%s: no %s cubes from number %ld on", a->cubes_path,
+               cube_split_name(a->split), a->first);
+    CALL_GOTO(cubes_read(&f, cubes, index, n));
+    CALL_GOTO(corrupt_workspace_create(&ws, cc, f.rows, f.cols, f.deps));
     float *inputs = cubes + cube * (size_t)n, *targets = inputs + cube * (size_t)n;
-    for (int64_t i = 0; status == GEN_OK && i < n; i++) {
+    for (int64_t i = 0; i < n; i++) {
         struct corrupt_record rec;
-        status = corrupt_sample(ws, (uint64_t)a->seed, (uint64_t)a->epoch, (uint64_t)index[i],
-                                cubes + cube * (size_t)i, inputs + cube * (size_t)i,
-                                targets + cube * (size_t)i, &rec);
+        CALL_GOTO(corrupt_sample(ws, (uint64_t)a->seed, (uint64_t)a->epoch, (uint64_t)index[i],
+                                 cubes + cube * (size_t)i, inputs + cube * (size_t)i,
+                                 targets + cube * (size_t)i, &rec));
         mask[i] = rec.mask;
     }
-    if (status == GEN_OK)
-        status = preview_write_png(a->output, inputs, targets, NULL, (int)n, f.rows, f.cols, f.deps,
-                                   index, mask);
-    if (status == GEN_OK)
-        log_info("preview: %s: %lld %s samples (corrupted input | target at depths 2/6..5/6)",
-                 a->output, (long long)n, cube_split_name(a->split));
+    CALL_GOTO(preview_write_png(a->output, inputs, targets, NULL, (int)n, f.rows, f.cols, f.deps, index, mask));
+    log_info("preview: %s: %lld %s samples (corrupted input | target at depths 2/6..5/6)", a->output,
+             (long long)n, cube_split_name(a->split));
+cleanup:
     if (ws) corrupt_workspace_destroy(ws);
     free(mask), free(cubes), free(index);
     cubes_close(&f);

@@ -1,15 +1,14 @@
 /* Checkpoints (include/genesis/checkpoint.h). */
 #include "genesis/checkpoint.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
-#include "genesis/h5par.h"
+#include "io/h5file.h"
 #include "genesis/world.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,39 +26,24 @@ static int64_t *state_field(train_state *st, int i)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-static int write_tensor(hid_t group, const char *path, const model_tensor *t, const float *values)
+static int write_state(hid_t state, const train_state *st)
 {
-    hsize_t dims[5];
-    for (int d = 0; d < t->ndim; d++) dims[d] = (hsize_t)t->shape[d];
-    hid_t space = t->ndim ? H5Screate_simple(t->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    int ok = space >= 0 && dcpl >= 0;
-    if (ok && t->ndim) ok = H5Pset_chunk(dcpl, t->ndim, dims) >= 0 && H5Pset_fletcher32(dcpl) >= 0;
-    hid_t type = t->kind == MODEL_COUNTER ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
-    hid_t dset = ok ? H5Dcreate2(group, t->name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
-    const void *data = t->kind == MODEL_COUNTER ? (const void *)t->counter : (const void *)values;
-    ok = dset >= 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    int status = ok ? GEN_OK : h5par_error("cannot write tensor", t->name, __FILE__, __LINE__);
-    if (status) gen_error_set(status, __FILE__, __LINE__, "%s: cannot write tensor '%s' (disk full?)", path, t->name);
-    if (dset >= 0) H5Dclose(dset);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
-    return status;
-}
-
-static int write_attr(hid_t loc, const char *name, hid_t type, const void *value)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = attr >= 0 && H5Awrite(attr, type, value) >= 0;
-    if (attr >= 0) H5Aclose(attr);
-    H5Sclose(space);
-    return ok ? GEN_OK : h5par_error("cannot write attribute", name, __FILE__, __LINE__);
+    int64_t version = CHECKPOINT_FORMAT_VERSION;
+    train_state copy = *st;
+    CALL(h5file_write_attr(state, "format_version", H5T_NATIVE_INT64, H5T_NATIVE_INT64, &version));
+    for (int i = 0; i < 6; i++)
+        CALL(h5file_write_attr(state, state_names[i], H5T_NATIVE_INT64, H5T_NATIVE_INT64,
+                               state_field(&copy, i)));
+    CALL(h5file_write_attr(state, "lr", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->lr));
+    CALL(h5file_write_attr(state, "best_loss", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->best_loss));
+    CALL(h5file_write_attr(state, "config_hash", H5T_NATIVE_UINT64, H5T_NATIVE_UINT64, &st->config_hash));
+    return GEN_OK;
 }
 
 static int write_contents(hid_t file, const char *path, model *m, const optimizer *o,
                           const train_state *st, const char *config_text)
 {
+    int status = GEN_OK;
     hid_t params = H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t buffers = H5Gcreate2(file, "buffers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t optim = H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -70,50 +54,25 @@ static int write_contents(hid_t file, const char *path, model *m, const optimize
         snprintf(name, sizeof name, "%d", k);
         slots[k] = H5Gcreate2(optim, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     }
-    int status = params >= 0 && buffers >= 0 && optim >= 0 && state >= 0 ? GEN_OK
-                 : h5par_error("cannot create groups in", path, __FILE__, __LINE__);
-    for (int i = 0; status == GEN_OK && i < model_tensor_count(m); i++) {
+    int slots_ok = (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0);
+    int groups_ok = params >= 0 && buffers >= 0 && optim >= 0 && state >= 0 && slots_ok;
+    H5_CHECK_GOTO(groups_ok, "cannot create groups in", path);
+    for (int i = 0; i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
         if (t->kind != MODEL_PARAM) {
-            status = write_tensor(buffers, path, t, t->data);
+            CALL_GOTO(h5file_write_tensor(buffers, path, t, t->data, H5FILE_CHECKSUMMED));
             continue;
         }
-        status = write_tensor(params, path, t, t->data);
-        for (int k = 0; status == GEN_OK && k < o->nstate; k++)
-            status = write_tensor(slots[k], path, t, o->state + (size_t)k * o->n + t->offset);
+        CALL_GOTO(h5file_write_tensor(params, path, t, t->data, H5FILE_CHECKSUMMED));
+        for (int k = 0; k < o->nstate; k++)
+            CALL_GOTO(h5file_write_tensor(slots[k], path, t, o->state + (size_t)k * o->n + t->offset,
+                                          H5FILE_CHECKSUMMED));
     }
-    int64_t version = CHECKPOINT_FORMAT_VERSION;
-    train_state copy = *st;
-    if (status == GEN_OK) status = write_attr(state, "format_version", H5T_NATIVE_INT64, &version);
-    for (int i = 0; status == GEN_OK && i < 6; i++)
-        status = write_attr(state, state_names[i], H5T_NATIVE_INT64, state_field(&copy, i));
-    if (status == GEN_OK) status = write_attr(state, "lr", H5T_NATIVE_DOUBLE, &st->lr);
-    if (status == GEN_OK) status = write_attr(state, "best_loss", H5T_NATIVE_DOUBLE, &st->best_loss);
-    if (status == GEN_OK) status = write_attr(state, "config_hash", H5T_NATIVE_UINT64, &st->config_hash);
-    if (status == GEN_OK) {
-        hid_t type = H5Tcopy(H5T_C_S1);
-        H5Tset_size(type, strlen(config_text) + 1);
-        status = write_attr(file, "config", type, config_text);
-        H5Tclose(type);
-    }
-    for (int k = 0; k < 2; k++)
-        if (slots[k] >= 0) H5Gclose(slots[k]);
-    if (state >= 0) H5Gclose(state);
-    if (optim >= 0) H5Gclose(optim);
-    if (buffers >= 0) H5Gclose(buffers);
-    if (params >= 0) H5Gclose(params);
+    CALL_GOTO(write_state(state, st));
+    CALL_GOTO(h5file_write_attr_text(file, "config", config_text));
+cleanup:
+    H5_CLOSE_ALL(slots[0], slots[1], state, optim, buffers, params);
     return status;
-}
-
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    CHECK(fd >= 0, GEN_ERR_IO, "cannot open %s to sync it: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    CHECK(rc == 0, GEN_ERR_IO, "cannot sync %s: %s", path, strerror(saved));
-    return GEN_OK;
 }
 
 /* Writes bytes [n] to fd completely; a crash can be injected half-way (tests). */
@@ -131,93 +90,83 @@ static int write_all(int fd, const char *path, const unsigned char *bytes, size_
     return GEN_OK;
 }
 
-/* The checkpoint is built in memory (HDF5's core driver), then written with plain POSIX calls:
- * a full disk or an I/O error is then a clean error that HDF5 never sees, and nothing but the
- * temporary file is touched until the rename. */
+/* The whole checkpoint as an HDF5 file image in memory (HDF5's core driver, nothing on disk):
+ * *image (malloc'ed, caller frees) of *size bytes. */
+static int build_image(const char *path, model *m, const optimizer *o, const train_state *st,
+                       const char *config_text, unsigned char **image, size_t *size)
+{
+    int status = GEN_OK;
+    hid_t file = -1;
+    *image = NULL;
+    h5par_quiet();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5_CHECK_GOTO(fapl >= 0 && H5Pset_fapl_core(fapl, 16u << 20, 0) >= 0,
+                  "cannot set up the in-memory file for", path);
+    CALL_GOTO(h5file_create(path, fapl, "cannot create in-memory checkpoint", &file));
+    CALL_GOTO(write_contents(file, path, m, o, st, config_text));
+    ssize_t bytes = H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
+    if (bytes > 0) *image = malloc((size_t)bytes);
+    CHECK_GOTO(*image && H5Fget_file_image(file, *image, (size_t)bytes) == bytes, GEN_ERR_NOMEM,
+               "%s: cannot build the checkpoint image (%zd bytes)", path, bytes);
+    *size = (size_t)bytes;
+cleanup:
+    H5_CLOSE_ALL(file, fapl);
+    if (status != GEN_OK) free(*image), *image = NULL;
+    return status;
+}
+
+/* The checkpoint is built in memory, then written with plain POSIX calls: a full disk or an I/O
+ * error is then a clean error that HDF5 never sees, and nothing but the temporary file is touched
+ * until the rename. */
 int checkpoint_write(const char *path, model *m, const optimizer *o, const train_state *st,
                      const char *config_text)
 {
-    h5par_quiet();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fapl_core(fapl, 16u << 20, 0) < 0) {
-        if (fapl >= 0) H5Pclose(fapl);
-        return h5par_error("cannot set up the in-memory file for", path, __FILE__, __LINE__);
-    }
-    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (file < 0) return h5par_error("cannot create in-memory checkpoint", path, __FILE__, __LINE__);
-    int status = write_contents(file, path, m, o, st, config_text);
+    int status = GEN_OK, fd = -1, created = 0;
     unsigned char *image = NULL;
-    ssize_t size = status == GEN_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
-    if (status == GEN_OK && size > 0) image = malloc((size_t)size);
-    if (status == GEN_OK && (!image || H5Fget_file_image(file, image, (size_t)size) != size))
-        status = gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "%s: cannot build the checkpoint image (%zd bytes)",
-                               path, size);
-    H5Fclose(file);
-    if (status != GEN_OK) {
-        free(image);
-        return status;
-    }
+    size_t size = 0;
+    char tmp[4200];
+    CALL_GOTO(atomic_file_tmp_name(tmp, sizeof tmp, path));
+    CALL_GOTO(build_image(path, m, o, st, config_text, &image, &size));
     /* tests can crash step checkpoints half-way through the disk write: "checkpoint.write.step" */
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     const char *site = !strncmp(base, "step-", 5) ? "checkpoint.write.step" : "checkpoint.write.other";
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        free(image);
-        FAIL(GEN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    status = write_all(fd, tmp, image, (size_t)size, site);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK_GOTO(fd >= 0, GEN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    created = 1;
+    CALL_GOTO(write_all(fd, tmp, image, size, site));
+    CHECK_GOTO(fsync(fd) == 0, GEN_ERR_IO, "cannot sync %s: %s (disk full?)", tmp, strerror(errno));
+    int closed = close(fd);
+    fd = -1;
+    CHECK_GOTO(closed == 0, GEN_ERR_IO, "cannot close %s: %s (disk full?)", tmp, strerror(errno));
+    CALL_GOTO(atomic_file_commit(tmp, path)); /* on failure the previous checkpoint at path is untouched */
+cleanup:
+    if (fd >= 0) close(fd);
+    if (status != GEN_OK && created) unlink(tmp); /* gone already when the rename succeeded */
     free(image);
-    if (status == GEN_OK && fsync(fd) != 0)
-        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot sync %s: %s (disk full?)", tmp, strerror(errno));
-    if (close(fd) != 0 && status == GEN_OK)
-        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot close %s: %s (disk full?)", tmp, strerror(errno));
-    if (status == GEN_OK && rename(tmp, path) != 0)
-        status = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (status != GEN_OK) {
-        unlink(tmp); /* the previous checkpoint at `path` is untouched */
-        return status;
-    }
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    return fsync_path(dirname(dir), 1);
+    return status;
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
 static int read_tensor(hid_t group, const char *path, const char *where, const model_tensor *t, void *out)
 {
-    hid_t dset = H5Dopen2(group, t->name, H5P_DEFAULT);
-    if (dset < 0) FAIL(GEN_ERR_DATA, "%s: missing tensor %s/%s", path, where, t->name);
-    hid_t space = H5Dget_space(dset);
-    int ndim = H5Sget_simple_extent_ndims(space);
-    hsize_t dims[8] = {0};
-    if (ndim > 0 && ndim <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
-    H5Sclose(space);
-    int same = ndim == t->ndim;
-    for (int d = 0; same && d < ndim; d++) same = dims[d] == (hsize_t)t->shape[d];
-    if (!same) {
-        H5Dclose(dset);
+    struct h5file_tensor_found found;
+    switch (h5file_read_tensor(group, t, out, &found)) {
+    case H5FILE_TENSOR_READ: return GEN_OK;
+    case H5FILE_TENSOR_MISSING: FAIL(GEN_ERR_DATA, "%s: missing tensor %s/%s", path, where, t->name);
+    case H5FILE_TENSOR_SHAPE:
         FAIL(GEN_ERR_DATA, "%s: tensor %s/%s has another shape than the model's", path, where, t->name);
+    case H5FILE_TENSOR_UNREADABLE: break;
     }
-    hid_t type = t->kind == MODEL_COUNTER ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
-    int ok = H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
-    H5Dclose(dset);
-    if (!ok) {
-        h5par_error("cannot read tensor", t->name, __FILE__, __LINE__);
-        FAIL(GEN_ERR_DATA, "%s: cannot read %s/%s (corrupted? %s)", path, where, t->name, gen_error_message());
-    }
-    return GEN_OK;
+    FAIL(GEN_ERR_DATA, "%s: cannot read %s/%s (corrupted? %s)", path, where, t->name, found.reason);
 }
 
 static int read_state(hid_t file, const char *path, train_state *st)
 {
+    int status = GEN_OK;
     hid_t state = H5Gopen2(file, "state", H5P_DEFAULT);
-    if (state < 0) FAIL(GEN_ERR_DATA, "%s: not a genesis checkpoint (no /state)", path);
+    CHECK_GOTO(state >= 0, GEN_ERR_DATA, "%s: not a genesis checkpoint (no /state)", path);
     int64_t version = 0;
-    int ok = 1;
     struct { const char *name; hid_t type; void *out; } attrs[] = {
         {"format_version", H5T_NATIVE_INT64, &version}, {"lr", H5T_NATIVE_DOUBLE, &st->lr},
         {"best_loss", H5T_NATIVE_DOUBLE, &st->best_loss}, {"config_hash", H5T_NATIVE_UINT64, &st->config_hash},
@@ -225,74 +174,73 @@ static int read_state(hid_t file, const char *path, train_state *st)
         {state_names[2], H5T_NATIVE_INT64, &st->global_step}, {state_names[3], H5T_NATIVE_INT64, &st->bad_epochs},
         {state_names[4], H5T_NATIVE_INT64, &st->optimizer_steps},
         {state_names[5], H5T_NATIVE_INT64, &st->optimizer_kind}};
-    const char *missing = NULL;
-    for (size_t i = 0; ok && i < sizeof attrs / sizeof attrs[0]; i++) {
-        hid_t a = H5Aopen(state, attrs[i].name, H5P_DEFAULT);
-        ok = a >= 0 && H5Aread(a, attrs[i].type, attrs[i].out) >= 0;
-        if (!ok) missing = attrs[i].name;
-        if (a >= 0) H5Aclose(a);
-    }
-    H5Gclose(state);
-    if (!ok) FAIL(GEN_ERR_DATA, "%s: cannot read state attribute '%s'", path, missing);
-    CHECK(version == CHECKPOINT_FORMAT_VERSION, GEN_ERR_DATA,
-          "%s: checkpoint format version %lld; this genesis reads version %d", path, (long long)version,
-          CHECKPOINT_FORMAT_VERSION);
-    return GEN_OK;
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+        CHECK_GOTO(h5file_read_attr(state, attrs[i].name, attrs[i].type, attrs[i].out) == GEN_OK, GEN_ERR_DATA,
+                   "%s: cannot read state attribute '%s'", path, attrs[i].name);
+    CHECK_GOTO(version == CHECKPOINT_FORMAT_VERSION, GEN_ERR_DATA,
+               "%s: checkpoint format version %lld; this genesis reads version %d", path, (long long)version,
+               CHECKPOINT_FORMAT_VERSION);
+cleanup:
+    if (state >= 0) H5Gclose(state);
+    return status;
 }
 
-static hid_t open_checked(const char *path)
-{
-    h5par_quiet();
-    return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-}
+#define OPEN_HINT " (truncated or corrupted?)"
 
 int checkpoint_read_state(const char *path, train_state *st)
 {
-    hid_t file = open_checked(path);
-    if (file < 0) FAIL(GEN_ERR_DATA, "%s: not a readable HDF5 file (truncated or corrupted?)", path);
+    hid_t file;
+    CALL(h5file_open_read(path, OPEN_HINT, &file));
     int status = read_state(file, path, st);
     H5Fclose(file);
     return status;
 }
 
+int checkpoint_has_state(const char *path)
+{
+    hid_t file;
+    if (h5file_open_read(path, "", &file) != GEN_OK) {
+        gen_error_clear();
+        return 0;
+    }
+    int yes = h5file_has(file, "state");
+    H5Fclose(file);
+    return yes;
+}
+
 int checkpoint_read(const char *path, model *m, optimizer *o, train_state *st)
 {
-    hid_t file = open_checked(path);
-    if (file < 0) FAIL(GEN_ERR_DATA, "%s: not a readable HDF5 file (truncated or corrupted?)", path);
+    int status = GEN_OK;
+    hid_t file = -1, params = -1, buffers = -1, slots[2] = {-1, -1};
+    CALL_GOTO(h5file_open_read(path, OPEN_HINT, &file));
     train_state s;
-    int status = read_state(file, path, &s);
-    if (status == GEN_OK && s.optimizer_kind != o->cfg.kind)
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
-                               "%s: written with another optimizer than the configured one", path);
-    hid_t params = H5Gopen2(file, "params", H5P_DEFAULT), buffers = H5Gopen2(file, "buffers", H5P_DEFAULT);
-    hid_t slots[2] = {-1, -1};
+    CALL_GOTO(read_state(file, path, &s));
+    CHECK_GOTO(s.optimizer_kind == o->cfg.kind, GEN_ERR_DATA,
+               "%s: written with another optimizer than the configured one", path);
+    params = H5Gopen2(file, "params", H5P_DEFAULT), buffers = H5Gopen2(file, "buffers", H5P_DEFAULT);
     for (int k = 0; k < o->nstate; k++) {
         char name[32];
         snprintf(name, sizeof name, "optim/%d", k);
         slots[k] = H5Gopen2(file, name, H5P_DEFAULT);
     }
-    if (status == GEN_OK && (params < 0 || buffers < 0 || (o->nstate > 0 && slots[0] < 0) ||
-                             (o->nstate > 1 && slots[1] < 0)))
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "%s: missing /params, /buffers or /optim", path);
-    for (int i = 0; status == GEN_OK && i < model_tensor_count(m); i++) {
+    int slots_ok = (o->nstate < 1 || slots[0] >= 0) && (o->nstate < 2 || slots[1] >= 0);
+    CHECK_GOTO(params >= 0 && buffers >= 0 && slots_ok, GEN_ERR_DATA, "%s: missing /params, /buffers or /optim",
+               path);
+    for (int i = 0; i < model_tensor_count(m); i++) {
         model_tensor *t = model_tensor_at(m, i);
         if (t->kind != MODEL_PARAM) {
-            status = read_tensor(buffers, path, "buffers", t, t->kind == MODEL_COUNTER ? (void *)t->counter
-                                                                                       : (void *)t->data);
+            void *out = t->kind == MODEL_COUNTER ? (void *)t->counter : (void *)t->data;
+            CALL_GOTO(read_tensor(buffers, path, "buffers", t, out));
             continue;
         }
-        status = read_tensor(params, path, "params", t, t->data);
-        for (int k = 0; status == GEN_OK && k < o->nstate; k++)
-            status = read_tensor(slots[k], path, k ? "optim/1" : "optim/0", t, o->state + (size_t)k * o->n + t->offset);
+        CALL_GOTO(read_tensor(params, path, "params", t, t->data));
+        for (int k = 0; k < o->nstate; k++)
+            CALL_GOTO(read_tensor(slots[k], path, k ? "optim/1" : "optim/0", t,
+                                  o->state + (size_t)k * o->n + t->offset));
     }
-    for (int k = 0; k < 2; k++)
-        if (slots[k] >= 0) H5Gclose(slots[k]);
-    if (buffers >= 0) H5Gclose(buffers);
-    if (params >= 0) H5Gclose(params);
-    H5Fclose(file);
-    if (status == GEN_OK) {
-        *st = s;
-        o->step = (long)s.optimizer_steps;
-    }
+    *st = s;
+    o->step = (long)s.optimizer_steps;
+cleanup:
+    H5_CLOSE_ALL(slots[0], slots[1], buffers, params, file);
     return status;
 }

@@ -35,6 +35,7 @@ static int attr_doubles(hid_t loc, const char *name, const double *values, int n
 static int create_extendible(hid_t file, const char *name, hid_t type, int rank,
                              const hsize_t *tail, hid_t *out)
 {
+    int status = GEN_OK;
     hsize_t dims[4] = {0}, maxdims[4] = {H5S_UNLIMITED}, chunk[4] = {1};
     for (int i = 1; i < rank; i++) dims[i] = maxdims[i] = chunk[i] = tail[i - 1];
     hid_t space = H5Screate_simple(rank, dims, maxdims);
@@ -42,9 +43,9 @@ static int create_extendible(hid_t file, const char *name, hid_t type, int rank,
     if (rank == 1) chunk[0] = 4096; /* small per-cube records: bigger chunks */
     int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0;
     *out = ok ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
-    int status = *out >= 0 ? GEN_OK : h5par_error("cannot create dataset", name, __FILE__, __LINE__);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
+    H5_CHECK_GOTO(*out >= 0, "cannot create dataset", name);
+cleanup:
+    H5_CLOSE_ALL(dcpl, space);
     return status;
 }
 
@@ -78,16 +79,15 @@ static int append_rows(hid_t dset, const char *name, hid_t type, const void *dat
     hsize_t mdims[4] = {(hsize_t)(n > 0 ? n : 1)};
     for (int i = 1; i < rank; i++) dims[i] = count[i] = mdims[i] = tail[i - 1];
     H5_CHECK(H5Dset_extent(dset, dims) >= 0, "cannot extend dataset", name);
+    int status = GEN_OK;
     hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(rank, mdims, NULL);
     hid_t dxpl = h5par_collective_transfer();
     int ok = fspace >= 0 && mspace >= 0 && dxpl >= 0;
     if (ok && n > 0) ok = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
     if (ok && n == 0) ok = H5Sselect_none(fspace) >= 0 && H5Sselect_none(mspace) >= 0;
-    if (ok) ok = H5Dwrite(dset, type, mspace, fspace, dxpl, data) >= 0;
-    int status = ok ? GEN_OK : h5par_error("cannot write dataset", name, __FILE__, __LINE__);
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
+    H5_CHECK_GOTO(ok && H5Dwrite(dset, type, mspace, fspace, dxpl, data) >= 0, "cannot write dataset", name);
+cleanup:
+    H5_CLOSE_ALL(dxpl, mspace, fspace);
     return status;
 }
 
@@ -108,83 +108,89 @@ int cubes_writer_append(cubes_writer *w, const float *cubes, const int32_t *scan
     return GEN_OK;
 }
 
-/* The HDF5 compound type of cubes_scan_record (caller closes). */
-static hid_t scan_record_type(void)
+/* The HDF5 compound type of cubes_scan_record into *out (caller closes). */
+static int scan_record_type(hid_t *out)
 {
+    int status = GEN_OK;
+    hsize_t three[1] = {3};
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(cubes_scan_record));
     hid_t path = H5Tcopy(H5T_C_S1), why = H5Tcopy(H5T_C_S1);
-    H5Tset_size(path, sizeof ((cubes_scan_record *)0)->path);
-    H5Tset_size(why, sizeof ((cubes_scan_record *)0)->skipped);
-    hsize_t three[1] = {3};
     hid_t dims = H5Tarray_create2(H5T_NATIVE_INT64, 1, three);
     hid_t spacing = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, three);
-    H5Tinsert(t, "path", HOFFSET(cubes_scan_record, path), path);
-    H5Tinsert(t, "dim", HOFFSET(cubes_scan_record, dim), dims);
-    H5Tinsert(t, "spacing", HOFFSET(cubes_scan_record, spacing), spacing);
-    H5Tinsert(t, "split", HOFFSET(cubes_scan_record, split), H5T_NATIVE_INT32);
-    H5Tinsert(t, "cubes", HOFFSET(cubes_scan_record, cubes), H5T_NATIVE_INT32);
-    H5Tinsert(t, "skipped", HOFFSET(cubes_scan_record, skipped), why);
-    H5Tclose(path), H5Tclose(why), H5Tclose(dims), H5Tclose(spacing);
-    return t;
+    int ok = t >= 0 && path >= 0 && why >= 0 && dims >= 0 && spacing >= 0 &&
+             H5Tset_size(path, sizeof ((cubes_scan_record *)0)->path) >= 0 &&
+             H5Tset_size(why, sizeof ((cubes_scan_record *)0)->skipped) >= 0 &&
+             H5Tinsert(t, "path", HOFFSET(cubes_scan_record, path), path) >= 0 &&
+             H5Tinsert(t, "dim", HOFFSET(cubes_scan_record, dim), dims) >= 0 &&
+             H5Tinsert(t, "spacing", HOFFSET(cubes_scan_record, spacing), spacing) >= 0 &&
+             H5Tinsert(t, "split", HOFFSET(cubes_scan_record, split), H5T_NATIVE_INT32) >= 0 &&
+             H5Tinsert(t, "cubes", HOFFSET(cubes_scan_record, cubes), H5T_NATIVE_INT32) >= 0 &&
+             H5Tinsert(t, "skipped", HOFFSET(cubes_scan_record, skipped), why) >= 0;
+    H5_CHECK_GOTO(ok, "cannot make the record type of", "scans");
+    *out = t;
+    t = -1;
+cleanup:
+    H5_CLOSE_ALL(t, path, why, dims, spacing);
+    return status;
 }
 
 int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t count)
 {
-    int rank = world_rank();
+    int status = GEN_OK, rank = world_rank();
     hsize_t dims[1] = {(hsize_t)(count > 0 ? count : 0)};
-    hid_t type = scan_record_type(), space = H5Screate_simple(1, dims, NULL);
-    hid_t dset = H5Dcreate2(w->file, "scans", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t dxpl = h5par_collective_transfer();
-    int ok = type >= 0 && space >= 0 && dset >= 0 && dxpl >= 0;
-    if (ok && count > 0) {
-        hid_t fspace = H5Scopy(space), mspace = H5Scopy(space);
-        if (rank != 0) H5Sselect_none(fspace), H5Sselect_none(mspace);
-        ok = H5Dwrite(dset, type, mspace, fspace, dxpl, scans) >= 0;
-        H5Sclose(fspace), H5Sclose(mspace);
+    hid_t type = -1, space = -1, dset = -1, dxpl = -1, fspace = -1, mspace = -1;
+    CALL_GOTO(scan_record_type(&type));
+    space = H5Screate_simple(1, dims, NULL);
+    if (space >= 0) dset = H5Dcreate2(w->file, "scans", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    dxpl = h5par_collective_transfer();
+    H5_CHECK_GOTO(space >= 0 && dset >= 0 && dxpl >= 0, "cannot create dataset", "scans");
+    if (count > 0) {
+        fspace = H5Scopy(space), mspace = H5Scopy(space);
+        int ok = fspace >= 0 && mspace >= 0;
+        if (ok && rank != 0) ok = H5Sselect_none(fspace) >= 0 && H5Sselect_none(mspace) >= 0;
+        ok = ok && H5Dwrite(dset, type, mspace, fspace, dxpl, scans) >= 0;
+        H5_CHECK_GOTO(ok, "cannot write dataset", "scans");
     }
-    int status = ok ? GEN_OK : h5par_error("cannot write dataset", "scans", __FILE__, __LINE__);
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (dset >= 0) H5Dclose(dset);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
+cleanup:
+    H5_CLOSE_ALL(mspace, fspace, dxpl, dset, space, type);
     return status;
 }
 
-static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, const void *data)
+/* Writes (or replaces) attribute `name` of loc: n values of type (n = -1: a scalar). */
+static int write_attr(hid_t loc, const char *name, hid_t type, int n, const void *data)
 {
-    if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
-    hid_t attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = attr >= 0 && H5Awrite(attr, type, data) >= 0;
-    int status = ok ? GEN_OK : h5par_error("cannot write attribute", name, __FILE__, __LINE__);
-    if (attr >= 0) H5Aclose(attr);
+    int status = GEN_OK;
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = n >= 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR), attr = -1;
+    htri_t exists = H5Aexists(loc, name);
+    int cleared = space >= 0 && exists >= 0 && (!exists || H5Adelete(loc, name) >= 0);
+    H5_CHECK_GOTO(cleared, "cannot replace attribute", name);
+    attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5_CHECK_GOTO(attr >= 0 && H5Awrite(attr, type, data) >= 0, "cannot write attribute", name);
+cleanup:
+    H5_CLOSE_ALL(attr, space);
     return status;
 }
 
 static int attr_text(hid_t loc, const char *name, const char *text)
 {
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
-    H5Tset_size(type, strlen(text) + 1);
-    int status = write_attr(loc, name, type, space, text);
-    H5Tclose(type), H5Sclose(space);
+    int status = GEN_OK;
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5_CHECK_GOTO(type >= 0 && H5Tset_size(type, strlen(text) + 1) >= 0, "cannot make the text type of", name);
+    CALL_GOTO(write_attr(loc, name, type, -1, text));
+cleanup:
+    if (type >= 0) H5Tclose(type);
     return status;
 }
 
 static int attr_ints(hid_t loc, const char *name, const int64_t *values, int n)
 {
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t space = H5Screate_simple(1, dims, NULL);
-    int status = write_attr(loc, name, H5T_NATIVE_INT64, space, values);
-    H5Sclose(space);
-    return status;
+    return write_attr(loc, name, H5T_NATIVE_INT64, n, values);
 }
 
 static int attr_doubles(hid_t loc, const char *name, const double *values, int n)
 {
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t space = H5Screate_simple(1, dims, NULL);
-    int status = write_attr(loc, name, H5T_NATIVE_DOUBLE, space, values);
-    H5Sclose(space);
-    return status;
+    return write_attr(loc, name, H5T_NATIVE_DOUBLE, n, values);
 }
 
 int cubes_writer_attr_text(cubes_writer *w, const char *name, const char *text)
@@ -226,83 +232,77 @@ struct cubes_handles {
 static int read_whole(hid_t file, const char *path, const char *name, hid_t type, void *out,
                       int64_t expected)
 {
-    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
-    if (dset < 0) return h5par_error("missing dataset", name, __FILE__, __LINE__);
-    hid_t space = H5Dget_space(dset);
-    hssize_t n = H5Sget_simple_extent_npoints(space);
     int status = GEN_OK;
-    if (n != expected)
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__, "%s: dataset '%s' has %lld entries, expected %lld",
-                               path, name, (long long)n, (long long)expected);
-    else if (n > 0 && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-        status = h5par_error("cannot read dataset", name, __FILE__, __LINE__);
-    H5Sclose(space);
-    H5Dclose(dset);
+    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT), space = -1;
+    H5_CHECK_GOTO(dset >= 0, "missing dataset", name);
+    space = H5Dget_space(dset);
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    H5_CHECK_GOTO(n >= 0, "cannot read the shape of dataset", name);
+    CHECK_GOTO(n == expected, GEN_ERR_DATA, "%s: dataset '%s' has %lld entries, expected %lld", path, name,
+               (long long)n, (long long)expected);
+    H5_CHECK_GOTO(n == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, "cannot read dataset",
+                  name);
+cleanup:
+    H5_CLOSE_ALL(space, dset);
     return status;
 }
 
 static int read_attr(hid_t file, const char *name, hid_t type, void *out, int n)
 {
-    hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
-    if (attr < 0) return h5par_error("missing attribute", name, __FILE__, __LINE__);
-    hid_t space = H5Aget_space(attr);
-    int ok = H5Sget_simple_extent_npoints(space) == n && H5Aread(attr, type, out) >= 0;
-    H5Sclose(space);
-    H5Aclose(attr);
-    return ok ? GEN_OK : h5par_error("cannot read attribute", name, __FILE__, __LINE__);
+    int status = GEN_OK;
+    hid_t attr = H5Aopen(file, name, H5P_DEFAULT), space = -1;
+    H5_CHECK_GOTO(attr >= 0, "missing attribute", name);
+    space = H5Aget_space(attr);
+    int ok = space >= 0 && H5Sget_simple_extent_npoints(space) == n && H5Aread(attr, type, out) >= 0;
+    H5_CHECK_GOTO(ok, "cannot read attribute", name);
+cleanup:
+    H5_CLOSE_ALL(space, attr);
+    return status;
+}
+
+/* The shape of dataset cubes [N, rows, cols, deps] into dims; checked against cube_shape. */
+static int read_cubes_shape(hid_t file, hid_t cubes, const char *path, hsize_t dims[4])
+{
+    int64_t shape[3] = {0};
+    hid_t space = H5Dget_space(cubes);
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    int ok = rank == 4 && H5Sget_simple_extent_dims(space, dims, NULL) >= 0;
+    if (space >= 0) H5Sclose(space);
+    CALL(read_attr(file, "cube_shape", H5T_NATIVE_INT64, shape, 3));
+    CHECK(ok && (int64_t)dims[1] == shape[0] && (int64_t)dims[2] == shape[1] && (int64_t)dims[3] == shape[2],
+          GEN_ERR_DATA, "%s: dataset 'cubes' is not [N, %lld, %lld, %lld]", path, (long long)shape[0],
+          (long long)shape[1], (long long)shape[2]);
+    return GEN_OK;
 }
 
 int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope)
 {
+    int status = GEN_OK;
     memset(f, 0, sizeof *f);
     f->h5 = malloc(sizeof *f->h5);
     CHECK_ALLOC(f->h5, sizeof *f->h5);
     f->h5->file = f->h5->cubes = -1;
-    CALL(h5par_open(path, scope == CUBES_ALL_RANKS ? MPI_COMM_WORLD : MPI_COMM_SELF, 0, &f->h5->file));
-    int64_t version = 0, shape[3] = {0};
-    int status = read_attr(f->h5->file, "format_version", H5T_NATIVE_INT64, &version, 1);
-    if (status) {
-        cubes_close(f);
-        FAIL(GEN_ERR_DATA, "%s: not a genesis cubes file (no format_version attribute)", path);
-    }
-    if (version != CUBES_FORMAT_VERSION) {
-        cubes_close(f);
-        FAIL(GEN_ERR_DATA, "%s: cubes file format version %lld; this genesis reads version %d",
-             path, (long long)version, CUBES_FORMAT_VERSION);
-    }
+    CALL_GOTO(h5par_open(path, scope == CUBES_ALL_RANKS ? MPI_COMM_WORLD : MPI_COMM_SELF, 0, &f->h5->file));
+    int64_t version = 0;
+    CHECK_GOTO(read_attr(f->h5->file, "format_version", H5T_NATIVE_INT64, &version, 1) == GEN_OK, GEN_ERR_DATA,
+               "%s: not a genesis cubes file (no format_version attribute)", path);
+    CHECK_GOTO(version == CUBES_FORMAT_VERSION, GEN_ERR_DATA,
+               "%s: cubes file format version %lld; this genesis reads version %d", path, (long long)version,
+               CUBES_FORMAT_VERSION);
     f->format_version = (int)version;
     f->h5->cubes = H5Dopen2(f->h5->file, "cubes", H5P_DEFAULT);
-    if (f->h5->cubes < 0) {
-        status = h5par_error("missing dataset 'cubes' in", path, __FILE__, __LINE__);
-        cubes_close(f);
-        return status;
-    }
-    hid_t space = H5Dget_space(f->h5->cubes);
+    H5_CHECK_GOTO(f->h5->cubes >= 0, "missing dataset 'cubes' in", path);
     hsize_t dims[4] = {0};
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (rank == 4) H5Sget_simple_extent_dims(space, dims, NULL);
-    H5Sclose(space);
-    status = read_attr(f->h5->file, "cube_shape", H5T_NATIVE_INT64, shape, 3);
-    if (status == GEN_OK && (rank != 4 || (int64_t)dims[1] != shape[0] ||
-                             (int64_t)dims[2] != shape[1] || (int64_t)dims[3] != shape[2]))
-        status = gen_error_set(GEN_ERR_DATA, __FILE__, __LINE__,
-                               "%s: dataset 'cubes' is not [N, %lld, %lld, %lld]", path,
-                               (long long)shape[0], (long long)shape[1], (long long)shape[2]);
-    if (status) {
-        cubes_close(f);
-        return status;
-    }
+    CALL_GOTO(read_cubes_shape(f->h5->file, f->h5->cubes, path, dims));
     f->count = (int64_t)dims[0];
     f->rows = (int)dims[1], f->cols = (int)dims[2], f->deps = (int)dims[3];
     f->split = malloc((size_t)(f->count > 0 ? f->count : 1));
     f->scan_index = malloc(sizeof *f->scan_index * (size_t)(f->count > 0 ? f->count : 1));
-    if (!f->split || !f->scan_index) {
-        cubes_close(f);
-        FAIL(GEN_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    status = read_whole(f->h5->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count);
-    if (!status) status = read_whole(f->h5->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count);
-    if (status) cubes_close(f);
+    CHECK_GOTO(f->split && f->scan_index, GEN_ERR_NOMEM, "out of memory reading %s", path);
+    CALL_GOTO(read_whole(f->h5->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count));
+    CALL_GOTO(read_whole(f->h5->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count));
+cleanup:
+    if (status != GEN_OK) cubes_close(f);
     return status;
 }
 
@@ -314,32 +314,29 @@ static int compare_int64(const void *a, const void *b)
 
 int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
 {
+    int status = GEN_OK;
     size_t cube = (size_t)f->rows * f->cols * f->deps;
+    float *buffer = NULL;
+    hid_t fspace = -1, mspace = -1, dxpl = -1;
     /* HDF5 returns a union of hyperslabs in file order: read the distinct indices sorted, then
      * place each where it was asked for. */
     int64_t *sorted = malloc(sizeof *sorted * (size_t)(n > 0 ? n : 1));
-    CHECK_ALLOC(sorted, sizeof *sorted * (size_t)n);
+    CHECK_ALLOC_GOTO(sorted, sizeof *sorted * (size_t)n);
     int64_t distinct = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (indices[i] < 0 || indices[i] >= f->count) {
-            free(sorted);
-            FAIL(GEN_ERR_INTERNAL, "cube index %lld out of range [0, %lld)", (long long)indices[i],
-                 (long long)f->count);
-        }
+        CHECK_GOTO(indices[i] >= 0 && indices[i] < f->count, GEN_ERR_INTERNAL,
+                   "cube index %lld out of range [0, %lld)", (long long)indices[i], (long long)f->count);
         sorted[i] = indices[i];
     }
     qsort(sorted, (size_t)n, sizeof *sorted, compare_int64);
     for (int64_t i = 0; i < n; i++)
         if (i == 0 || sorted[i] != sorted[distinct - 1]) sorted[distinct++] = sorted[i];
-    float *buffer = malloc(sizeof *buffer * cube * (size_t)(distinct > 0 ? distinct : 1));
-    if (!buffer) {
-        free(sorted);
-        FAIL(GEN_ERR_NOMEM, "out of memory reading %lld cubes", (long long)distinct);
-    }
-    hid_t fspace = H5Dget_space(f->h5->cubes);
+    buffer = malloc(sizeof *buffer * cube * (size_t)(distinct > 0 ? distinct : 1));
+    CHECK_GOTO(buffer, GEN_ERR_NOMEM, "out of memory reading %lld cubes", (long long)distinct);
+    fspace = H5Dget_space(f->h5->cubes);
     hsize_t mdims[1] = {(hsize_t)(distinct > 0 ? distinct : 1) * cube};
-    hid_t mspace = H5Screate_simple(1, mdims, NULL);
-    hid_t dxpl = h5par_collective_transfer();
+    mspace = H5Screate_simple(1, mdims, NULL);
+    dxpl = h5par_collective_transfer();
     int ok = fspace >= 0 && mspace >= 0 && dxpl >= 0 && H5Sselect_none(fspace) >= 0;
     for (int64_t i = 0; ok && i < distinct; i++) {
         hsize_t start[4] = {(hsize_t)sorted[i], 0, 0, 0};
@@ -348,14 +345,13 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
     }
     if (ok && distinct == 0) ok = H5Sselect_none(mspace) >= 0;
     if (ok) ok = H5Dread(f->h5->cubes, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buffer) >= 0;
-    int status = ok ? GEN_OK : h5par_error("cannot read cubes from", "cubes", __FILE__, __LINE__);
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
-    for (int64_t i = 0; status == GEN_OK && i < n; i++) {
+    H5_CHECK_GOTO(ok, "cannot read cubes from", "cubes");
+    for (int64_t i = 0; i < n; i++) {
         int64_t *at = bsearch(&indices[i], sorted, (size_t)distinct, sizeof *sorted, compare_int64);
         memcpy(out + (size_t)i * cube, buffer + (size_t)(at - sorted) * cube, sizeof *out * cube);
     }
+cleanup:
+    H5_CLOSE_ALL(dxpl, mspace, fspace);
     free(buffer);
     free(sorted);
     return status;
@@ -363,20 +359,22 @@ int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n)
 
 int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_t size)
 {
-    hid_t attr = H5Aopen(f->h5->file, name, H5P_DEFAULT);
-    if (attr < 0) return h5par_error("missing attribute", name, __FILE__, __LINE__);
-    hid_t type = H5Aget_type(attr);
-    size_t len = H5Tget_size(type);
-    char *text = malloc(len + 1);
-    int ok = text && H5Aread(attr, type, text) >= 0;
-    if (ok) {
-        text[len] = '\0';
-        snprintf(out, size, "%s", text);
-    }
+    int status = GEN_OK;
+    char *text = NULL;
+    hid_t attr = H5Aopen(f->h5->file, name, H5P_DEFAULT), type = -1;
+    H5_CHECK_GOTO(attr >= 0, "missing attribute", name);
+    type = H5Aget_type(attr);
+    size_t len = type >= 0 ? H5Tget_size(type) : 0;
+    H5_CHECK_GOTO(len > 0, "cannot read the type of attribute", name);
+    text = malloc(len + 1);
+    CHECK_ALLOC_GOTO(text, len + 1);
+    H5_CHECK_GOTO(H5Aread(attr, type, text) >= 0, "cannot read attribute", name);
+    text[len] = '\0';
+    snprintf(out, size, "%s", text);
+cleanup:
     free(text);
-    H5Tclose(type);
-    H5Aclose(attr);
-    return ok ? GEN_OK : h5par_error("cannot read attribute", name, __FILE__, __LINE__);
+    H5_CLOSE_ALL(type, attr);
+    return status;
 }
 
 int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, int n)
@@ -386,19 +384,25 @@ int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, 
 
 int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *count)
 {
-    hid_t dset = H5Dopen2(f->h5->file, "scans", H5P_DEFAULT);
-    if (dset < 0) return h5par_error("missing dataset", "scans", __FILE__, __LINE__);
-    hid_t space = H5Dget_space(dset);
-    *count = H5Sget_simple_extent_npoints(space);
+    int status = GEN_OK;
+    hid_t dset = H5Dopen2(f->h5->file, "scans", H5P_DEFAULT), space = -1, type = -1;
+    *scans = NULL;
+    H5_CHECK_GOTO(dset >= 0, "missing dataset", "scans");
+    space = H5Dget_space(dset);
+    *count = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    H5_CHECK_GOTO(*count >= 0, "cannot read the shape of dataset", "scans");
     *scans = calloc((size_t)(*count > 0 ? *count : 1), sizeof **scans);
-    hid_t type = scan_record_type();
-    int ok = *scans && (*count == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *scans) >= 0);
-    H5Tclose(type);
-    H5Sclose(space);
-    H5Dclose(dset);
-    return ok ? GEN_OK : h5par_error("cannot read dataset", "scans", __FILE__, __LINE__);
+    CHECK_ALLOC_GOTO(*scans, sizeof **scans * (size_t)(*count > 0 ? *count : 1));
+    CALL_GOTO(scan_record_type(&type));
+    H5_CHECK_GOTO(*count == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *scans) >= 0,
+                  "cannot read dataset", "scans");
+cleanup:
+    H5_CLOSE_ALL(type, space, dset);
+    if (status != GEN_OK) free(*scans), *scans = NULL;
+    return status;
 }
 
+/* Closing a file opened read-only loses nothing: a failed close is not reported. */
 void cubes_close(cubes_file *f)
 {
     if (f->h5) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 
 struct png_error_context {
@@ -68,38 +69,26 @@ int image_write_png(const char *path, const uint8_t *pixels, int width, int heig
           "image_write_png: bad size %d x %d", width, height);
     CHECK(channels == 1 || channels == 3, GEN_ERR_USAGE,
           "image_write_png: %d channels (1 or 3 expected)", channels);
+    int status = GEN_OK;
+    FILE *f = NULL;
     size_t len = strlen(path) + 32;
     char *tmp = malloc(len);
-    CHECK_ALLOC(tmp, len);
+    CHECK_ALLOC_GOTO(tmp, len);
     snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot create %s: %s", tmp,
-                      strerror(errno));
-        free(tmp);
-        return GEN_ERR_IO;
-    }
+    f = fopen(tmp, "wb");
+    CHECK_GOTO(f, GEN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     struct png_error_context ctx = {{0}};
-    int failed = write_stream(f, pixels, width, height, channels, &ctx);
-    if (!failed && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "write failed: %s", strerror(errno));
-    }
-    if (fclose(f) != 0 && !failed) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "close failed: %s", strerror(errno));
-    }
-    if (!failed && rename(tmp, path) != 0) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "cannot rename to %s: %s", path,
-                 strerror(errno));
-    }
-    if (failed) {
-        remove(tmp);
-        gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "writing PNG %s: %s", path, ctx.message);
-        free(tmp);
-        return GEN_ERR_IO;
-    }
+    CHECK_GOTO(write_stream(f, pixels, width, height, channels, &ctx) == 0, GEN_ERR_IO, "writing PNG %s: %s",
+               path, ctx.message);
+    CHECK_GOTO(fflush(f) == 0 && fsync(fileno(f)) == 0, GEN_ERR_IO, "writing PNG %s: write failed: %s", path,
+               strerror(errno));
+    int closed = fclose(f);
+    f = NULL;
+    CHECK_GOTO(closed == 0, GEN_ERR_IO, "writing PNG %s: close failed: %s", path, strerror(errno));
+    CALL_GOTO(atomic_file_commit(tmp, path));
+cleanup:
+    if (f) fclose(f);
+    if (status != GEN_OK && tmp) remove(tmp); /* gone already when the rename succeeded */
     free(tmp);
-    return GEN_OK;
+    return status;
 }

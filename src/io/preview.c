@@ -231,8 +231,9 @@ int preview_write_png(const char *path, const float *inputs, const float *target
                            sources[g] + (size_t)s * voxels, rows, cols, deps, depth[k]);
         }
     }
-    int status = image_write_png(path, cv.pixels, cv.width, cv.height, 1);
+    int status = GEN_OK;
+    CALL_GOTO(image_write_png(path, cv.pixels, cv.width, cv.height, 1));
+cleanup:
     free(cv.pixels);
-    if (status != GEN_OK) return gen_error_trace(status, __FILE__, __LINE__);
-    return GEN_OK;
+    return status;
 }

@@ -2,10 +2,16 @@
  * read back into a differently initialised model is bitwise the same (parameters, BN buffers,
  * counters); the width attribute and the inferred width; a model of another width is refused
  * naming the mis-shaped tensors; a checkpoint's config text parses back to the same
- * configuration (config_load_text), and model_load_file builds the checkpoint's width from it. */
+ * configuration (config_load_text), and model_load_file builds the checkpoint's width from it.
+ * A tensor or an /input that HDF5 cannot read is refused with one message naming the file and
+ * giving HDF5's reason (weights, checkpoint, genesis forward; the forward's input array is freed,
+ * which the sanitizer build's LeakSanitizer checks); a failed tensor write names the file and
+ * HDF5's reason too (h5file.h). */
 #include "check.h"
 #include "genesis/checkpoint.h"
 #include "genesis/error.h"
+#include "io/h5file.h"
+#include "genesis/infer.h"
 #include "genesis/weights.h"
 
 #include <hdf5.h>
@@ -32,6 +38,80 @@ static int same_model(model *a, model *b)
             return 0;
     }
     return 1;
+}
+
+/* A text dataset `name` of shape dims in loc: its name and shape can be right, but HDF5 cannot
+ * convert it to numbers. */
+static void text_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 4);
+    hid_t space = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT(d >= 0, "text dataset %s", name);
+    H5Dclose(d), H5Sclose(space), H5Tclose(type);
+}
+
+/* Replaces dataset `name` of group `where` in file path by a text dataset of the same shape. */
+static void make_unreadable(const char *path, const char *where, const char *name, int ndim, const hsize_t *dims)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, where, H5P_DEFAULT);
+    EXPECT(f >= 0 && g >= 0 && H5Ldelete(g, name, H5P_DEFAULT) >= 0, "delete %s/%s", where, name);
+    text_dataset(g, name, ndim, dims);
+    H5Gclose(g), H5Fclose(f);
+}
+
+/* The current error names the file and carries HDF5's reason for a failed type conversion. */
+static int names_file_and_reason(const char *path)
+{
+    const char *m = gen_error_message();
+    return strstr(m, path) != NULL && strstr(m, "conversion") != NULL;
+}
+
+/* A tensor HDF5 cannot read (weights file, checkpoint), an /input it cannot read (genesis
+ * forward), a tensor it cannot write. */
+static void unreadable_files(const char *dir, model *m, const char *weights, const char *ckpt)
+{
+    const char *conv1 = "down_tr64.ops.0.conv1.weight";
+    hsize_t dims[5] = {3, 1, 3, 3, 3};
+    char copy[256], input[256], output[256];
+    snprintf(copy, sizeof copy, "%s/unreadable.h5", dir);
+    EXPECT_OK(weights_write(copy, m));
+    make_unreadable(copy, "/", conv1, 5, dims);
+    int status = weights_read(copy, m);
+    EXPECT(status == GEN_ERR_DATA && names_file_and_reason(copy), "unreadable weights tensor: %d %s", status,
+           gen_error_message());
+    gen_error_clear();
+
+    make_unreadable(ckpt, "params", conv1, 5, dims);
+    status = checkpoint_read_weights(ckpt, m);
+    EXPECT(status == GEN_ERR_DATA && names_file_and_reason(ckpt), "unreadable checkpoint tensor: %d %s", status,
+           gen_error_message());
+    gen_error_clear();
+
+    /* genesis forward: /input [1, 1, 8, 8, 8] of text */
+    snprintf(input, sizeof input, "%s/input.h5", dir);
+    snprintf(output, sizeof output, "%s/output.h5", dir);
+    hid_t f = H5Fcreate(input, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t in_dims[5] = {1, 1, 8, 8, 8};
+    text_dataset(f, "input", 5, in_dims);
+    H5Fclose(f);
+    status = weights_forward_file(weights, input, output);
+    EXPECT(status == GEN_ERR_DATA && strstr(gen_error_message(), "cannot read /input"),
+           "unreadable /input: %d %s", status, gen_error_message());
+    gen_error_clear();
+
+    /* a tensor that cannot be written (its name is taken) */
+    f = H5Fcreate(output, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    model_tensor *t = model_find_tensor(m, conv1);
+    EXPECT_OK(h5file_write_tensor(f, output, t, t->data, H5FILE_PORTABLE));
+    status = h5file_write_tensor(f, output, t, t->data, H5FILE_PORTABLE);
+    EXPECT(status == GEN_ERR_IO && strstr(gen_error_message(), output) && strstr(gen_error_message(), "exists"),
+           "tensor write failure: %d %s", status, gen_error_message());
+    gen_error_clear();
+    H5Fclose(f);
+    unlink(copy), unlink(input), unlink(output);
 }
 
 int main(void)
@@ -103,6 +183,7 @@ int main(void)
     d = NULL;
     EXPECT_OK(model_load_file(&d, path, &shape, NULL));
     EXPECT(d && same_model(a, d), "model_load_file of a weights file");
+    unreadable_files(dir, b, path, ckpt);
 
     model_free(d), model_free(c), model_free(b), model_free(a);
     optim_free(&o);

@@ -1,13 +1,16 @@
 /* genesis restore: a model over a whole scan in blended windows (include/genesis/restore.h). */
 #include "genesis/restore.h"
 
+#include "genesis/collective.h"
 #include "genesis/config.h"
 #include "genesis/corrupt.h"
 #include "genesis/error.h"
+#include "genesis/infer.h"
 #include "genesis/log.h"
 #include "genesis/model.h"
-#include "genesis/png.h"
 #include "genesis/normalize.h"
+#include "genesis/png.h"
+#include "genesis/profile.h"
 #include "genesis/volume.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -32,7 +35,7 @@ static int axis_corners(int64_t n, int c, int s, int64_t *corners, int max)
 }
 
 /* Triangular blending weight of offset i in a window of c voxels: min(i, c - 1 - i) + 1. */
-static float tri(int i, int c) { return (float)((i < c - 1 - i ? i : c - 1 - i) + 1); }
+static float blend_weight(int i, int c) { return (float)((i < c - 1 - i ? i : c - 1 - i) + 1); }
 
 struct windows {
     int c[3];                  /* window size rows, cols, deps */
@@ -72,11 +75,11 @@ static void add_window(float *acc, float *wsum, const float *cube, const int64_t
     window_corner(w, k, p);
     for (int i = 0; i < w->c[0] && p[0] + i < dim[0]; i++)
         for (int j = 0; j < w->c[1] && p[1] + j < dim[1]; j++) {
-            float wij = tri(i, w->c[0]) * tri(j, w->c[1]);
+            float wij = blend_weight(i, w->c[0]) * blend_weight(j, w->c[1]);
             size_t row = (size_t)(((p[0] + i) * dim[1] + p[1] + j) * dim[2] + p[2]);
             const float *src = cube + ((size_t)i * w->c[1] + j) * w->c[2];
             for (int d = 0; d < w->c[2] && p[2] + d < dim[2]; d++) {
-                float wt = wij * tri(d, w->c[2]);
+                float wt = wij * blend_weight(d, w->c[2]);
                 acc[row + d] += wt * src[d];
                 if (wsum) wsum[row + d] += wt;
             }
@@ -160,7 +163,6 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
     if (o->corrupt) {
         struct config_corrupt cc = s->cfg.corrupt;
         cc.flip_rate = 0; /* a flip moves the target too: nothing to restore */
-        CALL(config_corrupt_check(&cc));
         CALL(corrupt_shape_check(&cc, c[0], c[1], c[2]));
         CALL(corrupt_workspace_create(&s->ws, &cc, c[0], c[1], c[2]));
     }
@@ -175,24 +177,25 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
 static int run_windows(struct restore_state *s, const struct restore_options *o, int rank, int ranks)
 {
     size_t cube = (size_t)s->win.c[0] * s->win.c[1] * s->win.c[2];
-    int B = o->batch;
+    int B = o->batch, status = GEN_OK;
     float *clean = malloc(sizeof(float) * cube * (size_t)B), *x = malloc(sizeof(float) * cube * (size_t)B);
     float *target = malloc(sizeof(float) * cube);
     int64_t *index = malloc(sizeof(int64_t) * (size_t)B);
-    int status = clean && x && target && index ? GEN_OK : gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
+    CHECK_GOTO(clean && x && target && index, GEN_ERR_NOMEM, "out of memory");
     int64_t mine = s->win.total > rank ? (s->win.total - rank + ranks - 1) / ranks : 0;
-    for (int64_t first = 0; status == GEN_OK && first < mine; first += B) {
+    for (int64_t first = 0; first < mine; first += B) {
         int real = (int)(mine - first < B ? mine - first : B);
         for (int b = 0; b < B; b++) index[b] = rank + (first + (b < real ? b : b % real)) * ranks;
-        for (int b = 0; status == GEN_OK && b < B; b++) {
+        for (int b = 0; b < B; b++) {
             float *cb = clean + cube * (size_t)b, *xb = x + cube * (size_t)b;
             cut_window(cb, s->vol.data, s->vol.dim, &s->win, index[b]);
-            if (s->ws) status = corrupt_sample(s->ws, o->seed, RNG_EPOCH_NONE, (uint64_t)index[b], cb, xb, target, NULL);
+            if (s->ws)
+                CALL_GOTO(corrupt_sample(s->ws, o->seed, RNG_EPOCH_NONE, (uint64_t)index[b], cb, xb, target, NULL));
             else memcpy(xb, cb, sizeof(float) * cube);
         }
-        if (status == GEN_OK) status = model_forward(s->model, NULL, x, NULL, B);
+        CALL_GOTO(model_forward(s->model, NULL, x, NULL, B));
         const float *y = model_output(s->model);
-        for (int b = 0; status == GEN_OK && b < real; b++) {
+        for (int b = 0; b < real; b++) {
             const float *cb = clean + cube * (size_t)b, *xb = x + cube * (size_t)b, *yb = y + cube * (size_t)b;
             add_window(s->acc, s->wsum, yb, s->vol.dim, &s->win, index[b]);
             if (s->cacc) add_window(s->cacc, NULL, xb, s->vol.dim, &s->win, index[b]);
@@ -201,17 +204,17 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
             s->err[2] += (double)cube;
         }
     }
+cleanup:
     free(clean), free(x), free(target), free(index);
     return status;
 }
 
-/* Sums the rank's arrays into rank 0's (in place there). */
-static int reduce_to_root(float *a, size_t n, int rank)
+/* Sums every rank's a [n] into rank 0's (in place there), in pieces that fit an MPI count. */
+static int sum_to_root(float *a, size_t n)
 {
     for (size_t done = 0; done < n;) {
         int count = n - done > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)(n - done);
-        if (rank == 0) MPI_CALL(MPI_Reduce(MPI_IN_PLACE, a + done, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD));
-        else MPI_CALL(MPI_Reduce(a + done, NULL, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD));
+        CALL(world_sum_floats_to_root(a + done, count));
         done += (size_t)count;
     }
     return GEN_OK;
@@ -246,33 +249,36 @@ static int finish(struct restore_state *s, const struct restore_options *o, stru
     return GEN_OK;
 }
 
+/* The window sums of every rank added up on rank 0, which writes the outputs. */
+static int gather_and_finish(struct restore_state *s, const struct restore_options *o, struct restore_report *r,
+                             int rank)
+{
+    size_t n = (size_t)(s->vol.dim[0] * s->vol.dim[1] * s->vol.dim[2]);
+    CALL(sum_to_root(s->acc, n));
+    CALL(sum_to_root(s->wsum, n));
+    if (s->cacc) CALL(sum_to_root(s->cacc, n));
+    CALL(world_sum_doubles_to_root(s->err, 3)); /* on rank 0: the sums over every rank */
+    if (rank != 0) return GEN_OK;
+    r->windows = s->win.total;
+    r->mse_window = s->err[0] / s->err[2];
+    r->mse_corrupt_window = s->err[1] / s->err[2];
+    return finish(s, o, r);
+}
+
 int restore_run(const struct restore_options *o, struct restore_report *r)
 {
     memset(r, 0, sizeof *r);
-    double t0 = MPI_Wtime();
+    double t0 = profile_now();
     int rank = world_rank(), ranks = world_size();
     CHECK(o->batch >= 1 && o->batch <= 256, GEN_ERR_USAGE, "restore: --batch must be in [1, 256]");
     struct restore_state s;
     memset(&s, 0, sizeof s);
-    int status = world_agree_shared(prepare(&s, o)); /* every rank reads the same files */
-    if (status == GEN_OK) status = world_agree(run_windows(&s, o, rank, ranks));
-    if (status == GEN_OK) {
-        size_t n = (size_t)(s.vol.dim[0] * s.vol.dim[1] * s.vol.dim[2]);
-        status = reduce_to_root(s.acc, n, rank);
-        if (status == GEN_OK) status = reduce_to_root(s.wsum, n, rank);
-        if (status == GEN_OK && s.cacc) status = reduce_to_root(s.cacc, n, rank);
-        double err[3];
-        if (status == GEN_OK && MPI_Reduce(s.err, err, 3, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
-            status = gen_error_set(GEN_ERR_MPI, __FILE__, __LINE__, "restore: MPI_Reduce of the errors failed");
-        if (status == GEN_OK && rank == 0) {
-            r->windows = s.win.total;
-            r->mse_window = err[0] / err[2];
-            r->mse_corrupt_window = err[1] / err[2];
-            status = finish(&s, o, r);
-        }
-        status = world_agree_shared(status);
-    }
-    r->seconds = MPI_Wtime() - t0;
+    int status = GEN_OK;
+    CALL_GOTO(world_agree_shared(prepare(&s, o))); /* every rank reads the same files */
+    CALL_GOTO(world_agree(run_windows(&s, o, rank, ranks)));
+    CALL_GOTO(world_agree_shared(gather_and_finish(&s, o, r, rank)));
+cleanup:
+    r->seconds = profile_now() - t0;
     for (int a = 0; a < 3; a++) free(s.win.corner[a]);
     free(s.acc), free(s.wsum), free(s.cacc);
     if (s.ws) corrupt_workspace_destroy(s.ws);
