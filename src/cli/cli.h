@@ -13,12 +13,13 @@ struct cli_config_args {
     const char *config_path; /* NULL: defaults only */
     char *sets[CLI_MAX_SETS];
     int set_count;
+    char *rest[CLI_MAX_SETS]; /* the other options, left to the subcommand */
+    int rest_count;
 };
 
-/* Splits argv into the config path, --set assignments and the remaining options, which are left in
- * `rest` (rest_count of them) for the subcommand. Errors: GEN_ERR_USAGE. */
-int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
-                          int *rest_count);
+/* Splits argv into the config path, --set assignments and the remaining options (`rest`). Errors
+ * (collective: every rank has the same argv): GEN_ERR_USAGE. */
+int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out);
 /* Parses a non-negative integer option value, naming the option in the error. */
 int cli_parse_long(const char *option, const char *text, long min, long max, long *out);
 

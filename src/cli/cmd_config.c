@@ -10,15 +10,12 @@
 int cmd_config(int argc, char **argv)
 {
     struct cli_config_args args;
-    char *rest[64];
-    int rest_count = 0;
-    if (argc >= 64) FAIL_ALL(GEN_ERR_USAGE, "too many arguments");
-    CALL(cli_parse_config_args(argc, argv, &args, rest, &rest_count));
+    CALL(cli_parse_config_args(argc, argv, &args));
     int defaults = 0, check = 0;
-    for (int i = 0; i < rest_count; i++) {
-        if (!strcmp(rest[i], "--defaults")) defaults = 1;
-        else if (!strcmp(rest[i], "--check")) check = 1;
-        else FAIL_ALL(GEN_ERR_USAGE, "config: unknown option '%s'", rest[i]);
+    for (int i = 0; i < args.rest_count; i++) {
+        if (!strcmp(args.rest[i], "--defaults")) defaults = 1;
+        else if (!strcmp(args.rest[i], "--check")) check = 1;
+        else FAIL_ALL(GEN_ERR_USAGE, "config: unknown option '%s'", args.rest[i]);
     }
     if (defaults + check != 1 || (defaults && (args.config_path || args.set_count)) ||
         (check && !args.config_path))

@@ -10,11 +10,8 @@
 int cmd_prep(int argc, char **argv)
 {
     struct cli_config_args args;
-    char *rest[64];
-    int rest_count = 0;
-    if (argc >= 64) FAIL_ALL(GEN_ERR_USAGE, "too many arguments");
-    CALL(cli_parse_config_args(argc, argv, &args, rest, &rest_count));
-    if (rest_count) FAIL_ALL(GEN_ERR_USAGE, "prep: unknown option '%s' (see genesis help prep)", rest[0]);
+    CALL(cli_parse_config_args(argc, argv, &args));
+    if (args.rest_count) FAIL_ALL(GEN_ERR_USAGE, "prep: unknown option '%s' (see genesis help prep)", args.rest[0]);
     genesis_config cfg;
     CALL(world_load_config(&cfg, args.config_path, args.sets, args.set_count));
     struct prep_report r;

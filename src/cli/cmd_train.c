@@ -10,14 +10,11 @@
 int cmd_train(int argc, char **argv)
 {
     struct cli_config_args args;
-    char *rest[64];
-    int rest_count = 0;
-    if (argc >= 64) FAIL_ALL(GEN_ERR_USAGE, "too many arguments");
-    CALL(cli_parse_config_args(argc, argv, &args, rest, &rest_count));
+    CALL(cli_parse_config_args(argc, argv, &args));
     struct train_options opt = {0};
-    for (int i = 0; i < rest_count; i++) {
-        if (!strcmp(rest[i], "--profile")) opt.profile = 1;
-        else FAIL_ALL(GEN_ERR_USAGE, "train: unknown option '%s' (see genesis help train)", rest[i]);
+    for (int i = 0; i < args.rest_count; i++) {
+        if (!strcmp(args.rest[i], "--profile")) opt.profile = 1;
+        else FAIL_ALL(GEN_ERR_USAGE, "train: unknown option '%s' (see genesis help train)", args.rest[i]);
     }
     genesis_config cfg;
     CALL(world_load_config(&cfg, args.config_path, args.sets, args.set_count));

@@ -174,11 +174,9 @@ static int parse_long(const char *option, const char *text, long min, long max, 
     return GEN_OK;
 }
 
-static int parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
-                             int *rest_count)
+static int parse_config_args(int argc, char **argv, struct cli_config_args *out)
 {
     memset(out, 0, sizeof *out);
-    *rest_count = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         char *value = NULL;
@@ -192,7 +190,8 @@ static int parse_config_args(int argc, char **argv, struct cli_config_args *out,
             CHECK(out->set_count < CLI_MAX_SETS, GEN_ERR_USAGE, "more than %d --set options", CLI_MAX_SETS);
             out->sets[out->set_count++] = value;
         } else if (a[0] == '-' && a[1] != '\0') {
-            rest[(*rest_count)++] = argv[i];
+            CHECK(out->rest_count < CLI_MAX_SETS, GEN_ERR_USAGE, "too many arguments");
+            out->rest[out->rest_count++] = argv[i];
         } else {
             CHECK(out->config_path == NULL, GEN_ERR_USAGE,
                   "more than one config file given ('%s' and '%s')", out->config_path, a);
@@ -210,10 +209,9 @@ int cli_parse_long(const char *option, const char *text, long min, long max, lon
     return collective(parse_long(option, text, min, max, out));
 }
 
-int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out, char **rest,
-                          int *rest_count)
+int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out)
 {
-    return collective(parse_config_args(argc, argv, out, rest, rest_count));
+    return collective(parse_config_args(argc, argv, out));
 }
 
 /* Runs argv[0..] (after the global options) and returns a status. */

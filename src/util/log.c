@@ -44,23 +44,27 @@ void log_debug(const char *fmt, ...)
     va_end(ap);
 }
 
-void log_warn(const char *fmt, ...)
+/* "genesis: <what> on rank R: <message>" on stderr. */
+static void emit_on_rank(const char *what, const char *fmt, va_list ap)
 {
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "genesis: warning on rank %d: ", log_rank);
+    snprintf(prefix, sizeof prefix, "genesis: %s on rank %d: ", what, log_rank);
+    emit(stderr, prefix, fmt, ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    emit(stderr, prefix, fmt, ap);
+    emit_on_rank("warning", fmt, ap);
     va_end(ap);
 }
 
 void log_error_rank(const char *fmt, ...)
 {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "genesis: error on rank %d: ", log_rank);
     va_list ap;
     va_start(ap, fmt);
-    emit(stderr, prefix, fmt, ap);
+    emit_on_rank("error", fmt, ap);
     va_end(ap);
 }
 
