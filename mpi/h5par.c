@@ -90,3 +90,15 @@ hid_t h5par_collective_transfer(void)
     }
     return dxpl;
 }
+
+void h5par_library_version(char *out, size_t size)
+{
+    unsigned major = 0, minor = 0, release = 0;
+    H5get_libversion(&major, &minor, &release);
+#ifdef H5_HAVE_PARALLEL
+    const char *kind = "parallel";
+#else
+    const char *kind = "serial";
+#endif
+    snprintf(out, size, "%u.%u.%u (%s)", major, minor, release, kind);
+}

@@ -6,6 +6,10 @@
 
 #include <hdf5.h>
 
+#include <stddef.h>
+
+/* "MAJOR.MINOR.RELEASE (parallel|serial)" of the HDF5 library in use (genesis --version). */
+void h5par_library_version(char *out, size_t size);
 /* Silences HDF5's automatic error printing (once per process). */
 void h5par_quiet(void);
 /* The innermost message of HDF5's error stack ("" when there is none), then clears the stack.

@@ -2,11 +2,11 @@
 #include "cli/cli.h"
 
 #include "genesis/error.h"
+#include "genesis/h5error.h"
 #include "genesis/world.h"
 #include "genesis_version.h"
 
 #include <cblas.h>
-#include <hdf5.h>
 #include <nifti2_io.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,18 +39,12 @@ int cmd_version(int argc, char **argv)
 
     char mpi[1024];
     world_library_version(mpi, sizeof mpi);
-    unsigned major = 0, minor = 0, release = 0;
-    H5get_libversion(&major, &minor, &release);
-    char nifti[256];
+    char hdf5[64], nifti[256];
+    h5par_library_version(hdf5, sizeof hdf5);
     nifti_version(nifti, sizeof nifti);
-#ifdef H5_HAVE_PARALLEL
-    const char *hdf5_kind = "parallel";
-#else
-    const char *hdf5_kind = "serial";
-#endif
     printf("genesis %s (commit %s)\n", GENESIS_VERSION, GENESIS_GIT_COMMIT);
     printf("MPI:      %s (ranks in this job: %d)\n", mpi, world_size());
-    printf("HDF5:     %u.%u.%u (%s)\n", major, minor, release, hdf5_kind);
+    printf("HDF5:     %s\n", hdf5);
     printf("OpenBLAS: %s; core type %s; %d thread(s)\n", openblas_get_config(),
            openblas_get_corename(), openblas_get_num_threads());
     printf("libnifti: %s\n", nifti);

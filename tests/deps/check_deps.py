@@ -27,8 +27,7 @@ Rules (each failure names file:line and the rule):
      headers only by mpi's own world.h, gradsync.h and h5par.h (a public header is included
      everywhere, so any other one would spread MPI to every module).
   R3 hdf5.h (or any H5*.h) only in src/io/, mpi/h5par.c, the HDF5 helper headers
-     include/genesis/h5par.h and h5error.h, and
-     src/cli/cmd_version.c (the version string; better moved into io).
+     include/genesis/h5par.h and h5error.h.
   R4 src/nn/ includes no MPI, HDF5, NIfTI, inih, PNG or zlib header, and not genesis/config.h.
 """
 import os
@@ -74,8 +73,7 @@ IO_MPI_HEADERS = {'world.h', 'collective.h', 'h5par.h', 'h5error.h'}
 MPI_H_FILES = ('src/io/cubes.c', 'include/genesis/world.h', 'include/genesis/gradsync.h',
                'include/genesis/h5par.h')
 MPI_H_DIRS = ('mpi/', 'src/train/', 'src/prep/')
-HDF5_FILES = ('mpi/h5par.c', 'include/genesis/h5par.h', 'include/genesis/h5error.h',
-              'src/cli/cmd_version.c')
+HDF5_FILES = ('mpi/h5par.c', 'include/genesis/h5par.h', 'include/genesis/h5error.h')
 HDF5_DIRS = ('src/io/',)
 NN_FORBIDDEN = re.compile(r'^(mpi\.h|hdf5.*\.h|H5.*\.h|nifti.*\.h|znzlib\.h|ini\.h|png\.h|zlib\.h'
                           r'|genesis/config\.h)$')
@@ -152,7 +150,7 @@ def include_violations(root, rel, mod, name):
         broken.append('R2 mpi.h: only mpi/, src/train/, src/prep/, src/io/cubes.c and world.h, '
                       'gradsync.h, h5par.h include mpi.h')
     if target is None and HDF5_HEADER.match(base) and not (rel in HDF5_FILES or rel.startswith(HDF5_DIRS)):
-        broken.append(f'R3 hdf5: only src/io/, mpi/h5par.c, h5par.h, h5error.h and cmd_version.c include {name}')
+        broken.append(f'R3 hdf5: only src/io/, mpi/h5par.c, h5par.h and h5error.h include {name}')
     if mod == 'nn' and NN_FORBIDDEN.match(name if name.startswith('genesis/') else base):
         broken.append(f'R4 nn: nn includes no MPI, HDF5, NIfTI, inih, PNG, zlib or config header ({name})')
     return broken
