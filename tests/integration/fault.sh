@@ -33,8 +33,8 @@ log_every = 1
 checkpoint_steps = 5
 checkpoint_minutes = 0
 INI
-"$G" phantom --count 2 --output-dir $t/scans --size 128,128,64 >/dev/null
-"$MPIEXEC" -np 2 "$G" prep $t/run.ini --set "prep.inputs=$t/scans/*.nii.gz" --set prep.output=$t/cubes.h5 >/dev/null
+make_cubes $t/run.ini $t 2 128,128,64
+expect "phantoms and prep" test $rc -eq 0
 train() { "$MPIEXEC" -np 2 "$G" train $t/run.ini "$@"; }
 train --set train.output=$t/ref10 --set train.max_steps=10 > $t/ref10.log 2>&1
 train --set train.output=$t/ref30 --set train.max_steps=30 > $t/ref30.log 2>&1
