@@ -13,6 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- threads (src/nn/threads.c) -------------------------------------------------------- */
+
+/* Every layer splits its work across nn_threads() OpenMP threads (process-wide; 1 = serial), each
+ * calling one-thread OpenBLAS GEMMs. Results are bitwise the same at any thread count: work is
+ * split by ownership of outputs, and every GEMM and every sum has the same shape and order at any
+ * count (partitions that would change a sum use fixed chunks, combined in a fixed order).
+ * nn_set_threads also sets OpenBLAS to one thread (its own threads would oversubscribe). The
+ * environment (OMP_NUM_THREADS) is not consulted. Set it before sizing workspaces (the
+ * *_workspace_floats functions size for the current count), not while layers run.
+ * GEN_ERR_USAGE unless 1 <= threads <= NN_THREADS_MAX. */
+#define NN_THREADS_MAX 1024
+int nn_set_threads(int threads);
+int nn_threads(void);
+
 /* ---- convolutions (src/nn/conv.c) ------------------------------------------------------- */
 
 /* A 3D convolution with stride 1: k = 3 with padding 1, or k = 1 without padding.

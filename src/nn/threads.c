@@ -1,0 +1,41 @@
+/* The layers' thread count (nn.h) and the fixed partitions they share (nn/threads_internal.h).
+ *
+ * Mechanism, chosen by measurement (tests/bench/RESULTS_threads.md): OpenMP threads inside the
+ * layers, each calling cblas_sgemm with OpenBLAS set to one thread. Debian's default OpenBLAS is
+ * the pthread build (libopenblas0-pthread): with its thread count at 1 it runs a call entirely in
+ * the calling thread, so concurrent calls from OpenMP threads are correct (checked bitwise against
+ * serial calls by tests/unit/test_threads.c) and need no OpenMP build of OpenBLAS. OpenBLAS's own
+ * threads on the large GEMMs were the alternative: they leave im2col/col2im, batch norm and the
+ * elementwise layers serial, and split GEMMs whose results then depend on the thread count.
+ *
+ * Why fixed shapes: OpenBLAS's Haswell sgemm kernel (the one this build picks on Zen 4/5) does not
+ * give bitwise the same C elements when a GEMM is split into row or column blocks (measured), so a
+ * thread never computes a different-shaped GEMM than one thread would: threads own whole tiles, or
+ * fixed chunks of channels whose size depends on the shape only.
+ */
+#include <cblas.h>
+#include <omp.h>
+
+#include "genesis/error.h"
+#include "genesis/nn.h"
+#include "nn/threads_internal.h"
+
+static int layer_threads = 1;
+
+int nn_set_threads(int threads)
+{
+    CHECK(threads >= 1 && threads <= NN_THREADS_MAX, GEN_ERR_USAGE,
+          "nn_set_threads: %d threads (need 1..%d)", threads, NN_THREADS_MAX);
+    layer_threads = threads;
+    openblas_set_num_threads(1);
+    return GEN_OK;
+}
+
+int nn_threads(void) { return layer_threads; }
+
+void nn_split(int count, int part, int parts, int *begin, int *end)
+{
+    const int base = count / parts, extra = count % parts;
+    *begin = part * base + (part < extra ? part : extra);
+    *end = *begin + base + (part < extra ? 1 : 0);
+}
