@@ -26,6 +26,11 @@
 #define NN_THREADS_MAX 1024
 int nn_set_threads(int threads);
 int nn_threads(void);
+/* The threads worth waking for `elements` of memory-bound work (elementwise layers, batch norm,
+ * pooling, the optimizer): nn_threads(), or 1 below NN_PARALLEL_MIN_ELEMENTS (a parallel region's
+ * start and end cost more than such work, and far more when the cores are shared). */
+#define NN_PARALLEL_MIN_ELEMENTS ((size_t)1 << 16)
+int nn_threads_for(size_t elements);
 
 /* ---- convolutions (src/nn/conv.c) ------------------------------------------------------- */
 

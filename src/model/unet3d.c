@@ -119,7 +119,7 @@ static void lu_activation(float *dst, const model *m, int i, int k)
     const float *g = tensor_data(m, L->t_bn_w), *b = tensor_data(m, L->t_bn_b);
     const size_t v = m->V[L->level];
     const float *xh = L->xhat + (size_t)k * L->cout * v;
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(L->cout * v))
     for (int c = 0; c < L->cout; c++) {
         const float gc = g[c], bc = b[c];
         for (size_t j = 0; j < v; j++) {
@@ -349,7 +349,7 @@ static int loss_backward(model *m, int n)
     const size_t count = (size_t)n * m->V[0];
     zero(m->dout, count);
     CALL(mse_backward(m->dout, m->out, m->target, count, 1.0f));
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(count))
     for (size_t j = 0; j < count; j++) /* sigmoid backward (in place, so not nn's +=) */
         m->dout[j] *= m->out[j] * (1.0f - m->out[j]);
     return GEN_OK;

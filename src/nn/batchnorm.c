@@ -63,7 +63,7 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
     double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
     CHECK_ALLOC_GOTO(sums, (2 * (size_t)C + 1) * sizeof *sums);
     /* sums: [0, C) sum x, [C, 2C) sum x^2, [2C] element count per channel */
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++)
             slab_sums(inp + ((size_t)n * C + c) * S, S, &sums[c], &sums[C + c]);
@@ -85,7 +85,7 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
         sums[c] = mean;     /* reuse the array: mean and invstd per channel */
         sums[C + c] = invstd;
     }
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
     for (int nc = 0; nc < N * C; nc++) {
         const int c = nc % C;
         const size_t base = (size_t)nc * S;
@@ -201,7 +201,7 @@ int batchnorm3d_backward_reduce(double *sums, float *dweight, float *dbias, cons
     const long S = s->S;
     /* sums: [0, C) sum dy, [C, 2C) sum dy * xhat, [2C] element count; dy = masked dout */
     memset(sums, 0, (2 * (size_t)C + 1) * sizeof *sums);
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
             size_t base = ((size_t)n * C + c) * S;
@@ -231,7 +231,7 @@ int batchnorm3d_backward_apply(float *dinp, const float *dout, const float *xhat
     const double M = sums[2 * C];
     CHECK(M >= 2.0, GEN_ERR_USAGE, "batchnorm3d_backward_apply: global count %g < 2", M);
     const int accumulate = dinp != dout;
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
     for (int nc = 0; nc < N * C; nc++) {
         const int c = nc % C;
         const size_t base = (size_t)nc * S;

@@ -93,6 +93,8 @@ enum { WGT_TARGET_VOXELS = 256 };
 /* The weight-gradient rows are owned by threads in chunks of wgt_chans channels, a size that
  * depends on the shape only (threads_internal.h): about WGT_CHUNKS chunks, of >= WGT_MIN_CHANS. */
 enum { WGT_CHUNKS = 8, WGT_MIN_CHANS = 4 };
+/* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter). */
+enum { SCATTER_CHUNKS = 8 };
 /* Voxels per GEMM of a k = 1 convolution's forward and input gradient (threads own chunks). */
 enum { K1_CHUNK = 4096 };
 static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
@@ -242,40 +244,33 @@ static void col2im_rows_add(float *y, const float *col, int nc, int D, int H, in
  * col [Cy*27][T] into y, which must hold the whole sample (contributions leave the tile). Shared by
  * the forward in its scatter form (a = wr [Cout*27][Cin], sign -1) and backward data (a =
  * weight^T, a transposed view, sign +1). a is [Cy*27][Cx] with leading dimension lda.
- * Threads: in rounds of P tiles (tile order), thread t computes the GEMM of tile round + t into
- * its own col (col + t * col_floats); then every thread adds all P tiles, in tile order, into its
- * own channels of y. Each voxel thus receives the same GEMM results in the same order as with
- * one thread. */
+ * Threads own chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only) and walk every
+ * tile in order for them: each voxel receives the same GEMM results in the same order at any
+ * thread count, with no barrier (a thread that is descheduled delays only its own chunks). */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
                                       int lda, int N, int Cx, int Cy, int D, int H, int W,
                                       int sign, int rows, float *col, size_t col_floats)
 {
-    const int M = Cy * 27, rows_all = D * H, tiles = (rows_all + rows - 1) / rows;
+    const int rows_all = D * H, per_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+    const int chunks = (Cy + per_chunk - 1) / per_chunk;
     const size_t V = (size_t)D * H * W;
 #pragma omp parallel num_threads(nn_threads())
     {
-        const int P = omp_get_num_threads(), t = omp_get_thread_num();
-        int c0, c1;
-        nn_split(Cy, t, P, &c0, &c1);
-        for (int round = 0; round < N * tiles; round += P) {
-            const int j = round + t;
-            if (j < N * tiles) {
-                const int n = j / tiles, r0 = j % tiles * rows;
+        float *mine = col + (size_t)omp_get_thread_num() * col_floats;
+#pragma omp for schedule(dynamic)
+        for (int j = 0; j < N * chunks; j++) {
+            const int n = j / chunks, c0 = j % chunks * per_chunk;
+            const int nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
+            /* rows [c0*27, (c0 + nc)*27) of a: a transposed view starts at column c0*27 */
+            const float *a_rows = trans_a ? a + (size_t)c0 * 27 : a + (size_t)c0 * 27 * lda;
+            for (int r0 = 0; r0 < rows_all; r0 += rows) {
                 const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-                /* col [M][T] = a [M][Cx] . x tile [Cx][T] (ld V) */
-                cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M,
-                            nr * W, Cx, 1.0f, a, lda, x + (size_t)n * Cx * V + (size_t)r0 * W,
-                            (int)V, 0.0f, col + (size_t)t * col_floats, nr * W);
+                /* col [nc*27][T] = a rows [nc*27][Cx] . x tile [Cx][T] (ld V) */
+                cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                            nc * 27, nr * W, Cx, 1.0f, a_rows, lda,
+                            x + (size_t)n * Cx * V + (size_t)r0 * W, (int)V, 0.0f, mine, nr * W);
+                col2im_rows_add(y + ((size_t)n * Cy + c0) * V, mine, nc, D, H, W, r0, nr, sign);
             }
-#pragma omp barrier
-            for (int k = round; k < round + P && k < N * tiles && c0 < c1; k++) {
-                const int n = k / tiles, r0 = k % tiles * rows;
-                const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-                const float *ck = col + (size_t)(k - round) * col_floats;
-                col2im_rows_add(y + ((size_t)n * Cy + c0) * V, ck + (size_t)c0 * 27 * nr * W,
-                                c1 - c0, D, H, W, r0, nr, sign);
-            }
-#pragma omp barrier
         }
     }
 }
@@ -293,7 +288,7 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
 #pragma omp parallel num_threads(nn_threads())
     {
         float *mine = col + (size_t)omp_get_thread_num() * col_floats;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int j = 0; j < N * tiles; j++) {
             const int n = j / tiles, r0 = j % tiles * rows;
             const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
@@ -319,7 +314,7 @@ static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N
 #pragma omp parallel num_threads(nn_threads())
     {
         float *mine = col + (size_t)omp_get_thread_num() * col_floats;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int chunk = 0; chunk < chunks; chunk++) {
             const int c0 = chunk * chans, nc = Ce - c0 < chans ? Ce - c0 : chans;
             for (int n = 0; n < N; n++) {
@@ -353,7 +348,7 @@ static void add_transposed(float *dst, size_t ldd, const float *src, int rows, i
 /* out[n][co][v] = bias[co] for every voxel (0 when bias is NULL); GEMMs then add with beta = 1. */
 static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
 {
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * V))
     for (int nc = 0; nc < N * C; nc++) {
         float *o = out + (size_t)nc * V;
         const float b = bias ? bias[nc % C] : 0.0f;
@@ -364,7 +359,7 @@ static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
 void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 {
     enum { LANES = 8, BLOCK = 1024 };
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * V))
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
@@ -469,7 +464,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
              * per co, dweight [Cin][27] += acc block [27][Cin]^T */
             conv3d_tiled_wgrad(aux, dout, inp, s->N, Cout, Cin, s->D, s->H, W, -1, p.wgt_rows,
                                p.wgt_chans, col, p.col_floats);
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
             for (int co = 0; co < Cout; co++)
                 add_transposed(dweight + (size_t)co * K, 27, aux + (size_t)co * K, 27, Cin);
         } else {
@@ -477,7 +472,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
              * dweight [Cout][K] += acc^T */
             conv3d_tiled_wgrad(aux, inp, dout, s->N, Cin, Cout, s->D, s->H, W, +1, p.wgt_rows,
                                p.wgt_chans, col, p.col_floats);
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
             for (int r0 = 0; r0 < K; r0 += 32) /* threads own column blocks of dweight */
                 add_transposed(dweight + r0, K, aux + (size_t)r0 * Cout, K - r0 < 32 ? K - r0 : 32,
                                Cout);

@@ -109,7 +109,7 @@ int conv_transpose3d_forward(float *out, const float *inp, const float *weight, 
 #pragma omp parallel num_threads(nn_threads())
     {
         float *Y = ws->data + (size_t)omp_get_thread_num() * y_floats;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int j = 0; j < s->N * tiles; j++) {
             const int n = j / tiles, r0 = j % tiles * tile_rows;
             const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;

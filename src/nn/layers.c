@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(nn_threads())")
+/* a static partition of the loop that follows, over nn_threads_for(elements) threads */
+#define PRAGMA(x) _Pragma(#x)
+#define PARALLEL_FOR(elements) PRAGMA(omp parallel for schedule(static) num_threads(nn_threads_for(elements)))
 
 int relu_forward(float *out, const float *inp, size_t n)
 {
     CHECK(out && inp, GEN_ERR_USAGE, "relu_forward: NULL tensor");
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x < 0.0f ? 0.0f : x; /* NaN stays NaN */
@@ -26,7 +28,7 @@ PARALLEL_FOR
 int relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     CHECK(dinp && dout && out, GEN_ERR_USAGE, "relu_backward: NULL tensor");
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
     return GEN_OK;
 }
@@ -34,7 +36,7 @@ PARALLEL_FOR
 int sigmoid_forward(float *out, const float *inp, size_t n)
 {
     CHECK(out && inp, GEN_ERR_USAGE, "sigmoid_forward: NULL tensor");
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
     return GEN_OK;
 }
@@ -42,7 +44,7 @@ PARALLEL_FOR
 int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     CHECK(dinp && dout && out, GEN_ERR_USAGE, "sigmoid_backward: NULL tensor");
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
     return GEN_OK;
 }
@@ -63,7 +65,7 @@ int maxpool3d_forward(float *out, uint8_t *argmax, const float *inp, const maxpo
     const int D = s->D, H = s->H, W = s->W;
     const int Do = D / 2, Ho = H / 2, Wo = W / 2;
     const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
-PARALLEL_FOR
+PARALLEL_FOR((size_t)s->N * s->C * s->D * s->H * s->W)
     for (size_t p = 0; p < (size_t)s->N * s->C; p++) { /* one (n, c) volume at a time */
         const float *x = inp + p * in_plane;
         for (int od = 0; od < Do; od++)
@@ -99,7 +101,7 @@ int maxpool3d_backward(float *dinp, const float *dout, const uint8_t *argmax,
     const int D = s->D, H = s->H, W = s->W;
     const int Do = D / 2, Ho = H / 2, Wo = W / 2;
     const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
-PARALLEL_FOR
+PARALLEL_FOR((size_t)s->N * s->C * s->D * s->H * s->W)
     for (size_t p = 0; p < (size_t)s->N * s->C; p++) {
         float *dx = dinp + p * in_plane;
         const float *dy = dout + p * out_plane;
@@ -123,7 +125,7 @@ int concat_forward(float *out, const float *a, const float *b, int N, int Ca, in
     CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
           "concat_forward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
     const int C = Ca + Cb;
-PARALLEL_FOR
+PARALLEL_FOR((size_t)N * C * S)
     for (int nc = 0; nc < N * C; nc++) { /* one channel of one sample */
         const int n = nc / C, c = nc % C;
         const float *src = c < Ca ? a + ((size_t)n * Ca + c) * S : b + ((size_t)n * Cb + c - Ca) * S;
@@ -138,7 +140,7 @@ int concat_backward(float *da, float *db, const float *dout, int N, int Ca, int 
     CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
           "concat_backward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
     const int C = Ca + Cb;
-PARALLEL_FOR
+PARALLEL_FOR((size_t)N * C * S)
     for (int nc = 0; nc < N * C; nc++) { /* one channel of one sample */
         const int n = nc / C, c = nc % C;
         float *dst = c < Ca ? da ? da + ((size_t)n * Ca + c) * S : NULL
@@ -158,7 +160,7 @@ int mse_forward(double *loss, const float *pred, const float *target, size_t n)
     const size_t chunks = (n + NN_SUM_CHUNK - 1) / NN_SUM_CHUNK;
     double *part = malloc(chunks * sizeof *part);
     CHECK(part != NULL, GEN_ERR_NOMEM, "mse_forward: out of memory for %zu partial sums", chunks);
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t k = 0; k < chunks; k++) {
         const size_t i1 = (k + 1) * NN_SUM_CHUNK < n ? (k + 1) * NN_SUM_CHUNK : n;
         double sum = 0.0;
@@ -180,7 +182,7 @@ int mse_backward(float *dpred, const float *pred, const float *target, size_t n,
     CHECK(dpred && pred && target, GEN_ERR_USAGE, "mse_backward: NULL argument");
     CHECK(n > 0, GEN_ERR_USAGE, "mse_backward: empty tensors");
     const float scale = (float)(2.0 * (double)dloss / (double)n);
-PARALLEL_FOR
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dpred[i] += scale * (pred[i] - target[i]);
     return GEN_OK;
 }

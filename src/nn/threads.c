@@ -33,6 +33,11 @@ int nn_set_threads(int threads)
 
 int nn_threads(void) { return layer_threads; }
 
+int nn_threads_for(size_t elements)
+{
+    return elements < NN_PARALLEL_MIN_ELEMENTS ? 1 : layer_threads;
+}
+
 void nn_split(int count, int part, int parts, int *begin, int *end)
 {
     const int base = count / parts, extra = count % parts;
