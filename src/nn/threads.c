@@ -8,10 +8,11 @@
  * threads on the large GEMMs were the alternative: they leave im2col/col2im, batch norm and the
  * elementwise layers serial, and split GEMMs whose results then depend on the thread count.
  *
- * Why fixed shapes: OpenBLAS's Haswell sgemm kernel (the one this build picks on Zen 4/5) does not
- * give bitwise the same C elements when a GEMM is split into row or column blocks (measured), so a
- * thread never computes a different-shaped GEMM than one thread would: threads own whole tiles, or
- * fixed chunks of channels whose size depends on the shape only.
+ * Why fixed shapes: OpenBLAS 0.3.21's Haswell sgemm kernel (OPENBLAS_CORETYPE=Haswell, the
+ * fastest here) gives C elements that differ in the last bits when the same GEMM is split into row
+ * or column blocks (measured on every shape tried; Cooperlake and SkylakeX did not, but nothing
+ * promises it), so a thread never computes a different-shaped GEMM than one thread would: threads
+ * own whole tiles, or fixed chunks of channels whose size depends on the shape only.
  */
 #include <cblas.h>
 #include <omp.h>
