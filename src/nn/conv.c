@@ -239,6 +239,12 @@ static void col2im_rows_add(float *y, const float *col, int nc, int D, int H, in
     }
 }
 
+/* The calling thread's column tile: the workspace holds one of col_floats per thread. */
+static inline float *thread_col(float *col, size_t col_floats)
+{
+    return col + (size_t)omp_get_thread_num() * col_floats;
+}
+
 /* y [N][Cy][V] += col2im(a [Cy*27][Cx] . x tile) for every sample: the GEMM needs no im2col
  * (x's tile [Cx][T] is the B matrix in place, K = Cx) and col2im scatters its result
  * col [Cy*27][T] into y, which must hold the whole sample (contributions leave the tile). Shared by
@@ -256,11 +262,11 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
     const size_t V = (size_t)D * H * W;
 #pragma omp parallel num_threads(nn_threads())
     {
-        float *mine = col + (size_t)omp_get_thread_num() * col_floats;
+        float *mine = thread_col(col, col_floats);
 #pragma omp for schedule(dynamic)
-        for (int j = 0; j < N * chunks; j++) {
-            const int n = j / chunks, c0 = j % chunks * per_chunk;
-            const int nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
+        for (int j = 0; j < N * chunks; j++) { /* channels [c0, c0 + nc) of sample n */
+            const int c0 = j % chunks * per_chunk, nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
+            const int n = j / chunks;
             /* rows [c0*27, (c0 + nc)*27) of a: a transposed view starts at column c0*27 */
             const float *a_rows = trans_a ? a + (size_t)c0 * 27 : a + (size_t)c0 * 27 * lda;
             for (int r0 = 0; r0 < rows_all; r0 += rows) {
@@ -287,7 +293,7 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
     const size_t V = (size_t)D * H * W;
 #pragma omp parallel num_threads(nn_threads())
     {
-        float *mine = col + (size_t)omp_get_thread_num() * col_floats;
+        float *mine = thread_col(col, col_floats);
 #pragma omp for schedule(dynamic)
         for (int j = 0; j < N * tiles; j++) {
             const int n = j / tiles, r0 = j % tiles * rows;
@@ -313,7 +319,7 @@ static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N
     const size_t V = (size_t)D * H * W;
 #pragma omp parallel num_threads(nn_threads())
     {
-        float *mine = col + (size_t)omp_get_thread_num() * col_floats;
+        float *mine = thread_col(col, col_floats);
 #pragma omp for schedule(dynamic)
         for (int chunk = 0; chunk < chunks; chunk++) {
             const int c0 = chunk * chans, nc = Ce - c0 < chans ? Ce - c0 : chans;

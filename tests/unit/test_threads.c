@@ -61,97 +61,75 @@ static void expect_same(const char *what, int threads, struct run *a, struct run
 
 /* ---- convolutions ------------------------------------------------------------------------ */
 
-struct conv_data {
-    conv3d_shape s;
-    size_t budget;
+/* One convolution case, plain (k 3 or 1) or transposed, with its inputs and gradient seeds. */
+struct conv_case {
+    int transposed;
+    conv3d_shape s;              /* !transposed */
+    conv_transpose3d_shape t;    /* transposed */
+    size_t budget, ni, no, nw, nb; /* floats of input, output, weight, bias */
     float *inp, *weight, *bias, *dout, *dinp0, *dw0, *db0;
 };
 
-static struct run conv_run(const struct conv_data *c)
+static struct run conv_run(const struct conv_case *c)
 {
-    const conv3d_shape *s = &c->s;
-    const size_t V = (size_t)s->D * s->H * s->W, ni = (size_t)s->N * s->Cin * V;
-    const size_t no = (size_t)s->N * s->Cout * V, nw = (size_t)s->Cout * s->Cin * s->k * s->k * s->k;
-    size_t need = conv3d_workspace_floats(s, c->budget);
+    size_t need = c->transposed ? conv_transpose3d_workspace_floats(&c->t, c->budget)
+                                : conv3d_workspace_floats(&c->s, c->budget);
     nn_workspace ws = {malloc((need ? need : 1) * sizeof(float)), need, c->budget};
     struct run r = {0};
-    float *out = malloc(no * sizeof *out), *dinp = copy_floats(c->dinp0, ni);
-    float *dw = copy_floats(c->dw0, nw), *db = copy_floats(c->db0, s->Cout);
-    EXPECT_OK(conv3d_forward(out, c->inp, c->weight, c->bias, s, &ws));
-    EXPECT_OK(conv3d_backward(dinp, dw, db, c->dout, c->inp, c->weight, s, &ws));
-    keep(&r, out, no * sizeof *out);
-    keep(&r, dinp, ni * sizeof *dinp);
-    keep(&r, dw, nw * sizeof *dw);
-    keep(&r, db, s->Cout * sizeof *db);
+    float *out = malloc(c->no * sizeof *out), *dinp = copy_floats(c->dinp0, c->ni);
+    float *dw = copy_floats(c->dw0, c->nw), *db = copy_floats(c->db0, c->nb);
+    if (c->transposed) {
+        EXPECT_OK(conv_transpose3d_forward(out, c->inp, c->weight, c->bias, &c->t, &ws));
+        EXPECT_OK(conv_transpose3d_backward(dinp, dw, db, c->dout, c->inp, c->weight, &c->t, &ws));
+    } else {
+        EXPECT_OK(conv3d_forward(out, c->inp, c->weight, c->bias, &c->s, &ws));
+        EXPECT_OK(conv3d_backward(dinp, dw, db, c->dout, c->inp, c->weight, &c->s, &ws));
+    }
+    keep(&r, out, c->no * sizeof *out);
+    keep(&r, dinp, c->ni * sizeof *dinp);
+    keep(&r, dw, c->nw * sizeof *dw);
+    keep(&r, db, c->nb * sizeof *db);
     free(ws.data);
     return r;
+}
+
+/* Fills the case's tensors for N, Cin, Cout and V input voxels, runs it at 1, 2 and 3 threads. */
+static void conv_compare(struct conv_case *c, int N, int Cin, int Cout, size_t V, int taps,
+                         size_t out_per_in, const char *what)
+{
+    c->ni = (size_t)N * Cin * V, c->no = (size_t)N * Cout * V * out_per_in;
+    c->nw = (size_t)Cin * Cout * taps, c->nb = (size_t)Cout;
+    c->inp = rand_floats(c->ni), c->weight = rand_floats(c->nw), c->bias = rand_floats(c->nb);
+    c->dout = rand_floats(c->no), c->dinp0 = rand_floats(c->ni), c->dw0 = rand_floats(c->nw);
+    c->db0 = rand_floats(c->nb);
+    EXPECT_OK(nn_set_threads(1));
+    struct run one = conv_run(c);
+    for (int t = 2; t <= 3; t++) {
+        EXPECT_OK(nn_set_threads(t));
+        struct run more = conv_run(c);
+        expect_same(what, t, &one, &more);
+    }
+    free_run(&one);
+    free(c->inp), free(c->weight), free(c->bias), free(c->dout), free(c->dinp0), free(c->dw0);
+    free(c->db0);
 }
 
 static void test_conv3d(conv3d_shape s, size_t budget)
 {
-    const size_t V = (size_t)s.D * s.H * s.W;
-    const size_t nw = (size_t)s.Cout * s.Cin * s.k * s.k * s.k;
-    struct conv_data c = {s, budget, rand_floats(s.N * s.Cin * V), rand_floats(nw),
-                          rand_floats(s.Cout), rand_floats(s.N * s.Cout * V),
-                          rand_floats(s.N * s.Cin * V), rand_floats(nw), rand_floats(s.Cout)};
+    struct conv_case c = {.s = s, .budget = budget};
     char what[96];
     snprintf(what, sizeof what, "conv3d N%d Cin%d Cout%d %dx%dx%d k%d budget %zu", s.N, s.Cin,
              s.Cout, s.D, s.H, s.W, s.k, budget);
-    EXPECT_OK(nn_set_threads(1));
-    struct run one = conv_run(&c);
-    for (int t = 2; t <= 3; t++) {
-        EXPECT_OK(nn_set_threads(t));
-        struct run more = conv_run(&c);
-        expect_same(what, t, &one, &more);
-    }
-    free_run(&one);
-    free(c.inp), free(c.weight), free(c.bias), free(c.dout), free(c.dinp0), free(c.dw0), free(c.db0);
-}
-
-struct convt_data {
-    conv_transpose3d_shape s;
-    size_t budget;
-    float *inp, *weight, *bias, *dout, *dinp0, *dw0, *db0;
-};
-
-static struct run convt_run(const struct convt_data *c)
-{
-    const conv_transpose3d_shape *s = &c->s;
-    const size_t V = (size_t)s->D * s->H * s->W, ni = (size_t)s->N * s->Cin * V;
-    const size_t no = (size_t)s->N * s->Cout * 8 * V, nw = (size_t)s->Cin * s->Cout * 8;
-    size_t need = conv_transpose3d_workspace_floats(s, c->budget);
-    nn_workspace ws = {malloc((need ? need : 1) * sizeof(float)), need, c->budget};
-    struct run r = {0};
-    float *out = malloc(no * sizeof *out), *dinp = copy_floats(c->dinp0, ni);
-    float *dw = copy_floats(c->dw0, nw), *db = copy_floats(c->db0, s->Cout);
-    EXPECT_OK(conv_transpose3d_forward(out, c->inp, c->weight, c->bias, s, &ws));
-    EXPECT_OK(conv_transpose3d_backward(dinp, dw, db, c->dout, c->inp, c->weight, s, &ws));
-    keep(&r, out, no * sizeof *out);
-    keep(&r, dinp, ni * sizeof *dinp);
-    keep(&r, dw, nw * sizeof *dw);
-    keep(&r, db, s->Cout * sizeof *db);
-    free(ws.data);
-    return r;
+    conv_compare(&c, s.N, s.Cin, s.Cout, (size_t)s.D * s.H * s.W, s.k * s.k * s.k, 1, what);
 }
 
 static void test_convt(conv_transpose3d_shape s, size_t budget)
 {
-    const size_t V = (size_t)s.D * s.H * s.W, nw = (size_t)s.Cin * s.Cout * 8;
-    struct convt_data c = {s, budget, rand_floats(s.N * s.Cin * V), rand_floats(nw),
-                           rand_floats(s.Cout), rand_floats(s.N * s.Cout * 8 * V),
-                           rand_floats(s.N * s.Cin * V), rand_floats(nw), rand_floats(s.Cout)};
+    struct conv_case c = {.transposed = 1, .t = s, .budget = budget};
     char what[96];
     snprintf(what, sizeof what, "conv_transpose3d N%d Cin%d Cout%d %dx%dx%d budget %zu", s.N,
              s.Cin, s.Cout, s.D, s.H, s.W, budget);
-    EXPECT_OK(nn_set_threads(1));
-    struct run one = convt_run(&c);
-    for (int t = 2; t <= 3; t++) {
-        EXPECT_OK(nn_set_threads(t));
-        struct run more = convt_run(&c);
-        expect_same(what, t, &one, &more);
-    }
-    free_run(&one);
-    free(c.inp), free(c.weight), free(c.bias), free(c.dout), free(c.dinp0), free(c.dw0), free(c.db0);
+    conv_compare(&c, s.N, s.Cin, s.Cout, (size_t)s.D * s.H * s.W, 8, 8, what);
 }
 
 /* ---- batch norm, elementwise layers, pooling, concat, loss, optimizer -------------------- */
