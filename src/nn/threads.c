@@ -1,12 +1,13 @@
 /* The layers' thread count (nn.h) and the fixed partitions they share (nn/threads_internal.h).
  *
- * Mechanism, chosen by measurement (tests/bench/RESULTS_threads.md): OpenMP threads inside the
- * layers, each calling cblas_sgemm with OpenBLAS set to one thread. Debian's default OpenBLAS is
- * the pthread build (libopenblas0-pthread): with its thread count at 1 it runs a call entirely in
- * the calling thread, so concurrent calls from OpenMP threads are correct (checked bitwise against
- * serial calls by tests/unit/test_threads.c) and need no OpenMP build of OpenBLAS. OpenBLAS's own
- * threads on the large GEMMs were the alternative: they leave im2col/col2im, batch norm and the
- * elementwise layers serial, and split GEMMs whose results then depend on the thread count.
+ * Mechanism: OpenMP threads inside the layers, each calling cblas_sgemm with OpenBLAS at one
+ * thread (scripts/bench_threads measures it against OpenBLAS's own 2-thread sgemm). Debian's
+ * default OpenBLAS is the pthread build (libopenblas0-pthread): at one thread it runs a call
+ * entirely in the calling thread, so concurrent calls from OpenMP threads are correct (the layer
+ * tests pass at 3 threads, bitwise equal to 1 thread) and no OpenMP build of OpenBLAS is needed.
+ * The alternative, OpenBLAS's own threads on the GEMMs of a serial engine, gained nothing (issue
+ * 12: 0.210 vs 0.212 samples/s at 2 vs 1 OpenBLAS threads): it leaves im2col/col2im, batch norm
+ * and the elementwise layers serial, and its GEMM tiles are too small to split well.
  *
  * Why fixed shapes: OpenBLAS 0.3.21's Haswell sgemm kernel (OPENBLAS_CORETYPE=Haswell, the
  * fastest here) gives C elements that differ in the last bits when the same GEMM is split into row
