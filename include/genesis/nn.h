@@ -41,9 +41,9 @@ typedef struct conv3d_shape {
     int N, Cin, Cout, D, H, W, k;
 } conv3d_shape;
 
-/* Scratch memory for the convolutions: the column tiles of im2col and their gradients.
- * One workspace is shared by all layers (sized for the largest); its size is bounded by the tile
- * budget, never a whole volume's column matrix. */
+/* Scratch memory for the convolutions: the column tiles of im2col and their gradients, one per
+ * thread. One workspace is shared by all layers (sized for the largest); its size is bounded by
+ * the tile budget times the threads, never a whole volume's column matrix. */
 typedef struct nn_workspace {
     float *data;
     size_t floats;
@@ -63,7 +63,8 @@ typedef struct nn_workspace {
  * convolutions run. GEN_ERR_USAGE unless 1 <= min_voxels <= max_voxels. */
 int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels);
 
-/* Floats of workspace conv3d_forward/backward need for shape s under the tile budget. */
+/* Floats of workspace conv3d_forward/backward need for shape s under the tile budget, at the
+ * current nn_threads(). */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);
 int conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                    const conv3d_shape *s, nn_workspace *ws);
@@ -78,6 +79,7 @@ typedef struct conv_transpose3d_shape {
     int N, Cin, Cout, D, H, W; /* input sizes */
 } conv_transpose3d_shape;
 
+/* Floats of workspace at the current nn_threads(), as conv3d_workspace_floats. */
 size_t conv_transpose3d_workspace_floats(const conv_transpose3d_shape *s, size_t tile_budget_bytes);
 int conv_transpose3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                              const conv_transpose3d_shape *s, nn_workspace *ws);
