@@ -25,6 +25,8 @@ typedef struct model_config {
     uint64_t seed; /* initialisation seed (keyed RNG, purpose RNG_PURPOSE_INIT) */
     size_t tile_budget_bytes; /* conv column-tile budget; 0 = 4 MiB */
     int input_grad; /* 1: backward also computes dL/dx (model_input_grad); costs one conv */
+    int threads;    /* threads of the layers (nn_set_threads) in this model's passes; 0 = 1.
+                       Any count gives bitwise the same results. */
 } model_config;
 
 enum model_tensor_kind {
@@ -159,16 +161,19 @@ typedef struct model_bench_options {
     int steps;       /* timed training steps after one warm-up step */
     int warmup;      /* untimed steps first (1) */
     int per_layer;   /* print the per-layer table */
-    int sgemm;       /* measure OpenBLAS sgemm 2048^3 as the ceiling */
+    int sgemm;       /* measure OpenBLAS sgemm 2048^3 as the ceiling (at `threads` OpenBLAS threads,
+                        outside the layers' OpenMP regions) */
+    int threads;     /* the model's threads (model_config.threads), 1 */
     uint64_t seed;
 } model_bench_options;
 
-/* Fills the defaults above (w 32, batch 2, 64x64x32, 3 steps, 1 warm-up, table and sgemm on). */
+/* Fills the defaults above (w 32, batch 2, 64x64x32, 3 steps, 1 warm-up, table and sgemm on,
+ * 1 thread). */
 void model_bench_defaults(model_bench_options *o);
 /* Times training steps (forward, backward, SGD) on random data and prints a report to out, ending
  * with machine-readable lines "samples_per_s: X", "step_seconds: X" (mean of the timed steps),
- * "samples_per_s_best: X", "step_seconds_best: X" (fastest step), "peak_rss_mb: X" and, when
- * measured, "sgemm_gflops: X". */
+ * "samples_per_s_best: X", "step_seconds_best: X" (fastest step), "peak_rss_mb: X", "threads: T"
+ * and, when measured, "sgemm_gflops: X" (at T threads). */
 int model_bench(const model_bench_options *o, FILE *out);
 
 #endif

@@ -13,6 +13,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- threads (src/nn/threads.c) -------------------------------------------------------- */
+
+/* Every layer splits its work across nn_threads() OpenMP threads (process-wide; 1 = serial), each
+ * calling one-thread OpenBLAS GEMMs. Results are bitwise the same at any thread count: work is
+ * split by ownership of outputs, and every GEMM and every sum has the same shape and order at any
+ * count (partitions that would change a sum use fixed chunks, combined in a fixed order).
+ * nn_set_threads also sets OpenBLAS to one thread (its own threads would oversubscribe). The
+ * environment (OMP_NUM_THREADS) is not consulted. Set it before sizing workspaces (the
+ * *_workspace_floats functions size for the current count), not while layers run.
+ * GEN_ERR_USAGE unless 1 <= threads <= NN_THREADS_MAX. */
+#define NN_THREADS_MAX 1024
+int nn_set_threads(int threads);
+int nn_threads(void);
+/* The threads worth waking for `elements` of memory-bound work (elementwise layers, batch norm,
+ * pooling, the optimizer): nn_threads(), or 1 below NN_PARALLEL_MIN_ELEMENTS (a parallel region's
+ * start and end cost more than such work, and far more when the cores are shared). */
+#define NN_PARALLEL_MIN_ELEMENTS ((size_t)1 << 16)
+int nn_threads_for(size_t elements);
+
 /* ---- convolutions (src/nn/conv.c) ------------------------------------------------------- */
 
 /* A 3D convolution with stride 1: k = 3 with padding 1, or k = 1 without padding.
@@ -22,9 +41,9 @@ typedef struct conv3d_shape {
     int N, Cin, Cout, D, H, W, k;
 } conv3d_shape;
 
-/* Scratch memory for the convolutions: the column tiles of im2col and their gradients.
- * One workspace is shared by all layers (sized for the largest); its size is bounded by the tile
- * budget, never a whole volume's column matrix. */
+/* Scratch memory for the convolutions: the column tiles of im2col and their gradients, one per
+ * thread. One workspace is shared by all layers (sized for the largest); its size is bounded by
+ * the tile budget times the threads, never a whole volume's column matrix. */
 typedef struct nn_workspace {
     float *data;
     size_t floats;
@@ -44,7 +63,8 @@ typedef struct nn_workspace {
  * convolutions run. GEN_ERR_USAGE unless 1 <= min_voxels <= max_voxels. */
 int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels);
 
-/* Floats of workspace conv3d_forward/backward need for shape s under the tile budget. */
+/* Floats of workspace conv3d_forward/backward need for shape s under the tile budget, at the
+ * current nn_threads(). */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);
 int conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                    const conv3d_shape *s, nn_workspace *ws);
@@ -59,6 +79,7 @@ typedef struct conv_transpose3d_shape {
     int N, Cin, Cout, D, H, W; /* input sizes */
 } conv_transpose3d_shape;
 
+/* Floats of workspace at the current nn_threads(), as conv3d_workspace_floats. */
 size_t conv_transpose3d_workspace_floats(const conv_transpose3d_shape *s, size_t tile_budget_bytes);
 int conv_transpose3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                              const conv_transpose3d_shape *s, nn_workspace *ws);

@@ -31,10 +31,11 @@ int cmd_bench(int argc, char **argv)
                      a);
         const char *text = argv[++i];
         int *target = !strcmp(a, "--batch") ? &o.batch : !strcmp(a, "--steps") ? &o.steps
-                    : !strcmp(a, "--warmup") ? &o.warmup : !strcmp(a, "--width") ? &o.width : NULL;
+                    : !strcmp(a, "--warmup") ? &o.warmup : !strcmp(a, "--width") ? &o.width
+                    : !strcmp(a, "--threads") ? &o.threads : NULL;
         long lo = !strcmp(a, "--warmup") ? 0 : 1;
         if (target) {
-            CALL(cli_parse_long(a, text, lo, 100000, &v));
+            CALL(cli_parse_long(a, text, lo, !strcmp(a, "--threads") ? NN_THREADS_MAX : 100000, &v));
             *target = (int)v;
         } else FAIL_ALL(GEN_ERR_USAGE, "bench: unknown option '%s' (see genesis help bench)", a);
     }

@@ -20,13 +20,14 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"bench", cmd_bench, "time training steps of the full model; per-layer GFLOP/s; sgemm ceiling",
      "usage: genesis bench [--batch B] [--steps N] [--warmup N] [--width W] [--size D H W]\n"
-     "                     [--no-layers] [--no-sgemm]\n"
+     "                     [--threads T] [--no-layers] [--no-sgemm]\n"
      "\n"
      "Times N training steps (forward, backward, SGD) of the U-Net (default width 32, 64x64x32,\n"
-     "batch 2) on random data after warm-up steps, on rank 0 with this process's OpenBLAS threads,\n"
-     "and prints per-layer forward/backward time and GFLOP/s, step time, samples/s, GFLOP/s\n"
-     "(counting 3x the forward FLOPs per step), OpenBLAS's own sgemm 2048^3 GFLOP/s in the same run\n"
-     "as the ceiling, and peak RSS. scripts/bench_vs_torch runs it beside Debian's PyTorch.\n"},
+     "batch 2) on random data after warm-up steps, on rank 0 with T threads in the layers (default\n"
+     "1), and prints per-layer forward/backward time and GFLOP/s, step time, samples/s, GFLOP/s\n"
+     "(counting 3x the forward FLOPs per step), OpenBLAS's own sgemm 2048^3 GFLOP/s at T threads in\n"
+     "the same run as the ceiling, and peak RSS. scripts/bench_vs_torch runs it beside Debian's\n"
+     "PyTorch; scripts/bench_threads compares T = 2 with T = 1.\n"},
     {"config", cmd_config, "show every configuration key, or check a configuration file",
      "usage: genesis config --defaults\n"
      "       genesis config --check FILE [--set section.key=value]...\n"

@@ -29,10 +29,12 @@ void model_bench_defaults(model_bench_options *o)
     o->per_layer = 1;
     o->sgemm = 1;
     o->seed = 1;
+    o->threads = 1;
 }
 
-/* Best of 3 timed runs of C = A B, 2048^3 (after one untimed run). */
-static int sgemm_gflops(double *gflops)
+/* Best of 3 timed runs of C = A B, 2048^3 (after one untimed run), on `threads` OpenBLAS
+ * threads; OpenBLAS is left at one thread (the layers' setting, nn.h). */
+static int sgemm_gflops(double *gflops, int threads)
 {
     const int n = 2048;
     const size_t bytes = (size_t)n * n * sizeof(float);
@@ -42,6 +44,7 @@ static int sgemm_gflops(double *gflops)
                "out of memory allocating 3 x %zu bytes for the sgemm ceiling", bytes);
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f, c[i] = 0;
     double best = 1e30;
+    openblas_set_num_threads(threads);
     for (int r = 0; r < 4; r++) {
         double t0 = profile_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
@@ -50,6 +53,7 @@ static int sgemm_gflops(double *gflops)
     }
     *gflops = 2.0 * n * (double)n * n / best * 1e-9;
 cleanup:
+    openblas_set_num_threads(1);
     free(a), free(b), free(c);
     return status;
 }
@@ -59,6 +63,8 @@ static int bench_check(const model_bench_options *o)
     CHECK(o->width >= 1 && o->batch >= 1 && o->steps >= 1 && o->warmup >= 0, GEN_ERR_USAGE,
           "bench: width %d, batch %d, steps %d must be >= 1 and warm-up %d >= 0", o->width,
           o->batch, o->steps, o->warmup);
+    CHECK(o->threads >= 1 && o->threads <= NN_THREADS_MAX, GEN_ERR_USAGE,
+          "bench: threads %d must be in [1, %d]", o->threads, NN_THREADS_MAX);
     return GEN_OK;
 }
 
@@ -98,7 +104,7 @@ static void print_summary(const model_bench_options *o, const model *m, double m
     fprintf(out, "peak RSS %.0f MB (batch %d)\n", peak_rss_mb(), o->batch);
     fprintf(out, "samples_per_s: %.6f\nstep_seconds: %.6f\n", o->batch / mean, mean);
     fprintf(out, "samples_per_s_best: %.6f\nstep_seconds_best: %.6f\n", o->batch / best, best);
-    fprintf(out, "peak_rss_mb: %.0f\n", peak_rss_mb());
+    fprintf(out, "peak_rss_mb: %.0f\nthreads: %d\n", peak_rss_mb(), o->threads);
     if (ceiling > 0) fprintf(out, "sgemm_gflops: %.2f\n", ceiling);
 }
 
@@ -109,15 +115,16 @@ int model_bench(const model_bench_options *o, FILE *out)
     double ceiling = 0;
     fprintf(out, "genesis bench: width %d, batch %d, input %dx%dx%d, %d warm-up + %d timed steps\n",
             o->width, o->batch, o->D, o->H, o->W, o->warmup, o->steps);
-    fprintf(out, "OpenBLAS core %s, %d thread(s)\n", openblas_get_corename(),
-            openblas_get_num_threads());
+    fprintf(out, "threads %d (OpenMP in the layers, one-thread GEMMs); OpenBLAS core %s\n",
+            o->threads, openblas_get_corename());
     if (o->sgemm) {
-        CALL(sgemm_gflops(&ceiling));
-        fprintf(out, "sgemm 2048^3: %.1f GFLOP/s (ceiling, same run)\n", ceiling);
+        CALL(sgemm_gflops(&ceiling, o->threads));
+        fprintf(out, "sgemm 2048^3 at %d OpenBLAS thread(s): %.1f GFLOP/s (ceiling, same run)\n",
+                o->threads, ceiling);
     }
     int status = GEN_OK;
     model_config cfg = {.width = o->width, .batch = o->batch, .D = o->D, .H = o->H, .W = o->W,
-                        .seed = o->seed};
+                        .seed = o->seed, .threads = o->threads};
     model *m = NULL;
     float *x = NULL, *t = NULL;
     optimizer opt = {0};

@@ -51,6 +51,7 @@ static void sgd_step(optimizer *o, float *p, const float *g, float lr)
 {
     const float mom = (float)o->cfg.momentum, wd = (float)o->cfg.weight_decay;
     float *buf = o->state;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(o->n))
     for (size_t i = 0; i < o->n; i++) {
         float d = g[i];
         if (wd != 0.0f) d += wd * p[i];
@@ -72,6 +73,7 @@ static void adam_step(optimizer *o, float *p, const float *g, double lr)
     const double bc1 = 1.0 - pow(o->cfg.beta1, t), bc2 = 1.0 - pow(o->cfg.beta2, t);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float *m = o->state, *v = o->state + o->n;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(o->n))
     for (size_t i = 0; i < o->n; i++) {
         float d = g[i];
         if (wd != 0.0f) d += wd * p[i];

@@ -119,6 +119,7 @@ static void lu_activation(float *dst, const model *m, int i, int k)
     const float *g = tensor_data(m, L->t_bn_w), *b = tensor_data(m, L->t_bn_b);
     const size_t v = m->V[L->level];
     const float *xh = L->xhat + (size_t)k * L->cout * v;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(L->cout * v))
     for (int c = 0; c < L->cout; c++) {
         const float gc = g[c], bc = b[c];
         for (size_t j = 0; j < v; j++) {
@@ -238,6 +239,7 @@ int model_forward(model *m, double *loss, const float *x, const float *target, i
     CHECK(n >= 1 && n <= m->cfg.batch, GEN_ERR_USAGE,
           "model_forward: batch %d outside [1, %d] (the model was built for batch %d)", n,
           m->cfg.batch, m->cfg.batch);
+    CALL(nn_set_threads(m->cfg.threads)); /* the layers' count is process-wide */
     m->n_last = n;
     m->has_target = 0;
     memcpy(m->xin, x, (size_t)n * m->V[0] * sizeof *x);
@@ -347,6 +349,7 @@ static int loss_backward(model *m, int n)
     const size_t count = (size_t)n * m->V[0];
     zero(m->dout, count);
     CALL(mse_backward(m->dout, m->out, m->target, count, 1.0f));
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(count))
     for (size_t j = 0; j < count; j++) /* sigmoid backward (in place, so not nn's +=) */
         m->dout[j] *= m->out[j] * (1.0f - m->out[j]);
     return GEN_OK;
@@ -380,6 +383,7 @@ int model_backward(model *m)
     CHECK(m != NULL, GEN_ERR_USAGE, "model_backward: NULL model");
     CHECK(m->has_target, GEN_ERR_USAGE,
           "model_backward: needs a forward pass with a target just before");
+    CALL(nn_set_threads(m->cfg.threads));
     const int n = m->n_last;
     float *const *G = m->level_grad;
     /* out_tr: MSE -> sigmoid -> 1x1 conv into G[0] = dL/d(a of LUConv 13) */

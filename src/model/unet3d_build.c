@@ -227,6 +227,8 @@ static int check_config(const model_config *cfg)
           cfg->D, cfg->H, cfg->W);
     CHECK((double)cfg->D * cfg->H * cfg->W * cfg->batch * cfg->width * 4.0 < 9e15, GEN_ERR_USAGE,
           "model input %dx%dx%d at batch %d is too large", cfg->D, cfg->H, cfg->W, cfg->batch);
+    CHECK(cfg->threads >= 0 && cfg->threads <= NN_THREADS_MAX, GEN_ERR_USAGE,
+          "model threads %d must be in [0, %d]", cfg->threads, NN_THREADS_MAX);
     return GEN_OK;
 }
 
@@ -255,6 +257,8 @@ int model_create(model **out, const model_config *cfg)
     model *m = calloc(1, sizeof *m);
     CHECK_ALLOC_GOTO(m, sizeof *m);
     m->cfg = *cfg;
+    m->cfg.threads = cfg->threads ? cfg->threads : 1;
+    CALL_GOTO(nn_set_threads(m->cfg.threads)); /* before the workspace is sized for them */
     m->ws.tile_budget_bytes = cfg->tile_budget_bytes ? cfg->tile_budget_bytes : (size_t)4 << 20;
     m->layer_views = m->layer_view_storage;
     for (int l = 0; l < 4; l++) {

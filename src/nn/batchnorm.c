@@ -2,7 +2,8 @@
  * optionally fused with the ReLU that follows it in every LUConv. The per-channel sums pass through
  * one caller-supplied hook (nn_reduce_hook) so that they can be summed across ranks.
  * Conventions: include/genesis/nn.h. Tensors are [N, C, S]; a (n, c) slab of S voxels is
- * contiguous. Sums are accumulated in double. */
+ * contiguous. Sums are accumulated in double. Threads own channels for the sums (each channel's
+ * samples summed in order, as with one thread) and (n, c) slabs for the elementwise passes. */
 #include "genesis/error.h"
 #include "genesis/nn.h"
 
@@ -62,8 +63,9 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
     double *sums = calloc(2 * (size_t)C + 1, sizeof *sums);
     CHECK_ALLOC_GOTO(sums, (2 * (size_t)C + 1) * sizeof *sums);
     /* sums: [0, C) sum x, [C, 2C) sum x^2, [2C] element count per channel */
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++)
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++)
             slab_sums(inp + ((size_t)n * C + c) * S, S, &sums[c], &sums[C + c]);
     sums[2 * C] = (double)N * (double)S;
     CALL_GOTO(bn_reduce(sums, C, hook, "batchnorm3d_forward"));
@@ -83,23 +85,24 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
         sums[c] = mean;     /* reuse the array: mean and invstd per channel */
         sums[C + c] = invstd;
     }
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            size_t base = ((size_t)n * C + c) * S;
-            const float mean = (float)sums[c], invstd = (float)sums[C + c];
-            const float g = weight[c], b = bias[c];
-            if (xhat && !out) { /* normalise only (the model's in-place use) */
-                for (long i = 0; i < S; i++) xhat[base + i] = (inp[base + i] - mean) * invstd;
-                continue;
-            }
-            for (long i = 0; i < S; i++) {
-                float xh = (inp[base + i] - mean) * invstd;
-                float y = g * xh + b;
-                if (xhat) xhat[base + i] = xh;
-                if (s->relu) y = y < 0.0f ? 0.0f : y;
-                if (out) out[base + i] = y;
-            }
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
+    for (int nc = 0; nc < N * C; nc++) {
+        const int c = nc % C;
+        const size_t base = (size_t)nc * S;
+        const float mean = (float)sums[c], invstd = (float)sums[C + c];
+        const float g = weight[c], b = bias[c];
+        if (xhat && !out) { /* normalise only (the model's in-place use) */
+            for (long i = 0; i < S; i++) xhat[base + i] = (inp[base + i] - mean) * invstd;
+            continue;
         }
+        for (long i = 0; i < S; i++) {
+            float xh = (inp[base + i] - mean) * invstd;
+            float y = g * xh + b;
+            if (xhat) xhat[base + i] = xh;
+            if (s->relu) y = y < 0.0f ? 0.0f : y;
+            if (out) out[base + i] = y;
+        }
+    }
 cleanup:
     free(sums);
     return status;
@@ -198,8 +201,9 @@ int batchnorm3d_backward_reduce(double *sums, float *dweight, float *dbias, cons
     const long S = s->S;
     /* sums: [0, C) sum dy, [C, 2C) sum dy * xhat, [2C] element count; dy = masked dout */
     memset(sums, 0, (2 * (size_t)C + 1) * sizeof *sums);
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) {
             size_t base = ((size_t)n * C + c) * S;
             slab_backward_sums(dout + base, xhat + base, S, weight[c], s->relu ? bias[c] : 0.0f,
                                s->relu, &sums[c], &sums[C + c]);
@@ -227,13 +231,14 @@ int batchnorm3d_backward_apply(float *dinp, const float *dout, const float *xhat
     const double M = sums[2 * C];
     CHECK(M >= 2.0, GEN_ERR_USAGE, "batchnorm3d_backward_apply: global count %g < 2", M);
     const int accumulate = dinp != dout;
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            size_t base = ((size_t)n * C + c) * S;
-            slab_backward_dx(dinp + base, dout + base, xhat + base, S, weight[c],
-                             s->relu ? bias[c] : 0.0f, s->relu, weight[c] * save_invstd[c],
-                             (float)(sums[c] / M), (float)(sums[C + c] / M), accumulate);
-        }
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
+    for (int nc = 0; nc < N * C; nc++) {
+        const int c = nc % C;
+        const size_t base = (size_t)nc * S;
+        slab_backward_dx(dinp + base, dout + base, xhat + base, S, weight[c],
+                         s->relu ? bias[c] : 0.0f, s->relu, weight[c] * save_invstd[c],
+                         (float)(sums[c] / M), (float)(sums[C + c] / M), accumulate);
+    }
     return GEN_OK;
 }
 

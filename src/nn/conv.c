@@ -27,6 +27,9 @@
 #include "genesis/error.h"
 #include "genesis/nn.h"
 #include "nn/conv_internal.h"
+#include "nn/threads_internal.h"
+
+#include <omp.h>
 
 int conv_check_workspace(const nn_workspace *ws, size_t need, const char *what)
 {
@@ -72,7 +75,8 @@ static int conv3d_check_shape(const conv3d_shape *s)
  *                dimension is M: 5-15% faster than dweight [Cout][Cin*27] as C), and acc is added
  *                into dweight once per call. wgt_chans channels of the im2col'd tensor per tile.
  *   fwd_rows, bwd_rows, wgt_rows  rows per tile of each pass.
- * Workspace: col_floats (the largest column tile) + aux_floats (wr, wt or acc: Cin*Cout*27). */
+ * Workspace: col_floats (the largest column tile) per thread + aux_floats (wr, wt or acc:
+ * Cin*Cout*27, shared). */
 typedef struct conv3d_plan {
     int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_dout, wgt_rows, wgt_chans;
     size_t col_floats, aux_floats;
@@ -86,6 +90,13 @@ typedef struct conv3d_plan {
  * The weight-gradient GEMM (inner dimension T) ran best at T = 256 (512: same, 4096: -15-20%)
  * with as many channels as the budget holds. */
 enum { WGT_TARGET_VOXELS = 256 };
+/* The weight-gradient rows are owned by threads in chunks of wgt_chans channels, a size that
+ * depends on the shape only (threads_internal.h): about WGT_CHUNKS chunks, of >= WGT_MIN_CHANS. */
+enum { WGT_CHUNKS = 8, WGT_MIN_CHANS = 4 };
+/* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter). */
+enum { SCATTER_CHUNKS = 8 };
+/* Voxels per GEMM of a k = 1 convolution's forward and input gradient (threads own chunks). */
+enum { K1_CHUNK = 4096 };
 static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
 
 int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels)
@@ -133,6 +144,10 @@ static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
     p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
                                 target_rows < rows_all ? target_rows : rows_all);
     size_t chans = budget_bytes / (row_floats * p.wgt_rows * sizeof(float));
+    /* at most ceil(small / WGT_CHUNKS) channels (but >= WGT_MIN_CHANS): threads own chunks */
+    size_t chunk = ((size_t)small + WGT_CHUNKS - 1) / WGT_CHUNKS;
+    if (chunk < WGT_MIN_CHANS) chunk = WGT_MIN_CHANS;
+    if (chans > chunk) chans = chunk;
     p.wgt_chans = chans < 1 ? 1 : chans > (size_t)small ? small : (int)chans;
     size_t f = (size_t)small * row_floats * p.fwd_rows;
     size_t b = (size_t)small * row_floats * p.bwd_rows;
@@ -147,7 +162,7 @@ size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes)
     if (s == NULL || s->k != 3 || s->Cin < 1 || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1)
         return 0;
     conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(tile_budget_bytes));
-    return p.col_floats + p.aux_floats;
+    return p.col_floats * nn_threads() + p.aux_floats;
 }
 
 /* Column layout shared by im2col_rows and col2im_rows_add: col[c*27 + tap][i*W + w], tap =
@@ -224,73 +239,101 @@ static void col2im_rows_add(float *y, const float *col, int nc, int D, int H, in
     }
 }
 
+/* The calling thread's column tile: the workspace holds one of col_floats per thread. */
+static inline float *thread_col(float *col, size_t col_floats)
+{
+    return col + (size_t)omp_get_thread_num() * col_floats;
+}
+
 /* y [N][Cy][V] += col2im(a [Cy*27][Cx] . x tile) for every sample: the GEMM needs no im2col
  * (x's tile [Cx][T] is the B matrix in place, K = Cx) and col2im scatters its result
  * col [Cy*27][T] into y, which must hold the whole sample (contributions leave the tile). Shared by
  * the forward in its scatter form (a = wr [Cout*27][Cin], sign -1) and backward data (a =
- * weight^T, a transposed view, sign +1). a is [Cy*27][Cx] with leading dimension lda. */
+ * weight^T, a transposed view, sign +1). a is [Cy*27][Cx] with leading dimension lda.
+ * Threads own chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only) and walk every
+ * tile in order for them: each voxel receives the same GEMM results in the same order at any
+ * thread count, with no barrier (a thread that is descheduled delays only its own chunks). */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
                                       int lda, int N, int Cx, int Cy, int D, int H, int W,
-                                      int sign, int rows, float *col)
+                                      int sign, int rows, float *col, size_t col_floats)
 {
-    const int M = Cy * 27, rows_all = D * H;
+    const int rows_all = D * H, per_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+    const int chunks = (Cy + per_chunk - 1) / per_chunk;
     const size_t V = (size_t)D * H * W;
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * Cx * V;
-        float *yn = y + (size_t)n * Cy * V;
-        for (int r0 = 0; r0 < rows_all; r0 += rows) {
-            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-            const int T = nr * W;
-            /* col [M][T] = a [M][Cx] . x tile [Cx][T] (ld V) */
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M, T, Cx,
-                        1.0f, a, lda, xn + (size_t)r0 * W, (int)V, 0.0f, col, T);
-            col2im_rows_add(yn, col, Cy, D, H, W, r0, nr, sign);
+#pragma omp parallel num_threads(nn_threads())
+    {
+        float *mine = thread_col(col, col_floats);
+#pragma omp for schedule(dynamic)
+        for (int j = 0; j < N * chunks; j++) { /* channels [c0, c0 + nc) of sample n */
+            const int c0 = j % chunks * per_chunk, nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
+            const int n = j / chunks;
+            /* rows [c0*27, (c0 + nc)*27) of a: a transposed view starts at column c0*27 */
+            const float *a_rows = trans_a ? a + (size_t)c0 * 27 : a + (size_t)c0 * 27 * lda;
+            for (int r0 = 0; r0 < rows_all; r0 += rows) {
+                const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+                /* col [nc*27][T] = a rows [nc*27][Cx] . x tile [Cx][T] (ld V) */
+                cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                            nc * 27, nr * W, Cx, 1.0f, a_rows, lda,
+                            x + (size_t)n * Cx * V + (size_t)r0 * W, (int)V, 0.0f, mine, nr * W);
+                col2im_rows_add(y + ((size_t)n * Cy + c0) * V, mine, nc, D, H, W, r0, nr, sign);
+            }
         }
     }
 }
 
 /* y [Cy][D][H][W] += a [Cy][Cx*27] . im2col(x) for every sample: the tiled forward GEMM, shared
  * by the forward (a = weight, sign +1) and the flipped backward data (a = wt, sign -1).
- * x is [N][Cx][V], y is [N][Cy][V]; col holds Cx*27*rows*W floats. */
+ * x is [N][Cx][V], y is [N][Cy][V]; col holds Cx*27*rows*W floats per thread (col_floats apart).
+ * Threads own whole output tiles (of every sample). */
 static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, int Cx, int Cy,
-                              int D, int H, int W, int sign, int rows, float *col)
+                              int D, int H, int W, int sign, int rows, float *col,
+                              size_t col_floats)
 {
-    const int K = Cx * 27, rows_all = D * H;
+    const int K = Cx * 27, rows_all = D * H, tiles = (rows_all + rows - 1) / rows;
     const size_t V = (size_t)D * H * W;
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * Cx * V;
-        float *yn = y + (size_t)n * Cy * V;
-        for (int r0 = 0; r0 < rows_all; r0 += rows) {
+#pragma omp parallel num_threads(nn_threads())
+    {
+        float *mine = thread_col(col, col_floats);
+#pragma omp for schedule(dynamic)
+        for (int j = 0; j < N * tiles; j++) {
+            const int n = j / tiles, r0 = j % tiles * rows;
             const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
             const int T = nr * W;
-            im2col_rows(col, xn, D, H, W, 0, Cx, r0, nr, sign);
+            im2col_rows(mine, x + (size_t)n * Cx * V, D, H, W, 0, Cx, r0, nr, sign);
             /* yn[:, tile] [Cy][T] (ld V) += a [Cy][K] . col [K][T] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cy, T, K, 1.0f, a, K, col, T,
-                        1.0f, yn + (size_t)r0 * W, (int)V);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cy, T, K, 1.0f, a, K, mine, T,
+                        1.0f, y + (size_t)n * Cy * V + (size_t)r0 * W, (int)V);
         }
     }
 }
 
 /* acc [Ce*27][Co] = sum over every tile of every sample of im2col(e) [Ce*27][T] . o tile^T [T][Co]:
  * the weight gradient with the im2col'd tensor e [N][Ce][V] (sign as in im2col_rows) and the other
- * one, o [N][Co][V], read in place. Chunks of `chans` channels of e; the first tile overwrites
- * acc. */
+ * one, o [N][Co][V], read in place. Chunks of `chans` channels of e (a size fixed by the shape),
+ * each owned by one thread, which sums all tiles in order; the first tile overwrites acc. */
 static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N, int Ce, int Co,
-                               int D, int H, int W, int sign, int rows, int chans, float *col)
+                               int D, int H, int W, int sign, int rows, int chans, float *col,
+                               size_t col_floats)
 {
-    const int rows_all = D * H;
+    const int rows_all = D * H, chunks = (Ce + chans - 1) / chans;
     const size_t V = (size_t)D * H * W;
-    for (int n = 0; n < N; n++) {
-        const float *en = e + (size_t)n * Ce * V, *on = o + (size_t)n * Co * V;
-        for (int r0 = 0; r0 < rows_all; r0 += rows) {
-            const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-            const int T = nr * W;
-            const float beta = n == 0 && r0 == 0 ? 0.0f : 1.0f;
-            for (int c0 = 0; c0 < Ce; c0 += chans) {
-                const int nc = Ce - c0 < chans ? Ce - c0 : chans;
-                im2col_rows(col, en, D, H, W, c0, nc, r0, nr, sign);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc * 27, Co, T, 1.0f, col, T,
-                            on + (size_t)r0 * W, (int)V, beta, acc + (size_t)c0 * 27 * Co, Co);
+#pragma omp parallel num_threads(nn_threads())
+    {
+        float *mine = thread_col(col, col_floats);
+#pragma omp for schedule(dynamic)
+        for (int chunk = 0; chunk < chunks; chunk++) {
+            const int c0 = chunk * chans, nc = Ce - c0 < chans ? Ce - c0 : chans;
+            for (int n = 0; n < N; n++) {
+                const float *en = e + (size_t)n * Ce * V, *on = o + (size_t)n * Co * V;
+                for (int r0 = 0; r0 < rows_all; r0 += rows) {
+                    const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+                    const int T = nr * W;
+                    const float beta = n == 0 && r0 == 0 ? 0.0f : 1.0f;
+                    im2col_rows(mine, en, D, H, W, c0, nc, r0, nr, sign);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc * 27, Co, T, 1.0f,
+                                mine, T, on + (size_t)r0 * W, (int)V, beta,
+                                acc + (size_t)c0 * 27 * Co, Co);
+                }
             }
         }
     }
@@ -311,17 +354,18 @@ static void add_transposed(float *dst, size_t ldd, const float *src, int rows, i
 /* out[n][co][v] = bias[co] for every voxel (0 when bias is NULL); GEMMs then add with beta = 1. */
 static void fill_bias(float *out, const float *bias, int N, int C, size_t V)
 {
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            float *o = out + ((size_t)n * C + c) * V;
-            const float b = bias ? bias[c] : 0.0f;
-            for (size_t v = 0; v < V; v++) o[v] = b;
-        }
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * V))
+    for (int nc = 0; nc < N * C; nc++) {
+        float *o = out + (size_t)nc * V;
+        const float b = bias ? bias[nc % C] : 0.0f;
+        for (size_t v = 0; v < V; v++) o[v] = b;
+    }
 }
 
 void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 {
     enum { LANES = 8, BLOCK = 1024 };
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * V))
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
@@ -348,30 +392,37 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
     const int Cin = s->Cin, Cout = s->Cout;
     const size_t V = (size_t)s->D * s->H * s->W;
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
-    if (s->k == 3) CALL(conv_check_workspace(ws, p.col_floats + p.aux_floats, "conv3d_forward"));
+    const size_t cols = p.col_floats * nn_threads(); /* one column tile per thread */
+    if (s->k == 3) CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_forward"));
     fill_bias(out, bias, s->N, Cout, V);
 
-    if (s->k == 1) { /* out[n] [Cout][V] += weight [Cout][Cin] . inp[n] [Cin][V] */
-        for (int n = 0; n < s->N; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)V, Cin, 1.0f, weight,
-                        Cin, inp + (size_t)n * Cin * V, (int)V, 1.0f, out + (size_t)n * Cout * V,
+    if (s->k == 1) { /* out[n] [Cout][V] += weight [Cout][Cin] . inp[n] [Cin][V], in fixed
+                      * chunks of K1_CHUNK voxels owned by threads */
+        const int chunks = (int)((V + K1_CHUNK - 1) / K1_CHUNK);
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+        for (int j = 0; j < s->N * chunks; j++) {
+            const size_t n = (size_t)(j / chunks), v0 = (size_t)(j % chunks) * K1_CHUNK;
+            const int nv = (int)(V - v0 < K1_CHUNK ? V - v0 : K1_CHUNK);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, nv, Cin, 1.0f, weight,
+                        Cin, inp + n * Cin * V + v0, (int)V, 1.0f, out + n * Cout * V + v0,
                         (int)V);
+        }
         return GEN_OK;
     }
 
     if (!p.fwd_scatter) {
         conv3d_tiled_gemm(out, inp, weight, s->N, Cin, Cout, s->D, s->H, s->W, +1, p.fwd_rows,
-                          ws->data);
+                          ws->data, p.col_floats);
         return GEN_OK;
     }
     /* scatter form: wr [Cout*27][Cin], wr[co*27 + tap][ci] = weight[co][ci][tap] */
-    float *wr = ws->data + p.col_floats;
+    float *wr = ws->data + cols;
     for (int co = 0; co < Cout; co++)
         for (int ci = 0; ci < Cin; ci++)
             for (int tap = 0; tap < 27; tap++)
                 wr[((size_t)co * 27 + tap) * Cin + ci] = weight[((size_t)co * Cin + ci) * 27 + tap];
     conv3d_tiled_gemm_scatter(out, inp, wr, 0, Cin, s->N, Cin, Cout, s->D, s->H, s->W, -1,
-                              p.fwd_rows, ws->data);
+                              p.fwd_rows, ws->data, p.col_floats);
     return GEN_OK;
 }
 
@@ -387,40 +438,50 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     if (dbias) conv_add_bias_grad(dbias, dout, s->N, Cout, V);
 
     if (s->k == 1) {
-        for (int n = 0; n < s->N; n++) {
-            const float *g = dout + (size_t)n * Cout * V;
-            /* dweight [Cout][Cin] += dout[n] [Cout][V] . inp[n]^T [V][Cin] */
-            if (dweight)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, (int)V, 1.0f, g,
-                            (int)V, inp + (size_t)n * Cin * V, (int)V, 1.0f, dweight, Cin);
-            /* dinp[n] [Cin][V] += weight^T [Cin][Cout] . dout[n] [Cout][V] */
-            if (dinp)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cin, (int)V, Cout, 1.0f,
-                            weight, Cin, g, (int)V, 1.0f, dinp + (size_t)n * Cin * V, (int)V);
+        /* dweight [Cout][Cin] += dout[n] [Cout][V] . inp[n]^T [V][Cin]: one GEMM per sample (a
+         * sum over V; small: the model's only k = 1 conv has Cout = 1) */
+        for (int n = 0; dweight && n < s->N; n++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, (int)V, 1.0f,
+                        dout + (size_t)n * Cout * V, (int)V, inp + (size_t)n * Cin * V, (int)V,
+                        1.0f, dweight, Cin);
+        if (!dinp) return GEN_OK;
+        /* dinp[n] [Cin][V] += weight^T [Cin][Cout] . dout[n] [Cout][V], in fixed voxel chunks */
+        const int chunks = (int)((V + K1_CHUNK - 1) / K1_CHUNK);
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+        for (int j = 0; j < s->N * chunks; j++) {
+            const size_t n = (size_t)(j / chunks), v0 = (size_t)(j % chunks) * K1_CHUNK;
+            const int nv = (int)(V - v0 < K1_CHUNK ? V - v0 : K1_CHUNK);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cin, nv, Cout, 1.0f, weight, Cin,
+                        dout + n * Cout * V + v0, (int)V, 1.0f, dinp + n * Cin * V + v0, (int)V);
         }
         return GEN_OK;
     }
     if (!dinp && !dweight) return GEN_OK;
 
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
-    CALL(conv_check_workspace(ws, p.col_floats + p.aux_floats, "conv3d_backward"));
+    const size_t cols = p.col_floats * nn_threads(); /* one column tile per thread */
+    CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_backward"));
     const int K = Cin * 27, W = s->W;
-    float *col = ws->data, *aux = ws->data + p.col_floats;
+    float *col = ws->data, *aux = ws->data + cols;
 
     if (dweight) {
         if (p.wgt_dout) {
             /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];
              * per co, dweight [Cin][27] += acc block [27][Cin]^T */
             conv3d_tiled_wgrad(aux, dout, inp, s->N, Cout, Cin, s->D, s->H, W, -1, p.wgt_rows,
-                               p.wgt_chans, col);
+                               p.wgt_chans, col, p.col_floats);
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
             for (int co = 0; co < Cout; co++)
                 add_transposed(dweight + (size_t)co * K, 27, aux + (size_t)co * K, 27, Cin);
         } else {
             /* acc [Cin*27][Cout], acc[ci*27 + tap][co] = sum_v inp[ci][v + off(tap)] dout[co][v];
              * dweight [Cout][K] += acc^T */
             conv3d_tiled_wgrad(aux, inp, dout, s->N, Cin, Cout, s->D, s->H, W, +1, p.wgt_rows,
-                               p.wgt_chans, col);
-            add_transposed(dweight, K, aux, K, Cout);
+                               p.wgt_chans, col, p.col_floats);
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
+            for (int r0 = 0; r0 < K; r0 += 32) /* threads own column blocks of dweight */
+                add_transposed(dweight + r0, K, aux + (size_t)r0 * Cout, K - r0 < 32 ? K - r0 : 32,
+                               Cout);
         }
     }
     if (!dinp) return GEN_OK;
@@ -433,11 +494,12 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
             for (int ci = 0; ci < Cin; ci++)
                 memcpy(aux + ((size_t)ci * Cout + co) * 27, weight + ((size_t)co * Cin + ci) * 27,
                        27 * sizeof(float));
-        conv3d_tiled_gemm(dinp, dout, aux, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col);
+        conv3d_tiled_gemm(dinp, dout, aux, s->N, Cout, Cin, s->D, s->H, W, -1, p.bwd_rows, col,
+                          p.col_floats);
         return GEN_OK;
     }
     /* dinp += col2im(weight^T [Cin*27][Cout] . dout tile), weight^T a transposed view */
     conv3d_tiled_gemm_scatter(dinp, dout, weight, 1, K, s->N, Cout, Cin, s->D, s->H, W, +1,
-                              p.bwd_rows, col);
+                              p.bwd_rows, col, p.col_floats);
     return GEN_OK;
 }

@@ -4,7 +4,12 @@
  * kernel offset p = a*4 + b*2 + c, so the layer is one GEMM per tile of input voxels:
  *   Y [Cout*8][T] = weight^T [Cout*8][Cin] . inp tile [Cin][T]     (weight is [Cin][Cout*8])
  * with Y row co*8 + p, followed by a scatter of Y into out (no overlaps, no accumulation).
- * A tile is a run of whole input (d, h) rows, T = rows * W; Y takes Cout*8*T floats of workspace.
+ * A tile is a run of whole input (d, h) rows, T = rows * W; Y takes Cout*8*T floats of workspace
+ * per thread.
+ * Threads: the forward's threads own tiles of input rows (their outputs do not overlap). The
+ * backward's own fixed chunks of input channels (CT_CHUNKS chunks of >= CT_MIN_ROWS channels, a size
+ * set by the shape only, so every GEMM has the same shape at any thread count): each thread walks
+ * every tile in order, gathers Y into its own buffer and forms dweight and dinp of its channels.
  */
 #include <limits.h>
 #include <string.h>
@@ -14,6 +19,11 @@
 #include "genesis/error.h"
 #include "genesis/nn.h"
 #include "nn/conv_internal.h"
+#include "nn/threads_internal.h"
+
+#include <omp.h>
+
+enum { CT_CHUNKS = 8, CT_MIN_ROWS = 16 };
 
 static int convt_check_shape(const conv_transpose3d_shape *s)
 {
@@ -44,7 +54,7 @@ size_t conv_transpose3d_workspace_floats(const conv_transpose3d_shape *s, size_t
 {
     if (s == NULL || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1) return 0;
     size_t budget = conv_budget_bytes(tile_budget_bytes);
-    return (size_t)s->Cout * 8 * (size_t)convt_tile_rows(s, budget) * s->W;
+    return (size_t)s->Cout * 8 * (size_t)convt_tile_rows(s, budget) * s->W * nn_threads();
 }
 
 /* Y [Cout*8][T] (tile of input rows [r0, r0+nr)) <-> out [Cout][2D][2H][2W] of one sample.
@@ -94,17 +104,19 @@ int conv_transpose3d_forward(float *out, const float *inp, const float *weight, 
     CALL(conv_check_workspace(ws, conv_transpose3d_workspace_floats(s, budget),
                               "conv_transpose3d_forward"));
     const int Cin = s->Cin, M = s->Cout * 8, rows_all = s->D * s->H;
-    const int tile_rows = convt_tile_rows(s, budget);
-    const size_t V = (size_t)s->D * s->H * s->W;
-    float *Y = ws->data;
-    for (int n = 0; n < s->N; n++) {
-        const float *x = inp + (size_t)n * Cin * V;
-        for (int r0 = 0; r0 < rows_all; r0 += tile_rows) {
+    const int tile_rows = convt_tile_rows(s, budget), tiles = (rows_all + tile_rows - 1) / tile_rows;
+    const size_t V = (size_t)s->D * s->H * s->W, y_floats = (size_t)M * tile_rows * s->W;
+#pragma omp parallel num_threads(nn_threads())
+    {
+        float *Y = ws->data + (size_t)omp_get_thread_num() * y_floats;
+#pragma omp for schedule(dynamic)
+        for (int j = 0; j < s->N * tiles; j++) {
+            const int n = j / tiles, r0 = j % tiles * tile_rows;
             const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;
             const int T = nr * s->W;
             /* Y [M][T] = weight^T [M][Cin] . x tile [Cin][T] (ld V) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, T, Cin, 1.0f, weight, M,
-                        x + (size_t)r0 * s->W, (int)V, 0.0f, Y, T);
+                        inp + (size_t)n * Cin * V + (size_t)r0 * s->W, (int)V, 0.0f, Y, T);
             convt_scatter(out + (size_t)n * s->Cout * 8 * V, Y, bias, s, r0, nr);
         }
     }
@@ -131,21 +143,33 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
     CALL(conv_check_workspace(ws, conv_transpose3d_workspace_floats(s, budget),
                               "conv_transpose3d_backward"));
     const int tile_rows = convt_tile_rows(s, budget);
-    float *Y = ws->data; /* the gathered dout tile, [M][T] */
-    for (int n = 0; n < s->N; n++) {
-        for (int r0 = 0; r0 < rows_all; r0 += tile_rows) {
-            const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;
-            const int T = nr * s->W;
-            const size_t x_off = (size_t)n * Cin * V + (size_t)r0 * s->W;
-            convt_gather(Y, dout + (size_t)n * Cout * Vo, s, r0, nr);
-            /* dweight [Cin][M] += x tile [Cin][T] (ld V) . Y^T [T][M] */
-            if (dweight)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, M, T, 1.0f,
-                            inp + x_off, (int)V, Y, T, 1.0f, dweight, M);
-            /* dinp tile [Cin][T] (ld V) += weight [Cin][M] . Y [M][T] */
-            if (dinp)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, T, M, 1.0f, weight, M,
-                            Y, T, 1.0f, dinp + x_off, (int)V);
+    const size_t y_floats = (size_t)M * tile_rows * s->W;
+    int rows = (Cin + CT_CHUNKS - 1) / CT_CHUNKS; /* input channels per chunk */
+    if (rows < CT_MIN_ROWS) rows = CT_MIN_ROWS < Cin ? CT_MIN_ROWS : Cin;
+    const int chunks = (Cin + rows - 1) / rows;
+#pragma omp parallel num_threads(nn_threads())
+    {
+        int first, last; /* this thread's chunks */
+        nn_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &first, &last);
+        float *Y = ws->data + (size_t)omp_get_thread_num() * y_floats; /* dout tile, [M][T] */
+        for (int n = 0; n < s->N && first < last; n++) {
+            for (int r0 = 0; r0 < rows_all; r0 += tile_rows) {
+                const int nr = rows_all - r0 < tile_rows ? rows_all - r0 : tile_rows;
+                const int T = nr * s->W;
+                convt_gather(Y, dout + (size_t)n * Cout * Vo, s, r0, nr);
+                for (int chunk = first; chunk < last; chunk++) {
+                    const int c0 = chunk * rows, nc = Cin - c0 < rows ? Cin - c0 : rows;
+                    const size_t x_off = ((size_t)n * Cin + c0) * V + (size_t)r0 * s->W;
+                    /* dweight rows [nc][M] += x tile [nc][T] (ld V) . Y^T [T][M] */
+                    if (dweight)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, M, T, 1.0f,
+                                    inp + x_off, (int)V, Y, T, 1.0f, dweight + (size_t)c0 * M, M);
+                    /* dinp tile [nc][T] (ld V) += weight rows [nc][M] . Y [M][T] */
+                    if (dinp)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, T, M, 1.0f,
+                                    weight + (size_t)c0 * M, M, Y, T, 1.0f, dinp + x_off, (int)V);
+                }
+            }
         }
     }
     return GEN_OK;

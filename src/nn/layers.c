@@ -1,14 +1,23 @@
 /* Element-wise and data-movement layers: ReLU, sigmoid, maxpool3d(2), channel concat, MSE.
- * Shapes and conventions: include/genesis/nn.h. Backward functions accumulate (+=). */
+ * Shapes and conventions: include/genesis/nn.h. Backward functions accumulate (+=).
+ * Threads: static partitions of elements or (n, c) volumes; the MSE sum in fixed chunks. */
 #include "genesis/error.h"
 #include "genesis/nn.h"
 
+#include "nn/threads_internal.h"
+
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* a static partition of the loop that follows, over nn_threads_for(elements) threads */
+#define PRAGMA(x) _Pragma(#x)
+#define PARALLEL_FOR(elements) PRAGMA(omp parallel for schedule(static) num_threads(nn_threads_for(elements)))
 
 int relu_forward(float *out, const float *inp, size_t n)
 {
     CHECK(out && inp, GEN_ERR_USAGE, "relu_forward: NULL tensor");
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x < 0.0f ? 0.0f : x; /* NaN stays NaN */
@@ -19,6 +28,7 @@ int relu_forward(float *out, const float *inp, size_t n)
 int relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     CHECK(dinp && dout && out, GEN_ERR_USAGE, "relu_backward: NULL tensor");
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
     return GEN_OK;
 }
@@ -26,6 +36,7 @@ int relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 int sigmoid_forward(float *out, const float *inp, size_t n)
 {
     CHECK(out && inp, GEN_ERR_USAGE, "sigmoid_forward: NULL tensor");
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
     return GEN_OK;
 }
@@ -33,6 +44,7 @@ int sigmoid_forward(float *out, const float *inp, size_t n)
 int sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     CHECK(dinp && dout && out, GEN_ERR_USAGE, "sigmoid_backward: NULL tensor");
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
     return GEN_OK;
 }
@@ -53,6 +65,7 @@ int maxpool3d_forward(float *out, uint8_t *argmax, const float *inp, const maxpo
     const int D = s->D, H = s->H, W = s->W;
     const int Do = D / 2, Ho = H / 2, Wo = W / 2;
     const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
+PARALLEL_FOR((size_t)s->N * s->C * s->D * s->H * s->W)
     for (size_t p = 0; p < (size_t)s->N * s->C; p++) { /* one (n, c) volume at a time */
         const float *x = inp + p * in_plane;
         for (int od = 0; od < Do; od++)
@@ -88,6 +101,7 @@ int maxpool3d_backward(float *dinp, const float *dout, const uint8_t *argmax,
     const int D = s->D, H = s->H, W = s->W;
     const int Do = D / 2, Ho = H / 2, Wo = W / 2;
     const size_t in_plane = (size_t)D * H * W, out_plane = (size_t)Do * Ho * Wo;
+PARALLEL_FOR((size_t)s->N * s->C * s->D * s->H * s->W)
     for (size_t p = 0; p < (size_t)s->N * s->C; p++) {
         float *dx = dinp + p * in_plane;
         const float *dy = dout + p * out_plane;
@@ -110,10 +124,12 @@ int concat_forward(float *out, const float *a, const float *b, int N, int Ca, in
     CHECK(out && a && b, GEN_ERR_USAGE, "concat_forward: NULL tensor");
     CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
           "concat_forward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
-    const size_t sa = (size_t)Ca * S, sb = (size_t)Cb * S;
-    for (int n = 0; n < N; n++) {
-        memcpy(out + n * (sa + sb), a + n * sa, sa * sizeof *out);
-        memcpy(out + n * (sa + sb) + sa, b + n * sb, sb * sizeof *out);
+    const int C = Ca + Cb;
+PARALLEL_FOR((size_t)N * C * S)
+    for (int nc = 0; nc < N * C; nc++) { /* one channel of one sample */
+        const int n = nc / C, c = nc % C;
+        const float *src = c < Ca ? a + ((size_t)n * Ca + c) * S : b + ((size_t)n * Cb + c - Ca) * S;
+        memcpy(out + (size_t)nc * S, src, (size_t)S * sizeof *out);
     }
     return GEN_OK;
 }
@@ -123,13 +139,15 @@ int concat_backward(float *da, float *db, const float *dout, int N, int Ca, int 
     CHECK(dout != NULL, GEN_ERR_USAGE, "concat_backward: NULL dout");
     CHECK(N > 0 && Ca > 0 && Cb > 0 && S > 0, GEN_ERR_USAGE,
           "concat_backward: bad shape N=%d Ca=%d Cb=%d S=%ld", N, Ca, Cb, S);
-    const size_t sa = (size_t)Ca * S, sb = (size_t)Cb * S;
-    for (int n = 0; n < N; n++) {
-        const float *g = dout + n * (sa + sb);
-        if (da)
-            for (size_t i = 0; i < sa; i++) da[n * sa + i] += g[i];
-        if (db)
-            for (size_t i = 0; i < sb; i++) db[n * sb + i] += g[sa + i];
+    const int C = Ca + Cb;
+PARALLEL_FOR((size_t)N * C * S)
+    for (int nc = 0; nc < N * C; nc++) { /* one channel of one sample */
+        const int n = nc / C, c = nc % C;
+        float *dst = c < Ca ? da ? da + ((size_t)n * Ca + c) * S : NULL
+                            : db ? db + ((size_t)n * Cb + c - Ca) * S : NULL;
+        const float *g = dout + (size_t)nc * S;
+        if (dst)
+            for (long i = 0; i < S; i++) dst[i] += g[i];
     }
     return GEN_OK;
 }
@@ -138,11 +156,23 @@ int mse_forward(double *loss, const float *pred, const float *target, size_t n)
 {
     CHECK(loss && pred && target, GEN_ERR_USAGE, "mse_forward: NULL argument");
     CHECK(n > 0, GEN_ERR_USAGE, "mse_forward: empty tensors");
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)pred[i] - (double)target[i];
-        sum += d * d;
+    /* partial sums of fixed chunks of NN_SUM_CHUNK elements, added in chunk order */
+    const size_t chunks = (n + NN_SUM_CHUNK - 1) / NN_SUM_CHUNK;
+    double *part = malloc(chunks * sizeof *part);
+    CHECK(part != NULL, GEN_ERR_NOMEM, "mse_forward: out of memory for %zu partial sums", chunks);
+PARALLEL_FOR(n)
+    for (size_t k = 0; k < chunks; k++) {
+        const size_t i1 = (k + 1) * NN_SUM_CHUNK < n ? (k + 1) * NN_SUM_CHUNK : n;
+        double sum = 0.0;
+        for (size_t i = k * NN_SUM_CHUNK; i < i1; i++) {
+            double d = (double)pred[i] - (double)target[i];
+            sum += d * d;
+        }
+        part[k] = sum;
     }
+    double sum = 0.0;
+    for (size_t k = 0; k < chunks; k++) sum += part[k];
+    free(part);
     *loss = sum / (double)n;
     return GEN_OK;
 }
@@ -152,6 +182,7 @@ int mse_backward(float *dpred, const float *pred, const float *target, size_t n,
     CHECK(dpred && pred && target, GEN_ERR_USAGE, "mse_backward: NULL argument");
     CHECK(n > 0, GEN_ERR_USAGE, "mse_backward: empty tensors");
     const float scale = (float)(2.0 * (double)dloss / (double)n);
+PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) dpred[i] += scale * (pred[i] - target[i]);
     return GEN_OK;
 }

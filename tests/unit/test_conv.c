@@ -296,51 +296,55 @@ static void test_bad_arguments(void)
 
 int main(void)
 {
-    /* Fixed shapes that name the interesting cases, then random ones. */
-    const conv3d_shape fixed[] = {
-        {1, 1, 1, 1, 1, 1, 3},  /* a single voxel: only the centre tap is inside */
-        {2, 3, 5, 5, 7, 3, 3},  /* odd everything */
-        {1, 4, 2, 2, 2, 1, 3},  /* W = 1: both w-shifted taps are padding */
-        {3, 5, 3, 3, 4, 5, 1},  /* kernel 1 */
-        {1, 16, 8, 4, 4, 4, 3}, /* Cout < Cin */
-        {1, 2, 17, 3, 3, 6, 3}, /* Cout > Cin */
-        {2, 6, 6, 3, 5, 7, 3},  /* Cin = Cout (scatter forward, col2im backward data), odd sizes */
-        {1, 5, 5, 1, 1, 2, 3},  /* Cin = Cout, D = H = 1, W = 2 */
-        {1, 7, 3, 2, 1, 5, 3},  /* Cin > Cout (weight gradient from im2col of dout), H = 1 */
-        {2, 3, 7, 1, 2, 3, 3},  /* Cin < Cout (weight gradient from im2col of inp), D = 1 */
-        {3, 9, 4, 2, 3, 1, 3},  /* Cin > Cout, W = 1, N = 3 */
-    };
-    /* Small tiles (the budget alone decides: one row per tile at budget 1) and the defaults. */
-    const size_t budgets[] = {1, 3000, 0};
-    EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        for (size_t j = 0; j < 3; j++) test_conv3d_case(fixed[i], budgets[j]);
-    EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) test_conv3d_case(fixed[i], 0);
-    EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
-    for (int r = 0; r < 12; r++) {
-        conv3d_shape s = {lcg_int(1, 3), lcg_int(1, 9), lcg_int(1, 9), lcg_int(1, 7),
-                          lcg_int(1, 7), lcg_int(1, 7), lcg_int(0, 3) ? 3 : 1};
-        test_conv3d_case(s, budgets[r % 3]);
-    }
+    /* every case at 1 thread and at 3 (tests/unit/test_threads.c: the same bits) */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        EXPECT_OK(nn_set_threads(threads));
+        /* Fixed shapes that name the interesting cases, then random ones. */
+        const conv3d_shape fixed[] = {
+            {1, 1, 1, 1, 1, 1, 3},  /* a single voxel: only the centre tap is inside */
+            {2, 3, 5, 5, 7, 3, 3},  /* odd everything */
+            {1, 4, 2, 2, 2, 1, 3},  /* W = 1: both w-shifted taps are padding */
+            {3, 5, 3, 3, 4, 5, 1},  /* kernel 1 */
+            {1, 16, 8, 4, 4, 4, 3}, /* Cout < Cin */
+            {1, 2, 17, 3, 3, 6, 3}, /* Cout > Cin */
+            {2, 6, 6, 3, 5, 7, 3},  /* Cin = Cout (scatter forward, col2im backward data), odd sizes */
+            {1, 5, 5, 1, 1, 2, 3},  /* Cin = Cout, D = H = 1, W = 2 */
+            {1, 7, 3, 2, 1, 5, 3},  /* Cin > Cout (weight gradient from im2col of dout), H = 1 */
+            {2, 3, 7, 1, 2, 3, 3},  /* Cin < Cout (weight gradient from im2col of inp), D = 1 */
+            {3, 9, 4, 2, 3, 1, 3},  /* Cin > Cout, W = 1, N = 3 */
+        };
+        /* Small tiles (the budget alone decides: one row per tile at budget 1) and the defaults. */
+        const size_t budgets[] = {1, 3000, 0};
+        EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            for (size_t j = 0; j < 3; j++) test_conv3d_case(fixed[i], budgets[j]);
+        EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) test_conv3d_case(fixed[i], 0);
+        EXPECT_OK(conv_set_gemm_tile_voxels(1, 1 << 30));
+        for (int r = 0; r < 12; r++) {
+            conv3d_shape s = {lcg_int(1, 3), lcg_int(1, 9), lcg_int(1, 9), lcg_int(1, 7),
+                              lcg_int(1, 7), lcg_int(1, 7), lcg_int(0, 3) ? 3 : 1};
+            test_conv3d_case(s, budgets[r % 3]);
+        }
 
-    const conv_transpose3d_shape tfixed[] = {
-        {1, 1, 1, 1, 1, 1},
-        {2, 3, 5, 3, 2, 5},
-        {1, 8, 8, 4, 4, 2},
-    };
-    for (size_t i = 0; i < sizeof tfixed / sizeof tfixed[0]; i++)
-        for (size_t j = 0; j < 3; j++) test_convt_case(tfixed[i], budgets[j]);
-    for (int r = 0; r < 8; r++) {
-        conv_transpose3d_shape s = {lcg_int(1, 3), lcg_int(1, 9), lcg_int(1, 9),
-                                    lcg_int(1, 5), lcg_int(1, 5), lcg_int(1, 5)};
-        test_convt_case(s, budgets[r % 3]);
-    }
+        const conv_transpose3d_shape tfixed[] = {
+            {1, 1, 1, 1, 1, 1},
+            {2, 3, 5, 3, 2, 5},
+            {1, 8, 8, 4, 4, 2},
+        };
+        for (size_t i = 0; i < sizeof tfixed / sizeof tfixed[0]; i++)
+            for (size_t j = 0; j < 3; j++) test_convt_case(tfixed[i], budgets[j]);
+        for (int r = 0; r < 8; r++) {
+            conv_transpose3d_shape s = {lcg_int(1, 3), lcg_int(1, 9), lcg_int(1, 9),
+                                        lcg_int(1, 5), lcg_int(1, 5), lcg_int(1, 5)};
+            test_convt_case(s, budgets[r % 3]);
+        }
 
-    EXPECT(conv_set_gemm_tile_voxels(0, 5) == GEN_ERR_USAGE, "min 0 accepted");
-    EXPECT(conv_set_gemm_tile_voxels(9, 5) == GEN_ERR_USAGE, "min > max accepted");
-    EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
-    test_conv3d_case((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* rows of 33 > 512 / 16 */
-    test_bad_arguments();
+        EXPECT(conv_set_gemm_tile_voxels(0, 5) == GEN_ERR_USAGE, "min 0 accepted");
+        EXPECT(conv_set_gemm_tile_voxels(9, 5) == GEN_ERR_USAGE, "min > max accepted");
+        EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
+        test_conv3d_case((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* rows of 33 > 512 / 16 */
+        test_bad_arguments();
+    }
     TEST_MAIN_END();
 }

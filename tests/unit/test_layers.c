@@ -371,23 +371,28 @@ static void test_bad_arguments(void)
 
 int main(void)
 {
-    rng_stream_init(&rs, 11, 0, 0, RNG_PURPOSE_TEST);
-    test_batchnorm(2, 3, 5 * 7 * 3, 0);
-    test_batchnorm(3, 5, 1, 1); /* one voxel per sample */
-    test_batchnorm(1, 2, 2, 0); /* two values per channel */
-    for (int r = 0; r < 6; r++)
-        test_batchnorm(irand(1, 4), irand(1, 9), irand(2, 300), r & 1);
-    test_batchnorm(2, 4, 16 * 16 * 8, 1);
-    test_batchnorm_hook();
-    test_elementwise(1);
-    test_elementwise(1001);
-    test_maxpool(2, 3, 4, 6, 8);
-    test_maxpool(1, 1, 2, 2, 2);
-    test_maxpool_nan();
-    for (int r = 0; r < 6; r++) test_maxpool(irand(1, 3), irand(1, 5), irand(2, 9), irand(2, 9), irand(2, 9));
-    test_concat(2, 3, 5, 7);
-    test_concat(1, 1, 1, 1);
-    test_concat(3, 7, 2, 33);
-    test_bad_arguments();
+    /* every case at 1 thread and at 3 (tests/unit/test_threads.c: the same bits) */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        EXPECT_OK(nn_set_threads(threads));
+        rng_stream_init(&rs, 11, 0, 0, RNG_PURPOSE_TEST);
+        test_batchnorm(2, 3, 5 * 7 * 3, 0);
+        test_batchnorm(3, 5, 1, 1); /* one voxel per sample */
+        test_batchnorm(1, 2, 2, 0); /* two values per channel */
+        for (int r = 0; r < 6; r++)
+            test_batchnorm(irand(1, 4), irand(1, 9), irand(2, 300), r & 1);
+        test_batchnorm(2, 4, 16 * 16 * 8, 1);
+        test_batchnorm_hook();
+        test_elementwise(1);
+        test_elementwise(1001);
+        test_maxpool(2, 3, 4, 6, 8);
+        test_maxpool(1, 1, 2, 2, 2);
+        test_maxpool_nan();
+        for (int r = 0; r < 6; r++)
+            test_maxpool(irand(1, 3), irand(1, 5), irand(2, 9), irand(2, 9), irand(2, 9));
+        test_concat(2, 3, 5, 7);
+        test_concat(1, 1, 1, 1);
+        test_concat(3, 7, 2, 33);
+        test_bad_arguments();
+    }
     TEST_MAIN_END();
 }

@@ -114,10 +114,11 @@ static double loss_at(model *m, const float *x, const float *t, int n)
     return l;
 }
 
-static void gradient_check(void)
+static void gradient_check(int threads)
 {
     enum { N = 3, D = 16, V = N * D * D * D };
-    model_config cfg = {.width = 2, .batch = N, .D = D, .H = D, .W = D, .seed = 7, .input_grad = 1};
+    model_config cfg = {.width = 2, .batch = N, .D = D, .H = D, .W = D, .seed = 7, .input_grad = 1,
+                        .threads = threads};
     model *m = NULL;
     EXPECT_OK(model_create(&m, &cfg));
     if (!m) return;
@@ -307,6 +308,7 @@ int main(void)
     shapes_and_hook();
     names_and_count();
     bad_configs();
-    gradient_check();
+    gradient_check(1);
+    gradient_check(3); /* the layers split across threads */
     TEST_MAIN_END();
 }
