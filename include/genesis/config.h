@@ -89,7 +89,7 @@ struct config_train {
     long seed;
     int resume;                   /* enum config_resume */
     int batchnorm;                /* enum config_batchnorm */
-    long threads;                 /* OpenBLAS threads per rank */
+    long threads;                 /* threads per rank (OpenMP in the layers), any count: same run */
     long tile_kib;                /* im2col column-tile budget, KiB */
     long window_steps;            /* steps of cubes read per collective read */
     int cache_shard;              /* keep every cube this rank reads in memory */

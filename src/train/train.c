@@ -5,6 +5,7 @@
 #include "trainer.h"
 
 #include "genesis/collective.h"
+#include "genesis/cores.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
 #include "genesis/png.h"
@@ -12,7 +13,6 @@
 #include "genesis/weights.h"
 #include "genesis/world.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,12 +118,25 @@ static int check_replicas(struct trainer *t)
 
 /* ---- set-up and tear-down ------------------------------------------------------------------ */
 
+/* More threads than the cores this rank may run on (its CPU binding) is the classic silent 10x
+ * slowdown: say so, on every rank where it happens. */
+static void warn_if_oversubscribed(struct trainer *t)
+{
+    long threads = t->cfg->train.threads;
+    int cores = process_allowed_cores();
+    if (cores > 0 && threads > cores)
+        log_warn("train.threads = %ld, but this rank may run on only %d core(s) (its CPU binding): the "
+                 "threads will share them, which is much slower. Give each rank its cores (mpirun "
+                 "--map-by slot:PE=%ld --bind-to core, or srun -c %ld --cpu-bind=cores) or lower "
+                 "train.threads", threads, cores, threads, threads);
+}
+
 static int create_model_and_optimizer(struct trainer *t)
 {
     const struct config_train *c = &t->cfg->train;
     model_config mc = {.width = (int)t->cfg->model.width, .batch = (int)loader_local_batch(t->loader),
                        .D = t->data.rows, .H = t->data.cols, .W = t->data.deps, .seed = (uint64_t)c->seed,
-                       .tile_budget_bytes = (size_t)c->tile_kib * 1024};
+                       .tile_budget_bytes = (size_t)c->tile_kib * 1024, .threads = (int)c->threads};
     CALL(world_agree_shared(model_create(&t->model, &mc)));
     optim_config oc = {.kind = c->optimizer == OPTIMIZER_ADAM ? OPTIM_ADAM : OPTIM_SGD, .lr = c->learning_rate,
                        .momentum = c->momentum, .weight_decay = c->weight_decay,
@@ -145,7 +158,7 @@ static int setup(struct trainer *t)
 {
     const struct config_train *c = &t->cfg->train;
     for (int p = 0; p < PHASE_COUNT; p++) t->phase_event[p] = profile_event(&t->prof, phase_names[p]);
-    if (getenv("OPENBLAS_NUM_THREADS") == NULL) openblas_set_num_threads((int)c->threads);
+    warn_if_oversubscribed(t);
     size_t len = 0;
     FILE *mem = open_memstream(&t->config_text, &len);
     CHECK(mem != NULL, GEN_ERR_NOMEM, "out of memory");
@@ -165,11 +178,12 @@ static int setup(struct trainer *t)
     t->st.config_hash = config_hash(t->cfg);
     CALL(run_folder_open_files(t, resumed));
     log_run(t, "train: %s: %lld training cubes, %lld steps per epoch of %ld cubes (%lld per rank on %d rank(s)), "
-               "%lld validation batches; width %ld, %zu parameters, %s BN",
+               "%lld validation batches; width %ld, %zu parameters, %s BN, %ld thread(s) per rank",
             c->data, (long long)loader_steps_per_epoch(t->loader) * c->batch,
             (long long)loader_steps_per_epoch(t->loader), c->batch, (long long)loader_local_batch(t->loader),
             t->ranks, (long long)loader_validation_batches(t->loader), t->cfg->model.width,
-            model_num_params(t->model), c->batchnorm == BATCHNORM_SYNC ? "synchronised" : "per-rank");
+            model_num_params(t->model), c->batchnorm == BATCHNORM_SYNC ? "synchronised" : "per-rank",
+            c->threads);
     return GEN_OK;
 }
 
@@ -189,7 +203,8 @@ static void teardown(struct trainer *t)
 static void print_profile(struct trainer *t, double total)
 {
     if (t->rank != 0) return;
-    printf("\n---- genesis train profile (rank 0, %d rank(s)) ----\n", t->ranks);
+    printf("\n---- genesis train profile (rank 0, %d rank(s) x %ld thread(s)) ----\n", t->ranks,
+           t->cfg->train.threads);
     printf("%-22s %10s %8s %7s\n", "phase", "seconds", "calls", "share");
     for (int p = 0; p < PHASE_COUNT; p++) {
         const profile_event_stats *e = profile_get(&t->prof, t->phase_event[p]);
@@ -227,10 +242,11 @@ static void log_progress(struct trainer *t, struct progress_window *w, int64_t s
     const struct config_train *c = &t->cfg->train;
     double now = profile_now();
     double per_step = (now - w->epoch_start) / (double)(t->st.step_in_epoch - w->first_step);
-    log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s | epoch ETA %.0f s | "
+    log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s (%dx%ld) | epoch ETA %.0f s | "
                "comm %.1f%%",
             (long long)t->st.epoch, (long long)t->st.step_in_epoch, (long long)steps,
             w->loss / (double)w->steps, t->st.lr, (double)(c->batch * w->steps) / (now - w->start),
+            t->ranks, c->threads,
             per_step * (double)(steps - t->st.step_in_epoch), 100.0 * w->comm_seconds / (now - w->start));
     w->start = now, w->loss = 0, w->comm_seconds = 0, w->steps = 0;
     metrics_flush(t);

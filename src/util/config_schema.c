@@ -97,7 +97,7 @@ const struct config_key config_schema[] = {
         "auto: continue from the run folder's latest checkpoint when there is one"),
     ROW(train, batchnorm, TYPE_CHOICE, "sync", 0, 0, "sync|per_rank",
         "batch-norm statistics of the global batch (sync, as the paper) or of each rank's part"),
-    ROW(train, threads, TYPE_INT, "1", 1, 1024, NULL, "OpenBLAS threads per rank"),
+    ROW(train, threads, TYPE_INT, "1", 1, 1024, NULL, "threads per rank (OpenMP in the layers; any count gives the same run)"),
     ROW(train, tile_kib, TYPE_INT, "4096", 64, 1048576, NULL,
         "budget of the im2col column tile, KiB (sized for cache)"),
     ROW(train, window_steps, TYPE_INT, "16", 1, 100000, NULL,

@@ -8,6 +8,7 @@ MPIEXEC=${MPIEXEC:-mpirun}
 PY=/usr/bin/python3
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 . "$(dirname "$0")/../lib/harness.sh"
+same_params() { h5diff -q "$1" "$2" /params /params && h5diff -q "$1" "$2" /optim /optim; }
 
 cat > $t/train.ini <<INI
 [model]
@@ -58,6 +59,22 @@ for np_ in (2, 3):
     assert len(b) == 5 and rel <= 1e-5, (a, b)
     assert dw <= 1e-4 * scale, dw   # tolerance: 1e-4 of the largest weight after 5 steps
 PY
+
+# Threads inside a rank: 1 rank x 2 and x 3 threads train bitwise the run of 1 x 1, and so does
+# 2 ranks x 2 threads the run of 2 x 1 (every layer splits by output ownership, fixed chunks).
+for layout in "1 2" "1 3" "2 2"; do
+  set -- $layout
+  run "$MPIEXEC" -np $1 --bind-to none "$G" train $t/train.ini --set train.data=$t/cubes.h5 \
+      --set train.output=$t/np$1t$2 --set train.max_steps=5 --set train.threads=$2
+  expect "train at $1 rank(s) x $2 threads exits 0 and says so" succeeded_with "$2 thread(s) per rank"
+  expect "$1 rank(s) x $2 threads: checkpoint bitwise that of $1 x 1" same_params \
+      $t/np$1/ckpt/step-00000005.h5 $t/np$1t$2/ckpt/step-00000005.h5
+done
+# A rank bound to fewer cores than its threads is warned about (the silent 10x slowdown).
+run "$MPIEXEC" -np 1 --bind-to core "$G" train $t/train.ini --set train.data=$t/cubes.h5 \
+    --set train.output=$t/bound --set train.max_steps=1 --set train.threads=2
+expect "threads beyond the bound cores: a warning naming the fix" has_all \
+    "train.threads = 2, but this rank may run on only 1 core(s)" "--map-by slot:PE=2 --bind-to core"
 
 # Resume: 3 steps, stop, resume to 6 == 6 straight steps, bitwise (weights, BN stats, momentum).
 run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/straight --set train.max_steps=6
