@@ -2,7 +2,7 @@
  *
  *   /params/<state_dict name>    float32, PyTorch shape            (chunked, Fletcher-32 checksum)
  *   /buffers/<state_dict name>   BN running_mean/var float32, num_batches_tracked int64 scalar
- *   /optim/<k>/<state_dict name> optimizer state array k (SGD: 0 = momentum_buffer; Adam:
+ *   /optim/<k>/<state_dict name> optimizer state array k (SGD, LARS: 0 = momentum_buffer; Adam:
  *                                0 = exp_avg, 1 = exp_avg_sq)
  *   /state attributes            format_version, epoch, step_in_epoch, global_step, lr,
  *                                best_loss, bad_epochs, optimizer_steps, optimizer, config_hash
@@ -24,12 +24,14 @@
 typedef struct train_state {
     int64_t epoch;          /* epoch in progress (0-based) */
     int64_t step_in_epoch;  /* steps of that epoch already taken */
-    int64_t global_step;    /* optimizer steps taken in the whole run */
-    double lr;              /* learning rate of the epoch in progress */
+    int64_t global_step;    /* optimizer steps taken in the whole run; also the position in the
+                               learning-rate warm-up (model.h lr_schedule), so none is stored */
+    double lr;              /* learning rate of the last step (StepLR's of the epoch in progress,
+                               times the warm-up factor during the warm-up) */
     double best_loss;       /* best validation loss so far (HUGE_VAL: none) */
     int64_t bad_epochs;     /* epochs since the best validation loss (early stopping) */
     int64_t optimizer_steps;
-    int64_t optimizer_kind; /* enum optim_kind */
+    int64_t optimizer_kind; /* enum optim_kind (sgd 1, adam 2, lars 3) */
     uint64_t config_hash;
 } train_state;
 

@@ -16,6 +16,7 @@
 #ifndef GENESIS_CONFIG_H
 #define GENESIS_CONFIG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #define CONFIG_PATH_MAX 4096
@@ -24,7 +25,8 @@
 /* Choice values are stored as the index of the text in the schema's choice list. */
 enum config_normalize { NORMALIZE_CT, NORMALIZE_MRI_WINDOW, NORMALIZE_MRI_MINMAX };
 enum config_filter { FILTER_LUNG, FILTER_FOREGROUND, FILTER_NONE };
-enum config_optimizer { OPTIMIZER_SGD, OPTIMIZER_ADAM };
+enum config_optimizer { OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_LARS };
+enum config_lr_scaling { LR_SCALE_NONE, LR_SCALE_LINEAR, LR_SCALE_SQRT }; /* = model.h's enum lr_scaling */
 enum config_batchnorm { BATCHNORM_SYNC, BATCHNORM_PER_RANK };
 enum config_resume { RESUME_AUTO, RESUME_NEVER };
 
@@ -85,6 +87,10 @@ struct config_train {
     double learning_rate, momentum, weight_decay;
     long lr_step_epochs;          /* StepLR step size, epochs */
     double lr_gamma;
+    int lr_scaling;               /* enum config_lr_scaling: learning_rate * f(batch / reference_batch) */
+    long reference_batch;         /* the batch learning_rate is meant for (the paper's: 6) */
+    long warmup_steps;            /* linear warm-up over this many optimizer steps; 0 = none */
+    double trust_coefficient;     /* LARS's eta */
     long patience;                /* epochs without validation improvement before stopping */
     long seed;
     int resume;                   /* enum config_resume */
@@ -132,6 +138,17 @@ void config_print_defaults(FILE *out);
 /* GEN_ERR_USAGE naming the key if a [corrupt] value is outside the schema's range (for a struct
  * built or changed in code; values read through the schema are checked as they are read). */
 int config_corrupt_check(const struct config_corrupt *c);
+/* GEN_ERR_USAGE naming the key and where it was set (FILE:LINE, --set or the default) when the
+ * [train] keys do not go together: a trust_coefficient of 0, or one set with optimizer = adam
+ * (LARS's trust ratio is not applied to Adam). reference_batch with lr_scaling = none is harmless:
+ * it is not used. */
+int config_train_check(const genesis_config *cfg);
+/* Where the key of a field was set: "FILE:LINE", "--set SECTION.KEY" or "default" (into out
+ * [size]); offset is offsetof(genesis_config, section.key), e.g.
+ * CONFIG_ORIGIN(cfg, train.batch, out, size). */
+void config_field_origin(const genesis_config *cfg, size_t offset, char *out, size_t size);
+#define CONFIG_ORIGIN(cfg, field, out, size)                                                       \
+    config_field_origin(cfg, offsetof(genesis_config, field), out, size)
 /* Number of rows in the schema, and a 64-bit FNV-1a hash of the resolved values' text (for
  * checkpoints: "is this the same run?"). */
 int config_key_count(void);

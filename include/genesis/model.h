@@ -120,37 +120,86 @@ double model_forward_flops_per_sample(const model *m);
 
 /* ---- optimizers (src/model/optim.c) ------------------------------------------------------ */
 
-enum optim_kind { OPTIM_SGD = 1, OPTIM_ADAM = 2 };
+enum optim_kind { OPTIM_SGD = 1, OPTIM_ADAM = 2, OPTIM_LARS = 3 };
 
 typedef struct optim_config {
     int kind;            /* enum optim_kind */
     double lr;           /* base learning rate (the lr of a step is passed to optim_step) */
-    double momentum;     /* SGD */
-    double weight_decay; /* both; 0 = none (L2 added to the gradient, as PyTorch) */
+    double momentum;     /* SGD, LARS */
+    double weight_decay; /* all; 0 = none (L2 added to the gradient, as PyTorch) */
     double beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-8 as PyTorch */
+    double trust_coefficient; /* LARS: eta of the trust ratio, > 0 (You et al. 2017: 0.001) */
 } optim_config;
 
-/* State in one arena laid out like the parameter arena: SGD momentum_buffer [n];
+/* One layer of LARS: the parameter tensor at [offset, offset + numel) of the arena. adapt = 1: the
+ * update is scaled by the layer's trust ratio; 0: plain SGD momentum (batch-norm and bias
+ * parameters, excluded as is usual). */
+typedef struct optim_layer {
+    size_t offset, numel;
+    int adapt;
+} optim_layer;
+
+/* State in one arena laid out like the parameter arena: SGD and LARS momentum_buffer [n];
  * Adam exp_avg [n] then exp_avg_sq [n]. */
 typedef struct optimizer {
     optim_config cfg;
     size_t n;       /* parameters */
     long step;      /* steps taken (PyTorch's `step`; SGD's buffer is created at step 0) */
-    float *state;   /* one allocation: 1 (SGD, if momentum != 0) or 2 (Adam) arrays of n */
+    float *state;   /* one allocation: 1 (SGD, LARS, if momentum != 0) or 2 (Adam) arrays of n */
     int nstate;     /* arrays in `state` */
+    optim_layer *layers; /* LARS: the layers, in arena order, covering [0, n) exactly */
+    int nlayers;
 } optimizer;
 
 int optim_create(optimizer *o, const optim_config *cfg, size_t n);
 void optim_free(optimizer *o);
+/* LARS: the layer table (copied). The layers must tile [0, n) in order. */
+int optim_set_layers(optimizer *o, const optim_layer *layers, int count);
+/* LARS: the layer table of model m: one layer per parameter tensor; the batch-norm parameters
+ * (module names bnN) and every bias (leaf name "bias") excluded, i.e. exactly the 1-D parameters
+ * of the 3D U-Net. */
+int optim_set_model_layers(optimizer *o, model *m);
 /* State array k (0: momentum_buffer / exp_avg, 1: exp_avg_sq), or NULL. */
 float *optim_state(optimizer *o, int k);
 /* One update of params [n] from grads [n] with learning rate lr, exactly as PyTorch 1.13's
  * torch.optim.SGD (first step: buffer = gradient; no dampening, no Nesterov) or torch.optim.Adam
- * (bias-corrected, eps added after the square root), in float32. */
+ * (bias-corrected, eps added after the square root), in float32.
+ * LARS (You et al. 2017, in the form of NVIDIA Apex's LARC (clip off) and torchlars wrapping
+ * torch.optim.SGD): per adapted layer, trust = eta ||w|| / (||g|| + wd ||w||) (1 when ||w|| or ||g||
+ * is 0), d = (g + wd w) * trust, then the SGD momentum update of d with lr; excluded layers take
+ * the SGD update of g + wd w. The norms are sums in double over the layer in index order, from
+ * grads as given (the all-reduced gradient in training), so every rank computes the same step. */
 int optim_step(optimizer *o, float *params, const float *grads, double lr);
+/* "sgd", "adam", "lars" or "?". */
+const char *optim_kind_name(int kind);
 
 /* torch.optim.lr_scheduler.StepLR: base_lr * gamma^(epoch / step_size) (integer division). */
 double steplr_lr(double base_lr, int step_size, double gamma, long epoch);
+
+/* The learning-rate schedule of a run: base_lr = learning_rate * f(batch / reference_batch)
+ * (lr_scaling none: f = 1; linear: f(r) = r; sqrt: f(r) = sqrt(r), Goyal et al. 2017 and Krizhevsky
+ * 2014), then a linear warm-up over the first warmup_steps optimizer steps (step s = 1, 2, ... takes
+ * base_lr * s / warmup_steps while s <= warmup_steps: base_lr / warmup_steps at step 1), times the
+ * StepLR factor of the epoch. The warm-up position is the run's global step, so a resumed run (at
+ * any number of ranks) continues the warm-up where it stopped. */
+enum lr_scaling { LR_SCALING_NONE = 0, LR_SCALING_LINEAR = 1, LR_SCALING_SQRT = 2 };
+typedef struct lr_schedule {
+    double learning_rate; /* as configured */
+    int scaling;          /* enum lr_scaling */
+    long batch, reference_batch;
+    double base_lr;       /* learning_rate * f(batch / reference_batch) */
+    long warmup_steps;    /* 0 = none */
+    int step_epochs;      /* StepLR step size, epochs */
+    double gamma;         /* StepLR factor */
+} lr_schedule;
+
+int lr_schedule_init(lr_schedule *s, double learning_rate, int scaling, long batch, long reference_batch,
+                     long warmup_steps, int step_epochs, double gamma);
+/* The learning rate of the step taken after steps_done steps of the run, in epoch `epoch`. With
+ * no scaling and no warm-up it is steplr_lr(learning_rate, ...) exactly. */
+double lr_schedule_at(const lr_schedule *s, long epoch, long steps_done);
+/* One line for people: the base learning rate and how it was scaled, the warm-up, StepLR. */
+void lr_schedule_describe(const lr_schedule *s, char *out, size_t size);
 
 /* ---- benchmark (src/model/bench.c) ------------------------------------------------------- */
 

@@ -69,7 +69,7 @@ static int describe_checkpoint(const char *path)
     printf("position:   epoch %lld, %lld steps into it, %lld steps in all\n", (long long)st.epoch,
            (long long)st.step_in_epoch, (long long)st.global_step);
     printf("schedule:   learning rate %g, optimizer %s (%lld steps)\n", st.lr,
-           st.optimizer_kind == OPTIM_ADAM ? "adam" : "sgd", (long long)st.optimizer_steps);
+           optim_kind_name((int)st.optimizer_kind), (long long)st.optimizer_steps);
     if (isfinite(st.best_loss))
         printf("validation: best loss %.6f, %lld epoch(s) since\n", st.best_loss, (long long)st.bad_epochs);
     else

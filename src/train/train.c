@@ -131,6 +131,40 @@ static void warn_if_oversubscribed(struct trainer *t)
                  "train.threads", threads, cores, threads, threads);
 }
 
+_Static_assert((int)LR_SCALE_NONE == (int)LR_SCALING_NONE && (int)LR_SCALE_LINEAR == (int)LR_SCALING_LINEAR &&
+                   (int)LR_SCALE_SQRT == (int)LR_SCALING_SQRT,
+               "config.h's lr_scaling choices follow model.h's enum lr_scaling");
+
+static int optimizer_kind(int config_optimizer)
+{
+    return config_optimizer == OPTIMIZER_ADAM ? OPTIM_ADAM : config_optimizer == OPTIMIZER_LARS ? OPTIM_LARS
+                                                                                                 : OPTIM_SGD;
+}
+
+/* The schedule; a warm-up longer than the whole run (max_epochs) is an error, one longer
+ * than this invocation (max_steps) a warning: the run stops while still warming up, and a resumed
+ * run with more steps continues the warm-up. */
+static int create_schedule(struct trainer *t)
+{
+    const struct config_train *c = &t->cfg->train;
+    CALL(lr_schedule_init(&t->schedule, c->learning_rate, c->lr_scaling, c->batch, c->reference_batch,
+                          c->warmup_steps, (int)c->lr_step_epochs, c->lr_gamma));
+    char where[CONFIG_PATH_MAX + 32];
+    const long steps_per_epoch = (long)loader_steps_per_epoch(t->loader);
+    const double all_epochs = (double)c->max_epochs * (double)steps_per_epoch;
+    CONFIG_ORIGIN(t->cfg, train.warmup_steps, where, sizeof where);
+    if ((double)c->warmup_steps > all_epochs)
+        FAIL_ALL(GEN_ERR_USAGE,
+                 "%s: [train] warmup_steps = %ld is longer than the whole run (max_epochs %ld x %ld steps per "
+                 "epoch): the learning rate would never reach %g",
+                 where, c->warmup_steps, c->max_epochs, steps_per_epoch, t->schedule.base_lr);
+    if (c->max_steps > 0 && c->warmup_steps > c->max_steps && t->rank == 0)
+        log_warn("%s: [train] warmup_steps = %ld is longer than this run (max_steps = %ld): it stops while "
+                 "the learning rate is still warming up (a resumed run continues the warm-up)",
+                 where, c->warmup_steps, c->max_steps);
+    return GEN_OK;
+}
+
 static int create_model_and_optimizer(struct trainer *t)
 {
     const struct config_train *c = &t->cfg->train;
@@ -138,10 +172,11 @@ static int create_model_and_optimizer(struct trainer *t)
                        .D = t->data.rows, .H = t->data.cols, .W = t->data.deps, .seed = (uint64_t)c->seed,
                        .tile_budget_bytes = (size_t)c->tile_kib * 1024, .threads = (int)c->threads};
     CALL(world_agree_shared(model_create(&t->model, &mc)));
-    optim_config oc = {.kind = c->optimizer == OPTIMIZER_ADAM ? OPTIM_ADAM : OPTIM_SGD, .lr = c->learning_rate,
+    optim_config oc = {.kind = optimizer_kind(c->optimizer), .lr = c->learning_rate,
                        .momentum = c->momentum, .weight_decay = c->weight_decay,
-                       .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+                       .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .trust_coefficient = c->trust_coefficient};
     CALL(world_agree_shared(optim_create(&t->optim, &oc, model_num_params(t->model))));
+    if (oc.kind == OPTIM_LARS) CALL(world_agree_shared(optim_set_model_layers(&t->optim, t->model)));
     CALL(gradsync_init(&t->sync, model_grads(t->model), model_num_params(t->model),
                        (size_t)c->bucket_kib * 1024 / sizeof(float), c->overlap));
     model_set_grad_ready_hook(t->model, on_grads_ready, &t->sync);
@@ -169,8 +204,10 @@ static int setup(struct trainer *t)
     loader_options lo = {.batch = c->batch, .seed = (uint64_t)c->seed, .window_steps = c->window_steps,
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
     CALL(gen_error_collective(config_corrupt_check(&lo.corrupt)));
+    CALL(gen_error_collective(config_train_check(t->cfg)));
     CALL(loader_create(&t->loader, &t->data, &lo));
     CALL(create_model_and_optimizer(t));
+    CALL(create_schedule(t));
     stop_policy_start(t);
     int resumed = 0;
     CALL(trainer_resume(t, &resumed));
@@ -184,6 +221,9 @@ static int setup(struct trainer *t)
             t->ranks, (long long)loader_validation_batches(t->loader), t->cfg->model.width,
             model_num_params(t->model), c->batchnorm == BATCHNORM_SYNC ? "synchronised" : "per-rank",
             c->threads);
+    char schedule[512];
+    lr_schedule_describe(&t->schedule, schedule, sizeof schedule);
+    log_run(t, "train: %s; optimizer %s", schedule, optim_kind_name(t->optim.cfg.kind));
     return GEN_OK;
 }
 
@@ -284,13 +324,14 @@ static int run(struct trainer *t)
     t->last_checkpoint = start;
     int stop = 0;
     while (!stop && t->st.epoch < c->max_epochs) {
-        t->st.lr = steplr_lr(c->learning_rate, (int)c->lr_step_epochs, c->lr_gamma, (long)t->st.epoch);
+        t->st.lr = lr_schedule_at(&t->schedule, (long)t->st.epoch, (long)t->st.global_step);
         CALL(loader_begin_epoch(t->loader, t->st.epoch, t->st.step_in_epoch));
         double epoch_start = profile_now();
         struct progress_window window = {.epoch_start = epoch_start, .start = epoch_start,
                                          .first_step = t->st.step_in_epoch};
         while (t->st.step_in_epoch < steps) {
             double step_start = profile_now(), loss = 0, data_s = 0, comm_s = 0;
+            t->st.lr = lr_schedule_at(&t->schedule, (long)t->st.epoch, (long)t->st.global_step);
             CALL(train_step(t, &loss, &data_s, &comm_s));
             t->st.step_in_epoch++;
             t->st.global_step++;

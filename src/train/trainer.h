@@ -25,6 +25,7 @@ struct trainer {
     loader *loader;
     model *model;
     optimizer optim;
+    lr_schedule schedule;         /* [train] learning_rate, lr_scaling, warmup_steps, StepLR */
     gradsync sync;
     train_state st;
     char dir[CONFIG_PATH_MAX], ckpt_dir[CONFIG_PATH_MAX + 8];

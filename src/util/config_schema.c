@@ -6,6 +6,7 @@
 #include "config_schema.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ROW(sec, field, type, def, lo, hi, choices, help)                                      \
@@ -81,7 +82,9 @@ const struct config_key config_schema[] = {
         "global batch size (cubes per step, split across the ranks)"),
     ROW(train, max_steps, TYPE_INT, "0", 0, 1e15, NULL, "stop after this many steps (0 = no limit)"),
     ROW(train, max_epochs, TYPE_INT, "10000", 1, 1e9, NULL, "stop after this many epochs"),
-    ROW(train, optimizer, TYPE_CHOICE, "sgd", 0, 0, "sgd|adam", "optimizer (the paper: sgd)"),
+    ROW(train, optimizer, TYPE_CHOICE, "sgd", 0, 0, "sgd|adam|lars",
+        "optimizer (the paper: sgd); lars: SGD momentum with layer-wise trust ratios (You et al. 2017), "
+        "batch-norm and bias parameters plain SGD"),
     ROW(train, learning_rate, TYPE_FLOAT, "1.0", 0, 1e6, NULL, "initial learning rate"),
     ROW(train, momentum, TYPE_FLOAT, "0.9", 0, 0.999999, NULL,
         "SGD momentum (no dampening, no Nesterov)"),
@@ -89,6 +92,16 @@ const struct config_key config_schema[] = {
     ROW(train, lr_step_epochs, TYPE_INT, "40", 1, 1e9, NULL,
         "StepLR: multiply the learning rate by lr_gamma every this many epochs"),
     ROW(train, lr_gamma, TYPE_FLOAT, "0.5", 0, 1, NULL, "StepLR factor"),
+    ROW(train, lr_scaling, TYPE_CHOICE, "none", 0, 0, "none|linear|sqrt",
+        "learning rate used = learning_rate x f(batch / reference_batch): none f = 1, linear f(r) = r "
+        "(Goyal et al. 2017), sqrt f(r) = sqrt(r)"),
+    ROW(train, reference_batch, TYPE_INT, "6", 1, 65536, NULL,
+        "the global batch learning_rate is meant for (6: the paper's); unused with lr_scaling = none"),
+    ROW(train, warmup_steps, TYPE_INT, "0", 0, 1e12, NULL,
+        "linear warm-up: step s <= warmup_steps takes lr x s / warmup_steps (0: none; Goyal et al.: "
+        "5 epochs' steps)"),
+    ROW(train, trust_coefficient, TYPE_FLOAT, "0.001", 0, 1e3, NULL,
+        "lars: eta of the trust ratio eta ||w|| / (||g|| + weight_decay ||w||), > 0 (You et al.: 0.001)"),
     ROW(train, patience, TYPE_INT, "50", 1, 1e9, NULL,
         "stop after this many epochs without a better validation loss"),
     ROW(train, seed, TYPE_INT, "1", 0, 2147483647, NULL,
@@ -169,6 +182,35 @@ int config_corrupt_check(const struct config_corrupt *c)
                                          : (double)*(const int *)(const void *)field; /* TYPE_INT32 */
         CHECK(v >= k->min && v <= k->max, GEN_ERR_USAGE, "corrupt.%s = %g is out of range [%g, %g] (%s)",
               k->key, v, k->min, k->max, k->help);
+    }
+    return GEN_OK;
+}
+
+void config_field_origin(const genesis_config *cfg, size_t offset, char *out, size_t size)
+{
+    int row = 0;
+    while (row < SCHEMA_ROWS - 1 && config_schema[row].offset != offset) row++;
+    int origin = config_schema[row].offset == offset ? cfg->origin[row] : 0;
+    if (origin > 0) snprintf(out, size, "%s:%d", cfg->path, origin);
+    else if (origin < 0) snprintf(out, size, "--set %s.%s", config_schema[row].section, config_schema[row].key);
+    else snprintf(out, size, "default");
+}
+
+int config_train_check(const genesis_config *cfg)
+{
+    CHECK(cfg != NULL, GEN_ERR_USAGE, "train: no config");
+    const struct config_train *c = &cfg->train;
+    char where[CONFIG_PATH_MAX + 32], optimizer_where[CONFIG_PATH_MAX + 32];
+    CONFIG_ORIGIN(cfg, train.trust_coefficient, where, sizeof where);
+    CHECK(c->trust_coefficient > 0, GEN_ERR_USAGE,
+          "%s: [train] trust_coefficient: %g must be > 0 (LARS's eta; You et al. use 0.001)", where,
+          c->trust_coefficient);
+    if (c->optimizer == OPTIMIZER_ADAM && strcmp(where, "default")) {
+        CONFIG_ORIGIN(cfg, train.optimizer, optimizer_where, sizeof optimizer_where);
+        FAIL(GEN_ERR_USAGE,
+             "%s: [train] trust_coefficient is LARS's and optimizer = adam (%s): LARS's trust ratio does not "
+             "apply to Adam; use optimizer = lars (SGD momentum) or remove trust_coefficient",
+             where, optimizer_where);
     }
     return GEN_OK;
 }

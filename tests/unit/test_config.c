@@ -70,7 +70,14 @@ static void test_bad_files(void)
     expect_bad("[train]\nmomentum = 1.5\n", "2: [train] momentum: 1.5 is out of range [0, 0.999999]");
     expect_bad("[prep]\noverwrite = maybe\n", "2: [prep] overwrite: expected true or false, got 'maybe'");
     expect_bad("[train]\noptimizer = adagrad\n",
-               "2: [train] optimizer: expected one of sgd|adam, got 'adagrad'");
+               "2: [train] optimizer: expected one of sgd|adam|lars, got 'adagrad'");
+    expect_bad("[train]\nlr_scaling = cubic\n",
+               "2: [train] lr_scaling: expected one of none|linear|sqrt, got 'cubic'");
+    expect_bad("[train]\ntrust_coefficient = -0.001\n",
+               "2: [train] trust_coefficient: -0.001 is out of range [0, 1000]");
+    expect_bad("[train]\nreference_batch = 0\n", "2: [train] reference_batch: 0 is out of range [1, 65536]");
+    expect_bad("[train]\nwarmup_steps = -1\n",
+               "2: [train] warmup_steps: -1 is out of range [0, 1000000000000]");
     expect_bad("[train]\nbatch = 6\n\n[model]\nwidth = 8\n[train]\nbatch = 4\n",
                "7: duplicate key 'batch' in section [train] (first set on line 2)");
     expect_bad("batch = 6\n[train]\n", "1: key 'batch' appears before any [section]");
@@ -190,6 +197,68 @@ static void test_corrupt_check(void)
     EXPECT(config_corrupt_check(&cfg.corrupt) == GEN_ERR_USAGE, "1 curve sample accepted");
 }
 
+/* Loads `text` as a file (it must read) and expects config_train_check to fail with exactly
+ * `message`, "PATH" standing for the file's path; message NULL: expects it to pass. */
+static void expect_train_check(const char *text, const char *set, const char *message)
+{
+    genesis_config cfg;
+    config_defaults(&cfg);
+    const char *path = write_file("train.ini", text);
+    EXPECT_OK(config_load_file(&cfg, path));
+    if (set) EXPECT_OK(config_set(&cfg, set));
+    int status = config_train_check(&cfg);
+    if (!message) {
+        EXPECT(status == GEN_OK, "config_train_check refused '%s': %s", text, gen_error_message());
+        return;
+    }
+    char expected[1024] = "";
+    for (const char *m = message; *m;) { /* every PATH replaced by the path */
+        const char *mark = strstr(m, "PATH");
+        size_t len = mark ? (size_t)(mark - m) : strlen(m), used = strlen(expected);
+        snprintf(expected + used, sizeof expected - used, "%.*s%s", (int)len, m, mark ? path : "");
+        m = mark ? mark + 4 : m + len;
+    }
+    EXPECT(status == GEN_ERR_USAGE, "status %d for '%s'", status, text);
+    EXPECT(!strcmp(gen_error_message(), expected), "\n  got      '%s'\n  expected '%s'", gen_error_message(),
+           expected);
+}
+
+/* The large-batch keys: defaults, good values, and the combinations config_train_check refuses. */
+static void test_large_batch_keys(void)
+{
+    genesis_config cfg;
+    EXPECT_OK(config_defaults(&cfg));
+    EXPECT(cfg.train.lr_scaling == LR_SCALE_NONE && cfg.train.reference_batch == 6 &&
+               cfg.train.warmup_steps == 0 && cfg.train.trust_coefficient == 0.001 &&
+               cfg.train.optimizer == OPTIMIZER_SGD,
+           "large-batch defaults: scaling %d reference %ld warm-up %ld eta %g", cfg.train.lr_scaling,
+           cfg.train.reference_batch, cfg.train.warmup_steps, cfg.train.trust_coefficient);
+    EXPECT_OK(config_train_check(&cfg));
+    EXPECT_OK(config_set(&cfg, "train.optimizer=lars"));
+    EXPECT_OK(config_set(&cfg, "train.lr_scaling=sqrt"));
+    EXPECT(cfg.train.optimizer == OPTIMIZER_LARS && cfg.train.lr_scaling == LR_SCALE_SQRT, "lars, sqrt");
+    char where[256];
+    CONFIG_ORIGIN(&cfg, train.optimizer, where, sizeof where);
+    EXPECT(!strcmp(where, "--set train.optimizer"), "origin of a --set key: %s", where);
+    CONFIG_ORIGIN(&cfg, train.warmup_steps, where, sizeof where);
+    EXPECT(!strcmp(where, "default"), "origin of a default key: %s", where);
+
+    expect_train_check("[train]\noptimizer = lars\nlr_scaling = linear\nreference_batch = 6\nbatch = 48\n"
+                       "warmup_steps = 100\ntrust_coefficient = 0.002\n", NULL, NULL);
+    /* reference_batch larger than the batch with lr_scaling = none: harmless, unused */
+    expect_train_check("[train]\nbatch = 2\nreference_batch = 64\n", NULL, NULL);
+    /* trust_coefficient with sgd: unused, allowed (a LARS file switched to sgd by --set) */
+    expect_train_check("[train]\noptimizer = lars\ntrust_coefficient = 0.01\n", "train.optimizer=sgd", NULL);
+    expect_train_check("[train]\noptimizer = lars\n\ntrust_coefficient = 0\n", NULL,
+                       "PATH:4: [train] trust_coefficient: 0 must be > 0 (LARS's eta; You et al. use 0.001)");
+    expect_train_check("[train]\noptimizer = lars\n", "train.trust_coefficient=0",
+                       "--set train.trust_coefficient: [train] trust_coefficient: 0 must be > 0 (LARS's eta; You et al. use 0.001)");
+    expect_train_check("[train]\noptimizer = adam\ntrust_coefficient = 0.001\n", NULL,
+                       "PATH:3: [train] trust_coefficient is LARS's and optimizer = adam (PATH:2): LARS's "
+                       "trust ratio does not apply to Adam; use optimizer = lars (SGD momentum) or remove "
+                       "trust_coefficient");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -197,6 +266,7 @@ int main(void)
     test_bad_sets();
     test_good_paths();
     test_corrupt_check();
+    test_large_batch_keys();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
