@@ -7,7 +7,11 @@
 #                             of the checkout holding these scripts)
 #            GENESIS_LAUNCHER srun | mpirun (default: srun under Slurm, mpirun otherwise)
 #            GENESIS_NP       ranks (default: the scheduler's task count)
-#            GENESIS_THREADS  OpenBLAS threads per rank (default: cpus per task, else 1)
+#            GENESIS_THREADS  threads per rank (default: Slurm's cpus per task, else PBS's ompthreads
+#                             or ncpus, else 1); passed to genesis train as --set train.threads=T
+#                             unless the arguments set train.threads themselves, and each rank is
+#                             bound to T cores (srun -c T --cpu-bind=cores, mpirun --map-by
+#                             slot:PE=T --bind-to core; OMP_PLACES=cores OMP_PROC_BIND=close)
 #
 # The scripts' common steps:
 # genesis_job_config USAGE [CONFIG [ARG...]]   genesis_config=CONFIG, genesis_args=(ARG...);
@@ -75,21 +79,31 @@ genesis_run() {
   if [ -z "$launcher" ]; then
     if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null; then launcher=srun; else launcher=mpirun; fi
   fi
-  local threads=${GENESIS_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
-  export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+  local threads=${GENESIS_THREADS:-${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-${NCPUS:-1}}}}
+  # genesis's layers thread themselves (OpenMP) around one-thread OpenBLAS calls
+  export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$threads OMP_PLACES=cores OMP_PROC_BIND=close
+  local args=("$@")
+  if [ "${1:-}" = train ] && [[ " $* " != *" train.threads="* && " $* " != *" --set=train.threads="* ]]; then
+    args+=(--set "train.threads=$threads")
+  fi
   local np=${GENESIS_NP:-${SLURM_NTASKS:-${PBS_NP:-}}}
   if [ -z "$np" ] && [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then np=$(wc -l < "$PBS_NODEFILE"); fi
   [ -n "$np" ] || np=1
   local cmd
   case $launcher in
-    srun) cmd=(srun --mpi=pmix --kill-on-bad-exit=1 "$GENESIS" "$@") ;;
+    srun)
+      cmd=(srun --mpi=pmix --kill-on-bad-exit=1)
+      # since Slurm 22.05 srun does not inherit --cpus-per-task: say it again
+      if [ "$threads" -gt 1 ]; then export SRUN_CPUS_PER_TASK=$threads; cmd+=(-c "$threads" --cpu-bind=cores); fi
+      cmd+=("$GENESIS" "${args[@]}") ;;
     mpirun)
       cmd=(mpirun -np "$np")
       if [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then cmd+=(--hostfile "$PBS_NODEFILE"); fi
-      cmd+=("$GENESIS" "$@") ;;
+      if [ "$threads" -gt 1 ]; then cmd+=(--map-by "slot:PE=$threads" --bind-to core); fi
+      cmd+=("$GENESIS" "${args[@]}") ;;
     *) genesis_log "GENESIS_LAUNCHER must be srun or mpirun, not '$launcher'"; return 2 ;;
   esac
-  genesis_log "${cmd[*]} (ranks $np, OpenBLAS threads $threads)"
+  genesis_log "${cmd[*]} (ranks $np, threads per rank $threads)"
   trap 'genesis_forward USR1' USR1
   trap 'genesis_forward TERM' TERM
   "${cmd[@]}" &
