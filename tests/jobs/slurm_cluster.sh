@@ -13,6 +13,13 @@ slurm_start() {
   chown munge:munge "$SLURM_DIR/munge"
   local host; host=$(hostname -s)   # Slurm names nodes by the short host name
   local cpus; cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
+  # Two free TCP ports from the kernel (no fixed numbers: two copies of the suite must not collide)
+  local ctld_port slurmd_port
+  read -r ctld_port slurmd_port < <(/usr/bin/python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])') || { echo "slurm: cannot find free ports"; return 1; }
   export SLURM_CONF=$SLURM_DIR/slurm.conf
   SLURM_MUNGE_SOCKET=$SLURM_DIR/munge/munge.socket
   cat > "$SLURM_CONF" <<CONF
@@ -40,8 +47,8 @@ SlurmctldPidFile=$SLURM_DIR/run/slurmctld.pid
 SlurmdPidFile=$SLURM_DIR/run/slurmd.pid
 SlurmctldLogFile=$SLURM_DIR/log/slurmctld.log
 SlurmdLogFile=$SLURM_DIR/log/slurmd.log
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
