@@ -3,6 +3,7 @@
  * best.h5 at the best validation loss; and resuming from them, newest readable first. */
 #include "trainer.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/collective.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
@@ -62,12 +63,13 @@ cleanup:
     return GEN_OK;
 }
 
-/* Points ckpt/latest at `name`: written to latest.tmp, synced, renamed over latest. */
+/* Points ckpt/latest at `name`, replaced atomically (io's atomic_file: temporary name, fsync,
+ * rename, fsync of the folder). */
 static int point_latest_at(const char *ckpt_dir, const char *name)
 {
-    char latest[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 80];
+    char latest[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 96];
     snprintf(latest, sizeof latest, "%s/latest", ckpt_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", latest);
+    CALL(atomic_file_tmp_name(tmp, sizeof tmp, latest));
     int status = GEN_OK;
     FILE *f = fopen(tmp, "w");
     CHECK_GOTO(f != NULL, GEN_ERR_IO, "cannot update %s: %s", latest, strerror(errno));
@@ -77,7 +79,7 @@ static int point_latest_at(const char *ckpt_dir, const char *name)
     f = NULL; /* closed, whatever fclose returned */
     CHECK_GOTO(closed == 0, GEN_ERR_IO, "cannot update %s: %s", latest, strerror(errno));
     CALL_GOTO(fault_point("checkpoint.latest"));
-    CHECK_GOTO(rename(tmp, latest) == 0, GEN_ERR_IO, "cannot update %s: %s", latest, strerror(errno));
+    CALL_GOTO(atomic_file_commit(tmp, latest));
 cleanup:
     if (f) fclose(f);
     return status;

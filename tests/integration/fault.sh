@@ -102,7 +102,7 @@ RUN_TIMEOUT=120 run "$MPIEXEC" -np 2 env GENESIS_FAULT=loader.create:1 "$G" trai
 expect "a fault on rank 1 at loader creation: exit 1 within the time limit (exit $rc, $secs s)" test $rc -eq 1
 expect "a fault on rank 1 at loader creation: a clear error" has "genesis: error: injected fault at 'loader.create'"
 
-# 6. updating ckpt/latest fails after latest.tmp is closed (GENESIS_FAULT=checkpoint.latest:0):
+# 6. updating ckpt/latest fails after its temporary file is closed (GENESIS_FAULT=checkpoint.latest:0):
 #    a clear error, the FILE closed once (a double fclose aborts), latest never written
 RUN_TIMEOUT=120 run "$MPIEXEC" -np 2 env GENESIS_FAULT=checkpoint.latest:0 "$G" train $t/run.ini \
   --set train.output=$t/latest --set train.max_steps=5

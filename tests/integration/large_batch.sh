@@ -16,17 +16,8 @@ expect "config --defaults lists the large-batch keys" \
   has_all '^train *lr_scaling *choice *none *none|linear|sqrt' '^train *reference_batch *integer *6 ' \
   '^train *warmup_steps *integer *0 ' '^train *trust_coefficient *number *0.001 ' 'sgd|adam|lars'
 
-cat > $t/train.ini <<INI
-[model]
-width = 4
-[prep]
-normalize = ct
-filter = lung
-border_xy = 24
-border_z = 8
-cubes_per_scan = 12
-validation_fraction = 0.34
-test_fraction = 0
+phantom_ct_ini $t/train.ini
+cat >> $t/train.ini <<INI
 [train]
 batch = 4
 learning_rate = 0.1

@@ -10,17 +10,8 @@ t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 . "$(dirname "$0")/../lib/harness.sh"
 same_params() { h5diff -q "$1" "$2" /params /params && h5diff -q "$1" "$2" /optim /optim; }
 
-cat > $t/train.ini <<INI
-[model]
-width = 4
-[prep]
-normalize = ct
-filter = lung
-border_xy = 24
-border_z = 8
-cubes_per_scan = 12
-validation_fraction = 0.34
-test_fraction = 0
+phantom_ct_ini $t/train.ini
+cat >> $t/train.ini <<INI
 [train]
 batch = 6
 learning_rate = 0.1

@@ -65,3 +65,20 @@ make_cubes() {
   [ "$rc" -eq 0 ] || return
   prep_cubes 2 "$ini" "$dir/scans/*.nii.gz" "$dir/cubes.h5"
 }
+
+# phantom_ct_ini FILE: the [model] and [prep] sections of the width-4 runs on CT phantoms (lung
+# filter, small borders); the caller appends its [train] section (cat >> FILE <<INI).
+phantom_ct_ini() {
+  cat > "$1" <<INI
+[model]
+width = 4
+[prep]
+normalize = ct
+filter = lung
+border_xy = 24
+border_z = 8
+cubes_per_scan = 12
+validation_fraction = 0.34
+test_fraction = 0
+INI
+}
