@@ -141,7 +141,7 @@ static void add_tick(struct ticks *t, double v, double step)
 }
 
 /* About `want` ticks inside a: linear at a nice step (integers when integer); log at decades, or
- * at 1, 2, 5 x 10^k when fewer than two decades are inside. */
+ * at 1, 2, 5 x 10^k when fewer than four decades are inside. */
 static void make_ticks(const struct curves_axis *a, int want, int integer, struct ticks *t)
 {
     t->n = 0;
@@ -155,7 +155,7 @@ static void make_ticks(const struct curves_axis *a, int want, int integer, struc
     int lo = (int)ceil(log10(a->min) - 1e-9), hi = (int)floor(log10(a->max) + 1e-9);
     int every = (hi - lo) / want + 1;
     const double mult[] = {1, 2, 5};
-    int per_decade = hi - lo + 1 >= 2 ? 1 : 3;
+    int per_decade = hi - lo + 1 >= 4 ? 1 : 3;
     for (int d = lo - 1; d <= hi; d++)
         for (int i = 0; i < per_decade; i++) {
             double v = mult[i] * pow(10, d);
@@ -414,24 +414,34 @@ static void draw_loss_panel(struct canvas *cv, const struct run_metrics *m, cons
 {
     draw_frame(cv, p, "GLOBAL STEP", "LOSS (MSE)");
     draw_epoch_marks(cv, p, d);
-    struct legend g = {p->top};
+    /* drawn from the back (per-step train loss, baselines) to the front; listed in legend order */
     const struct {
-        enum metrics_column column;
+        int column; /* -1: the epoch means */
         const struct series_style *style;
-        const char *name;
-    } lines[] = {{METRIC_TRAIN_LOSS, &style_train_step, "TRAIN LOSS, EACH STEP"},
-                 {METRIC_IDENTITY_LOSS, &style_identity, "IDENTITY BASELINE"},
-                 {METRIC_MEAN_LOSS, &style_mean, "MEAN BASELINE"},
-                 {METRIC_VALIDATION_LOSS, &style_validation, "VALIDATION LOSS"}};
-    for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
-        if (k == 3 && draw_series(cv, p, d->end_step, d->train_mean, d->n, &style_train_epoch))
-            legend_entry(cv, &g, &style_train_epoch, "TRAIN LOSS, EPOCH MEAN");
-        int64_t n = column_points(m, lines[k].column, xs, ys);
-        if (!draw_series(cv, p, xs, ys, n, lines[k].style)) continue;
-        legend_entry(cv, &g, lines[k].style, lines[k].name);
-        if (lines[k].column == METRIC_IDENTITY_LOSS) legend_note(cv, &g, "  (CORRUPTED INPUT AS OUTPUT)");
-        if (lines[k].column == METRIC_MEAN_LOSS) legend_note(cv, &g, "  (ONE CONSTANT AS OUTPUT)");
+        const char *name, *note;
+        int legend_rank;
+    } lines[] = {{METRIC_TRAIN_LOSS, &style_train_step, "TRAIN LOSS, EACH STEP", NULL, 0},
+                 {METRIC_IDENTITY_LOSS, &style_identity, "IDENTITY BASELINE", "  (CORRUPTED INPUT AS OUTPUT)", 3},
+                 {METRIC_MEAN_LOSS, &style_mean, "MEAN BASELINE", "  (ONE CONSTANT AS OUTPUT)", 4},
+                 {-1, &style_train_epoch, "TRAIN LOSS, EPOCH MEAN", NULL, 1},
+                 {METRIC_VALIDATION_LOSS, &style_validation, "VALIDATION LOSS", NULL, 2}};
+    enum { LINES = sizeof lines / sizeof lines[0] };
+    int drawn[LINES];
+    for (int k = 0; k < LINES; k++) {
+        if (lines[k].column < 0) {
+            drawn[k] = draw_series(cv, p, d->end_step, d->train_mean, d->n, lines[k].style);
+            continue;
+        }
+        int64_t n = column_points(m, (enum metrics_column)lines[k].column, xs, ys);
+        drawn[k] = draw_series(cv, p, xs, ys, n, lines[k].style);
     }
+    struct legend g = {p->top};
+    for (int rank = 0; rank < LINES; rank++)
+        for (int k = 0; k < LINES; k++) {
+            if (lines[k].legend_rank != rank || !drawn[k]) continue;
+            legend_entry(cv, &g, lines[k].style, lines[k].name);
+            if (lines[k].note) legend_note(cv, &g, lines[k].note);
+        }
     if (!p->drawn) text_at(cv, p->left + 20, p->top + 20, "NO LOSS VALUES YET", TEXT);
     draw_summary(cv, &g, m);
     draw_axes(cv, p);
