@@ -89,7 +89,7 @@ static void refresh_curves(struct trainer *t)
     snprintf(metrics, sizeof metrics, "%s/metrics.csv", t->dir);
     snprintf(png, sizeof png, "%s/curves.png", t->dir);
     if (curves_write_png(metrics, png, curves_run_name(t->dir, name, sizeof name), NULL) != GEN_OK) {
-        log_warn("%s not refreshed: %s", png, gen_error_message());
+        log_warn("curves.png not refreshed (training goes on): %s", gen_error_message());
         gen_error_clear();
     }
 }
