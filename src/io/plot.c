@@ -117,7 +117,7 @@ static void format_tick(char *buf, size_t size, double v, double step)
         return;
     }
     int step_mag = (int)floor(log10(step) + 1e-9), value_mag = (int)floor(log10(fabs(v)) + 1e-9);
-    if (step_mag >= -4 && value_mag < 6) {
+    if (step_mag >= -4 && value_mag < 7) {
         snprintf(buf, size, "%.*f", step_mag < 0 ? -step_mag : 0, v);
         return;
     }
@@ -323,22 +323,27 @@ static void draw_frame(struct canvas *cv, const struct curves_panel *p, const ch
     text_at(cv, 10, p->top - 24, label, TEXT);
 }
 
-/* Epochs done along the top edge of the loss panel: a tick each, labelled with the count of epochs
- * done (from the first, labels at least 36 pixels apart). */
+/* Epochs done along the top edge of the loss panel: ticks at every k-th epoch and labels (the count
+ * of epochs done) at every l-th, k and l the smallest of 1, 2, 5 x 10^n that keep ticks 4 and labels
+ * 36 pixels apart on average. */
 static void draw_epoch_marks(struct canvas *cv, const struct curves_panel *p, const struct epochs_done *d)
 {
+    if (d->n == 0) return;
     struct rgb axes = rgb_of(CURVES_RGB_AXES);
-    int last_label = -1000;
+    double pixels_per_epoch = (pixel_x(p, d->end_step[d->n - 1]) - p->left) / (double)d->n;
+    if (pixels_per_epoch <= 0) pixels_per_epoch = 1;
+    long tick_every = (long)nice_step(4 / pixels_per_epoch < 1 ? 1 : 4 / pixels_per_epoch);
+    long label_every = (long)nice_step(36 / pixels_per_epoch < 1 ? 1 : 36 / pixels_per_epoch);
     char label[32];
     for (int64_t i = 0; i < d->n; i++) {
+        long done = (long)d->epoch[i] + 1;
         int x = pixel_x(p, d->end_step[i]);
-        fill_rect(cv, x, p->top, x, p->top + TICK - 1, axes);
-        if (x - last_label < 36) continue;
-        snprintf(label, sizeof label, "%.0f", d->epoch[i] + 1);
+        if (done % tick_every == 0) fill_rect(cv, x, p->top, x, p->top + TICK - 1, axes);
+        if (done % label_every != 0) continue;
+        snprintf(label, sizeof label, "%ld", done);
         text_at(cv, x - font_text_width(label, 1) / 2, p->top - 10, label, TEXT);
-        last_label = x;
     }
-    if (d->n) text_right(cv, p->right, p->top - 24, "EPOCHS DONE ALONG THE TOP", TEXT);
+    text_right(cv, p->right, p->top - 24, "EPOCHS DONE ALONG THE TOP", TEXT);
 }
 
 struct legend {
