@@ -1,9 +1,11 @@
-/* Test helper: a PNG read back with libpng's simplified API. */
+/* Test helpers for pictures: a PNG read back with libpng's simplified API; the temporary folder of
+ * the pictures removed at the end, or kept for a look. */
 #ifndef GENESIS_TEST_PNG_READ_H
 #define GENESIS_TEST_PNG_READ_H
 
 #include <png.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,18 @@ static inline uint8_t *read_png(const char *path, int channels, int *width, int 
     *width = (int)image.width;
     *height = (int)image.height;
     return pixels;
+}
+
+/* Removes dir (rm -rf), or keeps it and says so when the environment variable keep is set. */
+static inline void remove_picture_dir(const char *dir, const char *keep)
+{
+    if (getenv(keep)) {
+        printf("pictures kept in %s\n", dir);
+        return;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 #endif

@@ -125,12 +125,6 @@ int main(void)
     }
     test_image_write(dir);
     test_preview(dir);
-    if (getenv("GENESIS_KEEP_PREVIEW")) {
-        printf("pictures kept in %s\n", dir);
-    } else {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
+    remove_picture_dir(dir, "GENESIS_KEEP_PREVIEW");
     TEST_MAIN_END();
 }

@@ -389,12 +389,6 @@ int main(void)
     test_replayed_steps();
     test_bad_files();
     test_run_name();
-    if (getenv("GENESIS_KEEP_PLOT")) {
-        printf("pictures kept in %s\n", dir);
-    } else {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
+    remove_picture_dir(dir, "GENESIS_KEEP_PLOT");
     TEST_MAIN_END();
 }
