@@ -59,10 +59,14 @@ int cmd_plot(int argc, char **argv)
     int force = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-o") && i + 1 < argc) output = argv[++i];
-        else if (!strcmp(a, "--force")) force = 1;
-        else if (a[0] == '-' || run) FAIL_ALL(GEN_ERR_USAGE, "plot: unexpected argument '%s' (see genesis help plot)", a);
-        else run = a;
+        if (!strcmp(a, "-o") && i + 1 < argc)
+            output = argv[++i];
+        else if (!strcmp(a, "--force"))
+            force = 1;
+        else if (a[0] == '-' || run)
+            FAIL_ALL(GEN_ERR_USAGE, "plot: unexpected argument '%s' (see genesis help plot)", a);
+        else
+            run = a;
     }
     if (!run) FAIL_ALL(GEN_ERR_USAGE, "usage: genesis plot RUN_DIR [-o FILE [--force]]");
     return world_agree_shared(world_rank() == 0 ? plot(run, output, force) : GEN_OK);

@@ -15,10 +15,10 @@
 /* ---- Layout (pixels) --------------------------------------------------------------------------- */
 
 enum {
-    PLOT_LEFT = 90,     /* y tick labels to the left of it */
-    PLOT_RIGHT = 740,   /* the legend to the right of it */
+    PLOT_LEFT = 90,   /* y tick labels to the left of it */
+    PLOT_RIGHT = 740, /* the legend to the right of it */
     LEGEND_LEFT = 760,
-    LOSS_TOP = 70,      /* epochs done are labelled just above it */
+    LOSS_TOP = 70, /* epochs done are labelled just above it */
     LOSS_BOTTOM = 470,
     LR_TOP = 530,
     LR_BOTTOM = 710,
@@ -217,8 +217,10 @@ static int draw_series(struct canvas *cv, const struct curves_panel *p, const do
     for (int64_t i = 0; i < n; i++) {
         if (!drawable(&p->x, xs[i]) || !drawable(&p->y, ys[i])) continue;
         int x = pixel_x(p, xs[i]), y = pixel_y(p, ys[i]);
-        if (drawn) draw_line(cv, &pen, px, py, x, y);
-        else if (style->extend) draw_line(cv, &pen, p->left, y, x, y);
+        if (drawn)
+            draw_line(cv, &pen, px, py, x, y);
+        else if (style->extend)
+            draw_line(cv, &pen, p->left, y, x, y);
         if (style->markers) fill_rect(cv, x - 2, y - 2, x + 2, y + 2, pen.color);
         px = x, py = y, drawn++;
     }
@@ -425,11 +427,12 @@ static void draw_loss_panel(struct canvas *cv, const struct run_metrics *m, cons
         const struct series_style *style;
         const char *name, *note;
         int legend_rank;
-    } lines[] = {{METRIC_TRAIN_LOSS, &style_train_step, "TRAIN LOSS, EACH STEP", NULL, 0},
-                 {METRIC_IDENTITY_LOSS, &style_identity, "IDENTITY BASELINE", "  (CORRUPTED INPUT AS OUTPUT)", 3},
-                 {METRIC_MEAN_LOSS, &style_mean, "MEAN BASELINE", "  (ONE CONSTANT AS OUTPUT)", 4},
-                 {-1, &style_train_epoch, "TRAIN LOSS, EPOCH MEAN", NULL, 1},
-                 {METRIC_VALIDATION_LOSS, &style_validation, "VALIDATION LOSS", NULL, 2}};
+    } lines[] = {
+        {METRIC_TRAIN_LOSS, &style_train_step, "TRAIN LOSS, EACH STEP", NULL, 0},
+        {METRIC_IDENTITY_LOSS, &style_identity, "IDENTITY BASELINE", "  (CORRUPTED INPUT AS OUTPUT)", 3},
+        {METRIC_MEAN_LOSS, &style_mean, "MEAN BASELINE", "  (ONE CONSTANT AS OUTPUT)", 4},
+        {-1, &style_train_epoch, "TRAIN LOSS, EPOCH MEAN", NULL, 1},
+        {METRIC_VALIDATION_LOSS, &style_validation, "VALIDATION LOSS", NULL, 2}};
     enum { LINES = sizeof lines / sizeof lines[0] };
     int drawn[LINES];
     for (int k = 0; k < LINES; k++) {
@@ -474,9 +477,11 @@ static void make_layout(const struct run_metrics *m, struct curves_layout *L)
     const enum metrics_column losses[] = {METRIC_TRAIN_LOSS, METRIC_VALIDATION_LOSS, METRIC_IDENTITY_LOSS,
                                           METRIC_MEAN_LOSS};
     for (int k = 0; k < 4; k++) finite_range(m, losses[k], &lo, &hi);
-    *L = (struct curves_layout){CURVES_WIDTH, CURVES_HEIGHT,
-                                {PLOT_LEFT, LOSS_TOP, PLOT_RIGHT, LOSS_BOTTOM, x, y_axis_for(lo, hi, 0), lo <= hi},
-                                {PLOT_LEFT, LR_TOP, PLOT_RIGHT, LR_BOTTOM, x, {0, 1, 0}, 0}};
+    *L = (struct curves_layout){
+        CURVES_WIDTH,
+        CURVES_HEIGHT,
+        {PLOT_LEFT, LOSS_TOP, PLOT_RIGHT, LOSS_BOTTOM, x, y_axis_for(lo, hi, 0), lo <= hi},
+        {PLOT_LEFT, LR_TOP, PLOT_RIGHT, LR_BOTTOM, x, {0, 1, 0}, 0}};
     lo = INFINITY, hi = -INFINITY;
     finite_range(m, METRIC_LR, &lo, &hi);
     L->lr.y = y_axis_for(lo, hi, 1);

@@ -61,8 +61,8 @@ static int parse_header(const char *path, char *line, struct header *h, struct r
             h->field_column[i] = c;
         }
     }
-    CHECK(m->has_column[METRIC_STEP], GEN_ERR_DATA, "%s:1: no 'step' column in the header (is it a metrics.csv?)",
-          path);
+    CHECK(m->has_column[METRIC_STEP], GEN_ERR_DATA,
+          "%s:1: no 'step' column in the header (is it a metrics.csv?)", path);
     return GEN_OK;
 }
 
@@ -111,8 +111,10 @@ static int append_row(struct run_metrics *m, const double *row, int validation)
     double step = row[METRIC_STEP];
     while (m->rows > 0) {
         double last = run_metrics_at(m, m->rows - 1, METRIC_STEP);
-        if (last > step || (last == step && !validation)) m->rows--;
-        else break;
+        if (last > step || (last == step && !validation))
+            m->rows--;
+        else
+            break;
     }
     CALL(grow(m));
     memcpy(m->values + m->rows * METRIC_COLUMNS, row, sizeof *row * METRIC_COLUMNS);

@@ -75,7 +75,9 @@ static double polyline_row(const int *xs, const int *ys, int n, int x)
 {
     for (int i = 0; i + 1 < n; i++)
         if (x >= xs[i] && x <= xs[i + 1])
-            return xs[i + 1] == xs[i] ? ys[i] : ys[i] + (double)(ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i]);
+            return xs[i + 1] == xs[i]
+                       ? ys[i]
+                       : ys[i] + (double)(ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i]);
     return -1000;
 }
 
@@ -89,8 +91,8 @@ static struct picture plot(const char *name, const char *csv, struct curves_layo
     *status = curves_write_png(metrics, png, name, L);
     EXPECT(*status == GEN_OK, "%s: %s", name, gen_error_message());
     if (*status == GEN_OK) p.rgb = read_png(png, 3, &p.width, &p.height);
-    EXPECT(p.rgb && p.width == CURVES_WIDTH && p.height == CURVES_HEIGHT, "%s: PNG not read back (%d x %d)", name,
-           p.width, p.height);
+    EXPECT(p.rgb && p.width == CURVES_WIDTH && p.height == CURVES_HEIGHT, "%s: PNG not read back (%d x %d)",
+           name, p.width, p.height);
     if (!p.rgb) *status = GEN_ERR_IO;
     return p;
 }
@@ -99,11 +101,15 @@ static struct picture plot(const char *name, const char *csv, struct curves_layo
 static void expect_axes(const struct picture *p, const struct curves_panel *P, const char *what)
 {
     int h = P->bottom - P->top + 1, w = P->right - P->left + 1;
-    EXPECT(count_color(p, P->left, P->top, P->left, P->bottom, CURVES_RGB_AXES) == h, "%s: y axis line", what);
-    EXPECT(count_color(p, P->left, P->bottom, P->right, P->bottom, CURVES_RGB_AXES) == w, "%s: x axis line", what);
+    EXPECT(count_color(p, P->left, P->top, P->left, P->bottom, CURVES_RGB_AXES) == h, "%s: y axis line",
+           what);
+    EXPECT(count_color(p, P->left, P->bottom, P->right, P->bottom, CURVES_RGB_AXES) == w, "%s: x axis line",
+           what);
     /* tick labels: text pixels left of the y axis and under the x axis */
-    EXPECT(count_color(p, 0, P->top - 4, P->left - 5, P->bottom + 4, 0x202020) > 40, "%s: no y tick labels", what);
-    EXPECT(count_color(p, P->left, P->bottom + 5, P->right, P->bottom + 30, 0x202020) > 60, "%s: no x labels", what);
+    EXPECT(count_color(p, 0, P->top - 4, P->left - 5, P->bottom + 4, 0x202020) > 40, "%s: no y tick labels",
+           what);
+    EXPECT(count_color(p, P->left, P->bottom + 5, P->right, P->bottom + 30, 0x202020) > 60, "%s: no x labels",
+           what);
 }
 
 /* ---- A run with every column: train loss 1/(1+step) (log axis), validation a line ------------ */
@@ -163,8 +169,8 @@ static void test_full_run(void)
         vx[e] = mx[e] = expect_x(P, end);
         vy[e] = expect_y(P, validation_loss(e));
         my[e] = expect_y(P, sum / STEPS_PER_EPOCH);
-        EXPECT(color_near(&p, vx[e], vy[e], 1, CURVES_RGB_VALIDATION), "validation of epoch %d at (%d, %d)", e,
-               vx[e], vy[e]);
+        EXPECT(color_near(&p, vx[e], vy[e], 1, CURVES_RGB_VALIDATION), "validation of epoch %d at (%d, %d)",
+               e, vx[e], vy[e]);
         EXPECT(color_near(&p, mx[e], my[e], 1, CURVES_RGB_TRAIN_EPOCH), "train epoch mean %d at (%d, %d)", e,
                mx[e], my[e]);
         if (e > 0) {
@@ -178,7 +184,8 @@ static void test_full_run(void)
     int checked = 0, stray = 0;
     for (int s = STEPS_PER_EPOCH; s <= STEPS; s++) {
         int x = expect_x(P, s), y = expect_y(P, train_loss(s));
-        double others[] = {polyline_row(vx, vy, EPOCHS, x), polyline_row(mx, my, EPOCHS, x), id_row, mean_row};
+        double others[] = {polyline_row(vx, vy, EPOCHS, x), polyline_row(mx, my, EPOCHS, x), id_row,
+                           mean_row};
         int clear = 1;
         for (int k = 0; k < 4; k++) clear &= fabs(others[k] - y) >= 6;
         if (!clear) continue;
@@ -195,12 +202,13 @@ static void test_full_run(void)
     for (int x = P->left + 3; x <= P->right - 3; x++, columns++) {
         id_on += color_near(&p, x, id_row, 1, CURVES_RGB_IDENTITY);
         mean_on += color_near(&p, x, mean_row, 1, CURVES_RGB_MEAN);
-        id_off_row += color_at(&p, x, id_row + 8, CURVES_RGB_IDENTITY) + color_at(&p, x, id_row - 8, CURVES_RGB_IDENTITY);
+        id_off_row += color_at(&p, x, id_row + 8, CURVES_RGB_IDENTITY) +
+                      color_at(&p, x, id_row - 8, CURVES_RGB_IDENTITY);
     }
-    EXPECT(id_on > 0.45 * columns && id_on < 0.75 * columns, "identity baseline dashed: %d of %d columns", id_on,
-           columns);
-    EXPECT(mean_on > 0.4 * columns && mean_on < 0.75 * columns, "mean baseline dashed: %d of %d columns", mean_on,
-           columns);
+    EXPECT(id_on > 0.45 * columns && id_on < 0.75 * columns, "identity baseline dashed: %d of %d columns",
+           id_on, columns);
+    EXPECT(mean_on > 0.4 * columns && mean_on < 0.75 * columns, "mean baseline dashed: %d of %d columns",
+           mean_on, columns);
     EXPECT(id_off_row == 0, "identity colour 8 rows off its baseline");
     EXPECT(count_color(&p, P->left + 1, id_row - 1, vx[0] - 10, id_row + 1, CURVES_RGB_IDENTITY) > 10,
            "the identity baseline is held flat from the left edge to the first validation");
@@ -209,8 +217,8 @@ static void test_full_run(void)
     int lr_bad = 0;
     for (int s = 1; s <= STEPS; s++)
         if (s < 98 || s > 103)
-            lr_bad += !color_near(&p, expect_x(&L.lr, s), expect_y(&L.lr, lr_at((s - 1) / STEPS_PER_EPOCH)), 1,
-                                  CURVES_RGB_LR);
+            lr_bad += !color_near(&p, expect_x(&L.lr, s), expect_y(&L.lr, lr_at((s - 1) / STEPS_PER_EPOCH)),
+                                  1, CURVES_RGB_LR);
     EXPECT(lr_bad == 0, "%d steps without the lr line at their learning rate", lr_bad);
 
     expect_axes(&p, P, "loss panel");
@@ -231,10 +239,12 @@ static void test_old_run(void)
 {
     size_t size = 100000, used = 0;
     char *csv = malloc(size);
-    used += (size_t)snprintf(csv + used, size - used, "epoch,step,train_loss,validation_loss,lr,samples_per_s\n");
+    used +=
+        (size_t)snprintf(csv + used, size - used, "epoch,step,train_loss,validation_loss,lr,samples_per_s\n");
     for (int s = 1; s <= 100; s++) {
         int e = (s - 1) / 10;
-        used += (size_t)snprintf(csv + used, size - used, "%d,%d,%.9g,,0.01,3.5\n", e, s, 0.3 + 0.1 / (1 + s));
+        used +=
+            (size_t)snprintf(csv + used, size - used, "%d,%d,%.9g,,0.01,3.5\n", e, s, 0.3 + 0.1 / (1 + s));
         if (s % 10 == 0)
             used += (size_t)snprintf(csv + used, size - used, "%d,%d,,%.9g,0.01,\n", e, s, 0.34 - 0.003 * e);
     }
@@ -250,7 +260,8 @@ static void test_old_run(void)
                !m.has_column[METRIC_GAIN],
            "columns found by name");
     if (m.rows == 110)
-        EXPECT(run_metrics_at(&m, 10, METRIC_STEP) == 10 && isnan(run_metrics_at(&m, 10, METRIC_TRAIN_LOSS)) &&
+        EXPECT(run_metrics_at(&m, 10, METRIC_STEP) == 10 &&
+                   isnan(run_metrics_at(&m, 10, METRIC_TRAIN_LOSS)) &&
                    fabs(run_metrics_at(&m, 10, METRIC_VALIDATION_LOSS) - 0.34) < 1e-12 &&
                    isnan(run_metrics_at(&m, 10, METRIC_MEAN_LOSS)),
                "the validation row of epoch 0 by column name");
@@ -267,7 +278,8 @@ static void test_old_run(void)
     EXPECT(P->x.max == 100, "the partial row (step 101) is left out: x up to %g", P->x.max);
     for (int e = 0; e < 10; e++) {
         int x = expect_x(P, 10 * (e + 1)), y = expect_y(P, 0.34 - 0.003 * e);
-        EXPECT(color_near(&p, x, y, 1, CURVES_RGB_VALIDATION), "old run: validation of epoch %d at (%d, %d)", e, x, y);
+        EXPECT(color_near(&p, x, y, 1, CURVES_RGB_VALIDATION), "old run: validation of epoch %d at (%d, %d)",
+               e, x, y);
     }
     EXPECT(count_color(&p, 0, 0, p.width - 1, p.height - 1, CURVES_RGB_IDENTITY) == 0 &&
                count_color(&p, 0, 0, p.width - 1, p.height - 1, CURVES_RGB_MEAN) == 0,
@@ -279,11 +291,13 @@ static void test_old_run(void)
     p = plot("bare", "step,train_loss\n1,0.5\n2,0.4\n3,0.45\n4,0.3\n", &L, &status);
     if (status != GEN_OK) return;
     EXPECT(L.loss.drawn && !L.lr.drawn, "bare run: loss drawn, lr not");
-    EXPECT(count_color(&p, 0, L.lr.top, p.width - 1, L.lr.bottom, CURVES_RGB_LR) == 0, "bare run: an lr line");
+    EXPECT(count_color(&p, 0, L.lr.top, p.width - 1, L.lr.bottom, CURVES_RGB_LR) == 0,
+           "bare run: an lr line");
     EXPECT(count_color(&p, 0, 0, p.width - 1, p.height - 1, CURVES_RGB_VALIDATION) == 0 &&
                count_color(&p, 0, 0, p.width - 1, p.height - 1, CURVES_RGB_TRAIN_EPOCH) == 0,
            "bare run: validation or epoch means drawn");
-    EXPECT(color_near(&p, expect_x(&L.loss, 2), expect_y(&L.loss, 0.4), 1, CURVES_RGB_TRAIN_STEP), "bare run: step 2");
+    EXPECT(color_near(&p, expect_x(&L.loss, 2), expect_y(&L.loss, 0.4), 1, CURVES_RGB_TRAIN_STEP),
+           "bare run: step 2");
     free(p.rgb);
 
     /* a header and no rows yet */
@@ -308,10 +322,12 @@ static void test_replayed_steps(void)
     EXPECT(m.rows == 7, "replayed rows dropped: %lld rows kept", (long long)m.rows);
     for (int64_t r = 0; r < m.rows && r < 7; r++) {
         double got = run_metrics_at(&m, r, METRIC_TRAIN_LOSS);
-        EXPECT(run_metrics_at(&m, r, METRIC_STEP) == steps[r] && (isnan(train[r]) ? isnan(got) : got == train[r]),
+        EXPECT(run_metrics_at(&m, r, METRIC_STEP) == steps[r] &&
+                   (isnan(train[r]) ? isnan(got) : got == train[r]),
                "row %lld: step %g train %g", (long long)r, run_metrics_at(&m, r, METRIC_STEP), got);
     }
-    if (m.rows == 7) EXPECT(run_metrics_at(&m, 5, METRIC_VALIDATION_LOSS) == 0.56, "the replayed validation kept");
+    if (m.rows == 7)
+        EXPECT(run_metrics_at(&m, 5, METRIC_VALIDATION_LOSS) == 0.56, "the replayed validation kept");
     run_metrics_free(&m);
 }
 
@@ -325,8 +341,8 @@ static void expect_error(const char *name, const char *csv, int code, const char
     write_text(path, csv);
     int status = curves_write_png(path, png, name, NULL);
     snprintf(want, sizeof want, "%s%s", path, message);
-    EXPECT(status == code && strstr(gen_error_message(), want), "%s: status %d, message '%s' (want '%s')", name,
-           status, gen_error_message(), want);
+    EXPECT(status == code && strstr(gen_error_message(), want), "%s: status %d, message '%s' (want '%s')",
+           name, status, gen_error_message(), want);
     EXPECT(access(png, F_OK) != 0, "%s: a picture written from a bad file", name);
     gen_error_clear();
 }
@@ -362,7 +378,8 @@ static void test_bad_files(void)
     EXPECT(stat(metrics, &after) == 0 && after.st_size == before.st_size && after.st_ino == before.st_ino,
            "the metrics file is untouched");
     mkdir(folder, 0777);
-    EXPECT(curves_write_png(metrics, folder, "t", NULL) == GEN_ERR_USAGE && strstr(gen_error_message(), "not a regular file"),
+    EXPECT(curves_write_png(metrics, folder, "t", NULL) == GEN_ERR_USAGE &&
+               strstr(gen_error_message(), "not a regular file"),
            "a folder as output refused: %s", gen_error_message());
     EXPECT(stat(folder, &after) == 0 && S_ISDIR(after.st_mode), "the folder is still there");
     EXPECT(symlink(metrics, link) == 0, "symlink");
@@ -373,7 +390,8 @@ static void test_bad_files(void)
 static void test_run_name(void)
 {
     char name[256];
-    EXPECT(!strcmp(curves_run_name("/no/such/quickstart/run/", name, sizeof name), "quickstart/run"), "got '%s'", name);
+    EXPECT(!strcmp(curves_run_name("/no/such/quickstart/run/", name, sizeof name), "quickstart/run"),
+           "got '%s'", name);
     EXPECT(!strcmp(curves_run_name("run", name, sizeof name), "run"), "got '%s'", name);
     EXPECT(!strcmp(curves_run_name(dir, name, sizeof name), dir + 1), "got '%s' for %s", name, dir);
 }
