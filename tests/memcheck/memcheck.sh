@@ -2,8 +2,8 @@
 # No leaks and no invalid accesses on the short paths: help and version, configuration (good and
 # bad), phantom, prep, info, a 1-step training run and its resume to step 2, export, plot, and
 # error exits. Release build: each command under valgrind memcheck, but for the training runs
-# themselves (a width-2 step takes minutes under valgrind): they run plainly there, and their checkpoint is
-# then read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training
+# themselves (a width-2 step takes minutes under valgrind): they run plainly there, and their
+# checkpoint is then read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training
 # included, under AddressSanitizer, UBSan and LeakSanitizer. Open MPI's own allocations in
 # MPI_Init are suppressed (tests/memcheck/*.supp).
 set -u
