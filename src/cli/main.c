@@ -61,6 +61,22 @@ static const struct subcommand subcommands[] = {
      "two lungs near -800 HU with vessels, heart, aorta, spine, ribs and sternum near +700, noise.\n"
      "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder is created.\n"
      "Example: genesis phantom --count 20 --output-dir scans/ --size 512,512,300\n"},
+    {"plot", cmd_plot, "curves.png of a run: loss, baselines and learning rate from metrics.csv",
+     "usage: genesis plot RUN_DIR [-o FILE [--force]]\n"
+     "\n"
+     "Draws the run's metrics.csv (RUN_DIR may also be the metrics.csv file itself) into a PNG,\n"
+     "by default RUN_DIR/curves.png (the trainer refreshes that one with every preview.png):\n"
+     "the loss panel holds the train loss of every step (light) and its mean per epoch, the\n"
+     "validation loss per epoch, and the identity and mean baselines (dashed) when metrics.csv\n"
+     "has them, with a legend and the last/best values; the panel below holds the learning rate.\n"
+     "Both are drawn against the global step, epochs done are marked along the top. A y axis is\n"
+     "logarithmic when its values span more than a factor of 10, else linear (the label says\n"
+     "which). Columns are found by header name; missing ones are not drawn. Works while the run\n"
+     "is going: a last line still being written is left out. A malformed file is an error naming\n"
+     "its line.\n"
+     "-o FILE   write FILE instead; an existing FILE is replaced only with --force, and never\n"
+     "          when it is not a regular file or is the metrics.csv being read\n"
+     "Example: genesis plot quickstart/run && xdg-open quickstart/run/curves.png\n"},
     {"prep", cmd_prep, "NIfTI scans -> normalised cubes in one HDF5 file (MPI-parallel)",
      "usage: mpirun -np N genesis prep CONFIG [--set section.key=value]...\n"
      "\n"
@@ -119,10 +135,11 @@ static const struct subcommand subcommands[] = {
      "a multiple of N) is split over the ranks, gradients are all-reduced in buckets during\n"
      "backward, batch norm uses the global batch's statistics (batchnorm = sync), and every rank\n"
      "takes the same optimizer step. After each epoch: validation loss, StepLR, early stopping,\n"
-     "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/ and\n"
-     "preview.png. With resume = auto, running the same command again continues from ckpt/latest,\n"
-     "at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a weights file\n"
-     "(genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
+     "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/,\n"
+     "preview.png and curves.png (genesis plot). With resume = auto, running the same command\n"
+     "again continues from ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a\n"
+     "fresh run from a weights file (genesis export, scripts/torch_to_genesis.py) instead of\n"
+     "random weights.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

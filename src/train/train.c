@@ -8,6 +8,7 @@
 #include "genesis/cores.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/plot.h"
 #include "genesis/png.h"
 #include "genesis/signals.h"
 #include "genesis/weights.h"
@@ -77,6 +78,20 @@ static int write_preview(struct trainer *t, const float *x, const float *y, cons
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/preview.png", t->dir);
     return preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, masks);
+}
+
+/* Rank 0: RUN_DIR/curves.png redrawn from metrics.csv (flushed first), beside preview.png. A failure
+ * is a warning: the pictures never stop training. */
+static void refresh_curves(struct trainer *t)
+{
+    char metrics[CONFIG_PATH_MAX + 32], png[CONFIG_PATH_MAX + 32], name[256];
+    metrics_flush(t);
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", t->dir);
+    snprintf(png, sizeof png, "%s/curves.png", t->dir);
+    if (curves_write_png(metrics, png, curves_run_name(t->dir, name, sizeof name), NULL) != GEN_OK) {
+        log_warn("curves.png not refreshed (training goes on): %s", gen_error_message());
+        gen_error_clear();
+    }
 }
 
 static int validate(struct trainer *t, int preview, double *loss)
@@ -305,6 +320,7 @@ static int end_epoch(struct trainer *t, double epoch_start, int *stop)
     log_run(t, "train: epoch %lld done: validation loss %.6f%s (best %.6f), %.1f s", (long long)t->st.epoch,
             val_loss, improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start);
     metrics_validation_row(t, val_loss);
+    if (preview && t->rank == 0) refresh_curves(t);
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
     if (t->st.bad_epochs >= c->patience) {
