@@ -8,6 +8,8 @@
 #     mpirun --map-by slot:PE=T --bind-to core --report-bindings, GENESIS_MPIRUN_ARGS
 #   - a self-requeuing chain: USR1 requeues; SIGINT or RUN_DIR/STOP ends it (status 0, no requeue);
 #     the requeue cap
+#   - every mpirun/srun/sbatch/qsub example of README.md, INSTALL.md, jobs/ and conf/ runs as
+#     written (tests/jobs/examples.py)
 #   - PBS: qsub -v values encoded (commas, blanks survive), the job's resources (qstat -f, PBS Pro
 #     select syntax, a continued line) carried to the resubmission, the walltime as the deadline
 set -u
@@ -23,6 +25,7 @@ mkdir -p $t/bin
 cat > $t/bin/launcher <<'SH'
 #!/usr/bin/env bash
 echo "$(basename "$0") $* SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK:-} OMP_NUM_THREADS=$OMP_NUM_THREADS" >> "$JOBS_TEST_LOG"
+[ -n "${LAUNCHER_EXIT:-}" ] && exit "$LAUNCHER_EXIT"
 trap 'echo "launcher: checkpoint, exiting with status 75"; exit 75' USR1
 echo "launcher: training"
 for i in $(seq 1 300); do sleep 0.1; done
@@ -175,5 +178,13 @@ expect "PBS: GENESIS_SETS survives qsub's comma split" \
 expect "PBS: resubmission count 1 and the request carried as GENESIS_QSUB_ARGS" \
   grep -q "var GENESIS_RESUBMIT_COUNT=1" $t/calls.log.vars
 expect "PBS: GENESIS_QSUB_ARGS carried" grep -q "var GENESIS_QSUB_ARGS=b64:" $t/calls.log.vars
+
+# --- every launch example of README.md, INSTALL.md, jobs/ and conf/ (tests/jobs/examples.py)
+mkdir -p $t/examples
+/usr/bin/python3 "$SRC/tests/jobs/examples.py" "$SRC" "$G" $t/examples > $t/examples.out 2>&1
+rc=$?
+grep -E '^(ok|FAILED|skip)' $t/examples.out
+expect "the launch examples of README.md, INSTALL.md, jobs/ and conf/ run as written" test $rc -eq 0 ||
+  grep -v -E '^(ok|skip)' $t/examples.out | tail -30
 
 finish
