@@ -25,12 +25,6 @@ NOFLOCK="env LD_PRELOAD=$t/noflock.so"
 
 phantom_ct_ini $t/fs.ini
 cat >> $t/fs.ini <<INI
-[train]
-batch = 2
-learning_rate = 0.1
-log_every = 1
-checkpoint_minutes = 0
-checkpoint_steps = 2
 [io]
 mpiio_hints = romio_cb_read=enable,romio_cb_write=enable,cb_nodes=1,striping_factor=2,striping_unit=1048576
 INI
@@ -42,7 +36,8 @@ run $NOFLOCK "$G" info $t/cubes.h5
 expect "info without flock" test $rc -eq 0
 
 train() { run $NOFLOCK "$MPIEXEC" -x LD_PRELOAD -np 2 "$G" train $t/fs.ini --set train.data=$t/cubes.h5 \
-            --set train.output=$t/run "$@"; }
+            --set train.output=$t/run --set train.batch=2 --set train.learning_rate=0.1 \
+            --set train.checkpoint_minutes=0 --set train.checkpoint_steps=2 "$@"; }
 train --set train.max_steps=2
 expect "train without flock writes its checkpoint" test $rc -eq 0 -a -s $t/run/ckpt/step-00000002.h5 ||
   echo "$out" | tail -3
