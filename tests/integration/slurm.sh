@@ -76,17 +76,26 @@ wait_for_step() {
   return 1
 }
 
+# signalled_job NAME SIGNAL [VAR=VALUE...]: submits pretrain.sbatch (with the VARs; output $t/NAME.out,
+# run folder $t/NAME), waits for 5 trained steps, sends SIGNAL to the batch script (scancel --batch)
+# and waits until the job has left the queue; checks that it completed after genesis checkpointed
+# and exited with 75. Sets out and id.
+signalled_job() {
+  local name=$1 signal=$2 state; shift 2
+  out=$t/$name.out
+  id=$(cd $t && env "$@" timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
+       "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/$name)
+  expect "[$name] job started and trained 5 steps" wait_for_step $out 5
+  timeout 30 scancel --signal=$signal --batch $id
+  state=$(slurm_wait_job $id 240)
+  expect "[$name] job completes after SIG$signal ($state)" test "$state" = COMPLETED ||
+    { slurm_diagnose "job $id: $state"; tail -20 $out; }
+  expect "[$name] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
+}
+
 # Slurm: signal, checkpoint, requeue, resume, finish
 for launcher in srun mpirun; do
-  out=$t/slurm-$launcher.out
-  id=$(cd $t && GENESIS_LAUNCHER=$launcher timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
-       "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/slurm-$launcher)
-  expect "[$launcher] job started and trained 5 steps" wait_for_step $out 5
-  timeout 30 scancel --signal=USR1 --batch $id
-  state=$(slurm_wait_job $id 240)
-  expect "[$launcher] job completes after its requeue ($state)" test "$state" = COMPLETED ||
-    { slurm_diagnose "job $id: $state"; tail -20 $out; }
-  expect "[$launcher] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
+  signalled_job slurm-$launcher USR1 GENESIS_LAUNCHER=$launcher
   expect "[$launcher] the script requeued the job" grep -q "requeueing job $id" $out
   expect "[$launcher] the requeued run resumed" grep -q "resuming from $t/slurm-$launcher/ckpt/step-" $out
   expect "[$launcher] restart count seen" grep -q "(run 2)" $out
@@ -98,19 +107,11 @@ done
 
 # Slurm: stopping the chain for good: scancel --signal=INT --batch checkpoints and ends the job
 # (COMPLETED, no requeue) with a checkpoint before the last step
-out=$t/slurm-stop.out
-id=$(cd $t && timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
-     "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/slurm-stop)
-expect "[stop] job started and trained 5 steps" wait_for_step $out 5
-timeout 30 scancel --signal=INT --batch $id
-state=$(slurm_wait_job $id 240)
-expect "[stop] scancel --signal=INT --batch: the job completes ($state)" test "$state" = COMPLETED ||
-  { slurm_diagnose "job $id: $state"; tail -20 $out; }
-expect "[stop] genesis checkpointed (75)" grep -q "exiting with status 75 (continue me)" $out
+signalled_job slurm-stop INT
 expect "[stop] the script ended the chain" grep -q "stopped by request: not requeueing" $out
 expect "[stop] no requeue, one run" test -z "$(grep -e 'requeueing job' -e '(run 2)' $out)"
 expect "[stop] a checkpoint before the last step" test -n "$(ls $t/slurm-stop/ckpt/ | grep "^step-" | grep -v step-00000030)"
-expect "[stop] the launch line and the binding report are in the output" \
+expect "[stop] the launch line is in the output" \
   grep -q "srun --mpi=pmix --kill-on-bad-exit=1 -n 2 -c 1 --cpu-bind=verbose,cores" $out
 
 # PBS through qsub (slurm-wlm-torque): signal, checkpoint, resubmission by qsub, finish
