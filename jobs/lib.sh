@@ -3,15 +3,26 @@
 # genesis_run SUBCOMMAND ARGS...   launches genesis under MPI in the background, forwards SIGUSR1 and
 #                                  SIGTERM to the job step (the trainer then checkpoints and exits
 #                                  with 75, "continue me"), waits, and returns genesis's status.
+#                                  SIGINT asks for a stop: forwarded as SIGUSR1 (checkpoint), and
+#                                  genesis_stop_requested is then true (the scripts end the chain).
+#                                  For train it first checks the layout (genesis_check_layout) and
+#                                  returns 2 with what to change when it cannot work.
 # Variables: GENESIS          the genesis executable (default: genesis on PATH, else build/genesis
 #                             of the checkout holding these scripts)
 #            GENESIS_LAUNCHER srun | mpirun (default: srun under Slurm, mpirun otherwise)
-#            GENESIS_NP       ranks (default: the scheduler's task count)
-#            GENESIS_THREADS  threads per rank (default: Slurm's cpus per task, else PBS's ompthreads
-#                             or ncpus, else 1); passed to genesis train as --set train.threads=T
-#                             unless the arguments set train.threads themselves, and each rank is
-#                             bound to T cores (srun -c T --cpu-bind=cores, mpirun --map-by
-#                             slot:PE=T --bind-to core; OMP_PLACES=cores OMP_PROC_BIND=close)
+#            GENESIS_NP       ranks (default: the scheduler's task count), for srun (-n) and mpirun
+#            GENESIS_THREADS  threads per rank (default: Slurm's cpus per task, else
+#                             OMP_NUM_THREADS (PBS Pro: ompthreads), else PBS's NCPUS, else 1);
+#                             passed to genesis train as --set train.threads=T unless the arguments
+#                             set train.threads themselves, and each rank is bound to T cores
+#                             (srun -n NP -c T --cpu-bind=verbose,cores with SRUN_CPUS_PER_TASK=T,
+#                             mpirun -np NP --map-by slot:PE=T --bind-to core --report-bindings;
+#                             OMP_PLACES=cores OMP_PROC_BIND=close); the launcher's binding report
+#                             goes to the job's output
+#            GENESIS_SRUN_ARGS, GENESIS_MPIRUN_ARGS
+#                             extra launcher options for site needs, separated by blanks, placed
+#                             after genesis's own (e.g. GENESIS_SRUN_ARGS="--mpi=pmi2")
+#            GENESIS_CHECK_LAYOUT  0 skips genesis_check_layout (default 1)
 #
 # The scripts' common steps:
 # genesis_job_config USAGE [CONFIG [ARG...]]   genesis_config=CONFIG, genesis_args=(ARG...);
@@ -23,6 +34,22 @@
 #                                  expands it); a value cannot hold a blank (put such a setting in
 #                                  the configuration file). An ITEM that is not section.key=value:
 #                                  exits 2.
+# genesis_check_layout NP THREADS CONFIG ARG...
+#                                  reads the resolved [train] batch and output (genesis config
+#                                  --check CONFIG with the --set ARGs): genesis_batch,
+#                                  genesis_run_dir; fails (status 2, saying what to change) when the
+#                                  batch is not a multiple of NP, or NP x THREADS exceeds the
+#                                  allocation's cores (genesis_allocated_cores)
+# genesis_stop_requested           true after SIGINT, or when the run folder holds a file STOP
+#                                  (removed when acted on): the pretraining scripts then end their
+#                                  chain instead of requeueing/resubmitting
+# genesis_encode VALUE             prints b64:BASE64 of VALUE (no '=' padding, no comma): a value that
+#                                  survives qsub -v NAME=VALUE,... whatever it holds
+# genesis_decode_vars NAME...      replaces each variable whose value starts with b64: by its decoded
+#                                  value (users may pass such values too: a GENESIS_SETS with commas)
+# genesis_pbs_request              prints the resources of this PBS job as qsub options, one per line
+#                                  (-q QUEUE, -l NAME=VALUE for select, place, nodes, walltime, mem,
+#                                  vmem, pmem, ncpus), from `qstat -f $PBS_JOBID` (GENESIS_QSTAT)
 # genesis_job_end STATUS WHAT      logs "WHAT finished" (STATUS 0) or "WHAT failed (status STATUS)"
 #                                  and exits with STATUS
 
@@ -51,6 +78,39 @@ genesis_sets_from() {
   done
 }
 
+genesis_encode() { printf 'b64:%s' "$(printf '%s' "$1" | base64 -w0 | tr -d '=')"; }
+
+genesis_decode_vars() {
+  local name value
+  for name in "$@"; do
+    value=${!name:-}
+    [[ $value == b64:* ]] || continue
+    value=${value#b64:}
+    while [ $((${#value} % 4)) -ne 0 ]; do value="$value="; done
+    value=$(printf '%s' "$value" | base64 -d) || { genesis_log "$name: not valid b64:BASE64"; exit 2; }
+    printf -v "$name" '%s' "$value"; export "${name?}"
+  done
+}
+
+genesis_pbs_request() {
+  [ -n "${PBS_JOBID:-}" ] || return 0
+  # qstat -f: "    Resource_List.NAME = VALUE", long values continued on lines starting with a tab
+  timeout 30 "${GENESIS_QSTAT:-qstat}" -f "$PBS_JOBID" 2>/dev/null | awk '
+    /^\t/ { if (last != "") { sub(/^\t/, ""); value[last] = value[last] $0 }; next }
+    { last = "" }
+    $1 == "queue" && $2 == "=" { print "-q"; print $3 }
+    $1 ~ /^Resource_List\./ && $2 == "=" {
+      name = substr($1, 15); v = $0; sub(/^[^=]*= */, "", v)
+      if (name ~ /^(select|place|nodes|walltime|mem|vmem|pmem|ncpus)$/) { value[name] = v; last = name }
+    }
+    END {
+      for (name in value) {
+        if (name == "ncpus" && (("select" in value) || ("nodes" in value))) continue
+        print "-l"; print name "=" value[name]
+      }
+    }'
+}
+
 genesis_job_end() {
   local status=$1 what=$2
   if [ "$status" -eq 0 ]; then genesis_log "$what finished"
@@ -69,8 +129,84 @@ genesis_find_executable() {
 
 genesis_forward() {
   local sig=$1
-  genesis_log "received SIG$sig: forwarding SIGUSR1 to the job step (checkpoint, then continue)"
+  if [ "$sig" = INT ]; then
+    genesis_stop=1
+    genesis_log "received SIGINT: stop requested; forwarding SIGUSR1 to the job step (checkpoint, then end)"
+  else
+    genesis_log "received SIG$sig: forwarding SIGUSR1 to the job step (checkpoint, then continue)"
+  fi
   [ -n "${genesis_child:-}" ] && kill -USR1 "$genesis_child" 2>/dev/null
+}
+
+# Cores of the allocation: Slurm's SLURM_JOB_CPUS_PER_NODE (e.g. "32(x4),16"), PBS's node file
+# (Torque: one line per core; PBS Pro: mpiprocs lines per chunk, NCPUS cores per chunk), else this
+# node's online CPUs.
+genesis_allocated_cores() {
+  local total=0 item count times
+  if [ -n "${SLURM_JOB_CPUS_PER_NODE:-}" ]; then
+    IFS=, read -ra items <<<"$SLURM_JOB_CPUS_PER_NODE"
+    for item in "${items[@]}"; do
+      count=${item%%(*}; times=1
+      [[ $item == *"(x"* ]] && { times=${item#*(x}; times=${times%)}; }
+      total=$((total + count * times))
+    done
+  elif [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then
+    local lines hosts
+    lines=$(wc -l < "$PBS_NODEFILE"); hosts=$(sort -u "$PBS_NODEFILE" | wc -l)
+    total=$lines
+    [ -n "${NCPUS:-}" ] && [ $((NCPUS * hosts)) -gt "$total" ] && total=$((NCPUS * hosts))
+    [ -n "${PBS_NUM_NODES:-}" ] && [ -n "${PBS_NUM_PPN:-}" ] &&
+      [ $((PBS_NUM_NODES * PBS_NUM_PPN)) -gt "$total" ] && total=$((PBS_NUM_NODES * PBS_NUM_PPN))
+  else
+    total=$(getconf _NPROCESSORS_ONLN)
+  fi
+  echo "$total"
+}
+
+genesis_check_layout() {
+  local np=$1 threads=$2 config=$3; shift 3
+  local sets=() resolved cores
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --set) [ $# -gt 1 ] && sets+=(--set "$2"); shift ;;
+      --set=*) sets+=(--set "${1#--set=}") ;;
+    esac
+    shift
+  done
+  resolved=$("$GENESIS" config --check "$config" "${sets[@]}" 2>&1) ||
+    { genesis_log "the configuration does not check:"; echo "$resolved" | grep -i error >&2; return 2; }
+  # "key = value    ; origin" lines of the [train] section
+  genesis_batch=$(awk '/^\[/ { s = $0 } s == "[train]" && $1 == "batch" { print $3 }' <<<"$resolved")
+  genesis_run_dir=$(awk '/^\[/ { s = $0 } s == "[train]" && $1 == "output" { print $3 }' <<<"$resolved")
+  if [ -n "$genesis_batch" ] && { [ "$np" -gt "$genesis_batch" ] || [ $((genesis_batch % np)) -ne 0 ]; }; then
+    local fits="" r
+    for r in $(seq 1 "$genesis_batch"); do [ $((genesis_batch % r)) -eq 0 ] && fits="$fits $r"; done
+    genesis_log "train.batch = $genesis_batch is not a multiple of the $np ranks: every rank takes" \
+      "batch / ranks cubes per step. Run a number of ranks that divides it (${fits# }: fewer tasks" \
+      "with more --cpus-per-task / threads each, or GENESIS_NP), or a batch that is a multiple of" \
+      "$np with the large-batch recipe (--set train.batch=B --set train.lr_scaling=linear" \
+      "--set train.warmup_steps=S: README \"Large global batches\")"
+    return 2
+  fi
+  cores=$(genesis_allocated_cores)
+  if [ $((np * threads)) -gt "$cores" ]; then
+    genesis_log "$np ranks x $threads threads = $((np * threads)) cores, but the allocation has $cores:" \
+      "ask for more cores (Slurm: --ntasks x --cpus-per-task; PBS: ncpus/ppn) or lower GENESIS_NP /" \
+      "GENESIS_THREADS (ranks x threads <= cores)"
+    return 2
+  fi
+  return 0
+}
+
+genesis_stop_requested() {
+  [ "${genesis_stop:-0}" = 1 ] && return 0
+  if [ -n "${genesis_run_dir:-}" ] && [ -e "$genesis_run_dir/STOP" ]; then
+    genesis_log "found $genesis_run_dir/STOP: stop requested (removing it)"
+    rm -f "$genesis_run_dir/STOP"
+    genesis_stop=1
+    return 0
+  fi
+  return 1
 }
 
 genesis_run() {
@@ -89,23 +225,31 @@ genesis_run() {
   local np=${GENESIS_NP:-${SLURM_NTASKS:-${PBS_NP:-}}}
   if [ -z "$np" ] && [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then np=$(wc -l < "$PBS_NODEFILE"); fi
   [ -n "$np" ] || np=1
-  local cmd
+  if [ "${1:-}" = train ] && [ "${GENESIS_CHECK_LAYOUT:-1}" != 0 ]; then
+    genesis_check_layout "$np" "$threads" "${@:2}" || return 2
+    if genesis_stop_requested; then
+      genesis_log "not starting: a stop was requested"; return $GENESIS_EXIT_CONTINUE
+    fi
+  fi
+  local cmd extra=()
   case $launcher in
     srun)
-      cmd=(srun --mpi=pmix --kill-on-bad-exit=1)
+      read -ra extra <<<"${GENESIS_SRUN_ARGS:-}"
       # since Slurm 22.05 srun does not inherit --cpus-per-task: say it again
-      if [ "$threads" -gt 1 ]; then export SRUN_CPUS_PER_TASK=$threads; cmd+=(-c "$threads" --cpu-bind=cores); fi
-      cmd+=("$GENESIS" "${args[@]}") ;;
+      export SRUN_CPUS_PER_TASK=$threads
+      cmd=(srun --mpi=pmix --kill-on-bad-exit=1 -n "$np" -c "$threads" --cpu-bind=verbose,cores "${extra[@]}"
+           "$GENESIS" "${args[@]}") ;;
     mpirun)
+      read -ra extra <<<"${GENESIS_MPIRUN_ARGS:-}"
       cmd=(mpirun -np "$np")
       if [ -n "${PBS_NODEFILE:-}" ] && [ -f "$PBS_NODEFILE" ]; then cmd+=(--hostfile "$PBS_NODEFILE"); fi
-      if [ "$threads" -gt 1 ]; then cmd+=(--map-by "slot:PE=$threads" --bind-to core); fi
-      cmd+=("$GENESIS" "${args[@]}") ;;
+      cmd+=(--map-by "slot:PE=$threads" --bind-to core --report-bindings "${extra[@]}" "$GENESIS" "${args[@]}") ;;
     *) genesis_log "GENESIS_LAUNCHER must be srun or mpirun, not '$launcher'"; return 2 ;;
   esac
-  genesis_log "${cmd[*]} (ranks $np, threads per rank $threads)"
+  genesis_log "${cmd[*]} (ranks $np, threads per rank $threads, cores allocated $(genesis_allocated_cores))"
   trap 'genesis_forward USR1' USR1
   trap 'genesis_forward TERM' TERM
+  trap 'genesis_forward INT' INT
   "${cmd[@]}" &
   genesis_child=$!
   local status
@@ -114,7 +258,7 @@ genesis_run() {
     # a trapped signal interrupts `wait` (status > 128) while the step still runs: wait again
     kill -0 "$genesis_child" 2>/dev/null || break
   done
-  trap - USR1 TERM
+  trap - USR1 TERM INT
   genesis_child=
   genesis_log "genesis exited with status $status"
   return $status

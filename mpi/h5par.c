@@ -2,9 +2,15 @@
 #include "genesis/h5par.h"
 
 #include "genesis/error.h"
+#include "genesis/log.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+
+/* The MPI-IO hints of every file opened with the MPI-IO driver ([io] mpiio_hints); MPI_INFO_NULL
+ * while there are none. */
+static MPI_Info mpiio_hints = MPI_INFO_NULL;
 
 void h5par_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -48,11 +54,65 @@ void h5par_close_all(const hid_t *ids, int n)
     }
 }
 
-static hid_t mpio_access(MPI_Comm comm)
+hid_t h5par_unlocked_access(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+    /* ignore_when_disabled = 1: a file system without locks is no error either */
+    if (fapl >= 0 && H5Pset_file_locking(fapl, 0, 1) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+#endif
+    return fapl;
+}
+
+/* One "key=value" item of a hints list: key of letters, digits and _, a value without blanks. */
+static int parse_hint(const char *item, size_t len, char *key, size_t key_size, char *value,
+                      size_t value_size)
+{
+    const char *eq = memchr(item, '=', len);
+    size_t key_len = eq ? (size_t)(eq - item) : 0, value_len = eq ? len - key_len - 1 : 0;
+    if (!eq || key_len == 0 || value_len == 0 || key_len >= key_size || value_len >= value_size)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (isspace((unsigned char)item[i])) return 0;
+    for (size_t i = 0; i < key_len; i++)
+        if (!isalnum((unsigned char)item[i]) && item[i] != '_') return 0;
+    memcpy(key, item, key_len), key[key_len] = '\0';
+    memcpy(value, eq + 1, value_len), value[value_len] = '\0';
+    return 1;
+}
+
+int h5par_set_mpiio_hints(const char *spec)
+{
+    int status = GEN_OK;
+    MPI_Info info = MPI_INFO_NULL;
+    if (mpiio_hints != MPI_INFO_NULL) MPI_Info_free(&mpiio_hints);
+    if (!spec || !spec[0]) return GEN_OK;
+    CHECK(MPI_Info_create(&info) == MPI_SUCCESS, GEN_ERR_MPI, "cannot create the MPI-IO hints");
+    for (const char *item = spec; *item;) {
+        size_t len = strcspn(item, ",");
+        char key[MPI_MAX_INFO_KEY], value[256];
+        CHECK_GOTO(parse_hint(item, len, key, sizeof key, value, sizeof value), GEN_ERR_USAGE,
+                   "[io] mpiio_hints: '%.*s' is not key=value (e.g. romio_cb_write=enable,"
+                   "striping_factor=8: comma-separated, no blanks)", (int)len, item);
+        CHECK_GOTO(MPI_Info_set(info, key, value) == MPI_SUCCESS, GEN_ERR_MPI,
+                   "cannot set MPI-IO hint %s", key);
+        item += len + (item[len] == ',');
+    }
+    mpiio_hints = info, info = MPI_INFO_NULL;
+    log_debug("MPI-IO hints of the parallel HDF5 files: %s", spec);
+cleanup:
+    if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+    return status;
+}
+
+static hid_t mpio_access(MPI_Comm comm)
+{
+    hid_t fapl = h5par_unlocked_access();
     if (fapl < 0) return fapl;
-    if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+    if (H5Pset_fapl_mpio(fapl, comm, mpiio_hints) < 0) {
         H5Pclose(fapl);
         return -1;
     }

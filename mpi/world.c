@@ -2,6 +2,7 @@
 #include "genesis/world.h"
 
 #include "genesis/error.h"
+#include "genesis/h5par.h"
 #include "genesis/log.h"
 
 #include <cblas.h>
@@ -111,7 +112,10 @@ int world_load_config(genesis_config *cfg, const char *path, char *const *assign
         return outcome.status;
     }
     MPI_CALL(MPI_Bcast(cfg, (int)sizeof *cfg, MPI_BYTE, 0, MPI_COMM_WORLD));
-    return GEN_OK;
+    /* every rank holds the same text: a malformed one fails on every rank alike */
+    int status = h5par_set_mpiio_hints(cfg->io.mpiio_hints);
+    if (status != GEN_OK) gen_error_mark_collective();
+    return status;
 }
 
 int world_agree(int status)

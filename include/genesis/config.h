@@ -112,11 +112,17 @@ struct config_train {
     char init_from[CONFIG_PATH_MAX]; /* weights file to start from when not resuming; "" = none */
 };
 
+/* [io]: how genesis's parallel files are accessed (prep's output, train's cubes). */
+struct config_io {
+    char mpiio_hints[CONFIG_PATH_MAX]; /* "key=value,..." MPI_Info hints of the MPI-IO driver; "" = none */
+};
+
 typedef struct genesis_config {
     struct config_model model;
     struct config_prep prep;
     struct config_train train;
     struct config_corrupt corrupt;
+    struct config_io io;
     /* Where each value came from, by schema row: 0 = default, > 0 = line of `path`, -1 = --set. */
     char path[CONFIG_PATH_MAX];
     int origin[CONFIG_KEYS_MAX];

@@ -21,6 +21,12 @@ int h5par_error(const char *what, const char *name, const char *file, int line);
     do {                                                                                       \
         if (!(ok)) return h5par_error((what), (name), __FILE__, __LINE__);                     \
     } while (0)
+/* A file-access property list (caller closes it) without HDF5's file locking: genesis's files are
+ * written whole and renamed into place (atomic_file.h; prep's cubes file likewise), so HDF5's
+ * flock()-based locks guard nothing for them, and they fail where flock() does (Lustre mounted
+ * without -o flock, NFS: "unable to lock file"). HDF5_USE_FILE_LOCKING in the environment still
+ * overrides this (HDF5 >= 1.10.7; older libraries lock unless it is FALSE). -1 on failure. */
+hid_t h5par_unlocked_access(void);
 /* Closes every handle of ids[n] that is open (a file, group, dataset, dataspace, datatype,
  * attribute or property list; -1 and H5P_DEFAULT are skipped), in order. For cleanup: a failed
  * close is not reported (the writers check the close of their file themselves). */

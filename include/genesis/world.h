@@ -26,7 +26,8 @@ int world_finish(int status);
 
 /* Rank 0 builds the configuration (defaults, then `path` if not NULL, then each "--set"
  * assignment) and broadcasts it, or broadcasts its error, which then is a collective error on
- * every rank. */
+ * every rank. Then applies [io] mpiio_hints to every later parallel HDF5 file
+ * (h5par_set_mpiio_hints; a malformed list is a collective usage error). */
 int world_load_config(genesis_config *cfg, const char *path, char *const *assignments,
                       int assignment_count);
 

@@ -10,17 +10,26 @@
 int h5file_open_read(const char *path, const char *hint, hid_t *file)
 {
     h5par_quiet();
-    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECK(*file >= 0, GEN_ERR_DATA, "%s: not a readable HDF5 file%s", path, hint);
+    hid_t fapl = h5par_unlocked_access();
+    *file = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
+    const char *reason = h5par_reason();
+    if (fapl >= 0) H5Pclose(fapl);
+    CHECK(*file >= 0, GEN_ERR_DATA, "%s: not a readable HDF5 file%s%s%s", path, hint,
+          reason[0] ? ": " : "", reason);
     return GEN_OK;
 }
 
 int h5file_create(const char *path, hid_t fapl, const char *what, hid_t *file)
 {
+    int status = GEN_OK;
     h5par_quiet();
-    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5_CHECK(*file >= 0, what, path);
-    return GEN_OK;
+    hid_t unlocked = fapl == H5P_DEFAULT ? h5par_unlocked_access() : -1;
+    H5_CHECK_GOTO(fapl != H5P_DEFAULT || unlocked >= 0, what, path);
+    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl == H5P_DEFAULT ? unlocked : fapl);
+    H5_CHECK_GOTO(*file >= 0, what, path);
+cleanup:
+    if (unlocked >= 0) H5Pclose(unlocked); /* after reading the error stack */
+    return status;
 }
 
 int h5file_has(hid_t loc, const char *name) { return H5Lexists(loc, name, H5P_DEFAULT) > 0; }

@@ -11,10 +11,12 @@
 
 #define H5FILE_MAX_RANK 8
 
-/* Opens path read-only. Fails with GEN_ERR_DATA "<path>: not a readable HDF5 file<hint>" (hint
- * e.g. " (truncated or corrupted?)", or ""). */
+/* Opens path read-only, without HDF5's file locking (h5par_unlocked_access). Fails with
+ * GEN_ERR_DATA "<path>: not a readable HDF5 file<hint>[: <HDF5's reason>]" (hint e.g. " (truncated
+ * or corrupted?)", or ""). */
 int h5file_open_read(const char *path, const char *hint, hid_t *file);
-/* Creates path (truncating it) with file-access list fapl (H5P_DEFAULT: a plain POSIX file). Fails
+/* Creates path (truncating it) with file-access list fapl (H5P_DEFAULT: a plain POSIX file without
+ * HDF5's file locking, h5par_unlocked_access). Fails
  * with GEN_ERR_IO "<what> '<path>': <HDF5's reason>". */
 int h5file_create(const char *path, hid_t fapl, const char *what, hid_t *file);
 /* 1 if loc has a link `name`, else 0 (also when HDF5 cannot tell). */

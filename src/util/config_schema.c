@@ -163,6 +163,11 @@ const struct config_key config_schema[] = {
         "out-painting: at most this many blocks kept after the first"),
     ROW(corrupt, outpaint_continue, TYPE_FLOAT, "0.95", 0, 1, NULL,
         "out-painting: probability of another kept block"),
+
+    ROW(io, mpiio_hints, TYPE_STRING, "", 0, 0, NULL,
+        "MPI-IO hints of the parallel cubes file (prep writes, train reads), comma-separated key=value, "
+        "e.g. romio_cb_read=enable,romio_cb_write=enable,cb_nodes=8,striping_factor=16,"
+        "striping_unit=4194304 (striping: Lustre, at creation); the MPI library ignores unknown hints"),
 };
 
 enum { SCHEMA_ROWS = sizeof config_schema / sizeof config_schema[0] };

@@ -4,7 +4,8 @@
 # and requeue itself; the requeued job resumes and finishes with weights bitwise equal to an
 # uninterrupted run's. The PBS script goes through qsub (slurm-wlm-torque) on the same Slurm, with
 # a resubmission, and runs directly with PBS_* variables set. prep.sbatch prepares the cubes;
-# prep.pbs, run directly, passes the patterns of GENESIS_SETS to genesis unexpanded.
+# prep.pbs, run directly, passes the patterns of GENESIS_SETS to genesis unexpanded. scancel
+# --signal=INT --batch ends a self-requeuing chain after a checkpoint.
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 SRC=${GENESIS_SOURCE_DIR:?}
@@ -75,17 +76,26 @@ wait_for_step() {
   return 1
 }
 
+# signalled_job NAME SIGNAL [VAR=VALUE...]: submits pretrain.sbatch (with the VARs; output $t/NAME.out,
+# run folder $t/NAME), waits for 5 trained steps, sends SIGNAL to the batch script (scancel --batch)
+# and waits until the job has left the queue; checks that it completed after genesis checkpointed
+# and exited with 75. Sets out and id.
+signalled_job() {
+  local name=$1 signal=$2 state; shift 2
+  out=$t/$name.out
+  id=$(cd $t && env "$@" timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
+       "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/$name)
+  expect "[$name] job started and trained 5 steps" wait_for_step $out 5
+  timeout 30 scancel --signal=$signal --batch $id
+  state=$(slurm_wait_job $id 240)
+  expect "[$name] job completes after SIG$signal ($state)" test "$state" = COMPLETED ||
+    { slurm_diagnose "job $id: $state"; tail -20 $out; }
+  expect "[$name] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
+}
+
 # Slurm: signal, checkpoint, requeue, resume, finish
 for launcher in srun mpirun; do
-  out=$t/slurm-$launcher.out
-  id=$(cd $t && GENESIS_LAUNCHER=$launcher timeout 30 sbatch --parsable --ntasks-per-node=2 --time=10 --output=$out \
-       "$SRC/jobs/slurm/pretrain.sbatch" $t/run.ini --set train.output=$t/slurm-$launcher)
-  expect "[$launcher] job started and trained 5 steps" wait_for_step $out 5
-  timeout 30 scancel --signal=USR1 --batch $id
-  state=$(slurm_wait_job $id 240)
-  expect "[$launcher] job completes after its requeue ($state)" test "$state" = COMPLETED ||
-    { slurm_diagnose "job $id: $state"; tail -20 $out; }
-  expect "[$launcher] genesis checkpointed and asked to continue" grep -q "exiting with status 75 (continue me)" $out
+  signalled_job slurm-$launcher USR1 GENESIS_LAUNCHER=$launcher
   expect "[$launcher] the script requeued the job" grep -q "requeueing job $id" $out
   expect "[$launcher] the requeued run resumed" grep -q "resuming from $t/slurm-$launcher/ckpt/step-" $out
   expect "[$launcher] restart count seen" grep -q "(run 2)" $out
@@ -94,6 +104,15 @@ for launcher in srun mpirun; do
       h5diff -q $t/reference/ckpt/step-00000030.h5 $t/slurm-$launcher/ckpt/step-00000030.h5 /$group /$group
   done
 done
+
+# Slurm: stopping the chain for good: scancel --signal=INT --batch checkpoints and ends the job
+# (COMPLETED, no requeue) with a checkpoint before the last step
+signalled_job slurm-stop INT
+expect "[stop] the script ended the chain" grep -q "stopped by request: not requeueing" $out
+expect "[stop] no requeue, one run" test -z "$(grep -e 'requeueing job' -e '(run 2)' $out)"
+expect "[stop] a checkpoint before the last step" test -n "$(ls $t/slurm-stop/ckpt/ | grep "^step-" | grep -v step-00000030)"
+expect "[stop] the launch line is in the output" \
+  grep -q "srun --mpi=pmix --kill-on-bad-exit=1 -n 2 -c 1 --cpu-bind=verbose,cores" $out
 
 # PBS through qsub (slurm-wlm-torque): signal, checkpoint, resubmission by qsub, finish
 printf '[train]\noutput = %s/pbs-qsub\n' $t > $t/pbs.ini
@@ -138,7 +157,8 @@ for i in $(seq 1 1200); do kill -0 $pid 2>/dev/null || break; sleep 0.25; done
 kill -0 $pid 2>/dev/null && { bad "direct PBS run still running 300 s after SIGTERM"; kill -9 $pid; }
 wait $pid
 expect "direct PBS run: SIGTERM forwarded, checkpoint, exit 75" grep -q "exiting with status 75" $t/pbs-direct-1.out
-expect "direct PBS run: resubmitted with the job's variables" grep -q -- "-V -v GENESIS_CONFIG=$t/run.ini,GENESIS_RESUBMIT_COUNT=1" $t/qsub-args
+expect "direct PBS run: resubmitted with the job's variables (encoded)" \
+  grep -q -- "-V -v GENESIS_CONFIG=b64:[A-Za-z0-9+/]*,GENESIS_RESUBMIT_COUNT=1," $t/qsub-args
 expect "direct PBS run: the next job resumed and finished" grep -q "pretraining finished" $t/pbs-direct-2.out
 expect "direct PBS run: the nodefile set 2 ranks" grep -q "ranks 2" $t/pbs-direct-1.out
 for group in params buffers optim; do

@@ -83,10 +83,5 @@ int main(int argc, char **argv)
     EXPECT(status == GEN_ERR_INJECTED && gen_error_is_collective(), "all: %d", status);
     unsetenv("GENESIS_FAULT");
 
-    int failures = 0;
-    MPI_Allreduce(&check_failures, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    check_failures = failures;
-    MPI_Finalize();
-    if (rank != 0) return failures ? 1 : 0;
-    TEST_MAIN_END();
+    MPI_TEST_MAIN_END(rank);
 }

@@ -85,4 +85,16 @@ static inline tensor_diff expect_tensor_close(const char *what, const float *got
         return check_failures ? 1 : 0;                                                         \
     } while (0)
 
+/* The end of an MPI test program's main (needs mpi.h and the rank): sums the failures over the
+ * ranks, finalizes MPI; rank 0 prints the count, and every rank returns the status. */
+#define MPI_TEST_MAIN_END(rank)                                                                \
+    do {                                                                                       \
+        int mpi_failures_ = 0;                                                                 \
+        MPI_Allreduce(&check_failures, &mpi_failures_, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);   \
+        check_failures = mpi_failures_;                                                        \
+        MPI_Finalize();                                                                        \
+        if ((rank) != 0) return check_failures ? 1 : 0;                                        \
+        TEST_MAIN_END();                                                                       \
+    } while (0)
+
 #endif
