@@ -184,8 +184,8 @@ genesis_check_layout() {
     genesis_log "train.batch = $genesis_batch is not a multiple of the $np ranks: every rank takes" \
       "batch / ranks cubes per step. Run a number of ranks that divides it (${fits# }: fewer tasks" \
       "with more --cpus-per-task / threads each, or GENESIS_NP), or a batch that is a multiple of" \
-      "$np with the large-batch recipe (--set train.batch=B --set train.lr_scaling=linear" \
-      "--set train.warmup_steps=S: README \"Large global batches\")"
+      "$np (--set train.batch=B; README \"Large global batches\" says which learning rate: at batch" \
+      "48 the paper's, --set train.lr_scaling=none, measured)"
     return 2
   fi
   cores=$(genesis_allocated_cores)

@@ -67,7 +67,7 @@ sbatch_direct layout-batch GENESIS_NP=4 SLURM_JOB_CPUS_PER_NODE=4; wait $job; rc
 out=$(cat $t/layout-batch.out)
 expect "batch 6 on 4 ranks: refused before launching (status 2)" test $rc -eq 2
 expect "batch 6 on 4 ranks: says which rank counts fit" has "not a multiple of the 4 ranks.*(1 2 3 6"
-expect "batch 6 on 4 ranks: points to the large-batch recipe" has "train.lr_scaling=linear"
+expect "batch 6 on 4 ranks: points to the large-batch recipe" has "train.lr_scaling=none"
 expect "batch 6 on 4 ranks: no launcher started" test ! -s $t/calls.log
 sbatch_direct layout-cores GENESIS_THREADS=2; wait $job; rc=$?
 out=$(cat $t/layout-cores.out)
