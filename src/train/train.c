@@ -8,7 +8,6 @@
 #include "genesis/cores.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
-#include "genesis/png.h"
 #include "genesis/signals.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -68,36 +67,6 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     trainer_phase_stop(t, PHASE_OPTIM, t0);
     t->st.optimizer_steps = t->optim.step;
     return global_mean(t, loss);
-}
-
-static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index,
-                         const unsigned *masks, int b)
-{
-    const model_config *mc = model_get_config(t->model);
-    char path[CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/preview.png", t->dir);
-    return preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, masks);
-}
-
-static int validate(struct trainer *t, int preview, double *loss)
-{
-    double t0 = profile_now(), sum = 0;
-    int64_t batches = loader_validation_batches(t->loader);
-    int b = (int)loader_local_batch(t->loader), status = GEN_OK;
-    for (int64_t v = 0; v < batches; v++) {
-        const float *x, *y;
-        const int64_t *index;
-        const unsigned *masks;
-        double l = 0;
-        CALL(loader_validation(t->loader, v, &x, &y, &index, &masks));
-        CALL(model_forward(t->model, &l, x, y, b));
-        sum += l;
-        if (v == 0 && preview && t->rank == 0) status = write_preview(t, x, y, index, masks, b);
-    }
-    *loss = batches ? sum / (double)batches : NAN;
-    CALL(global_mean(t, loss));
-    trainer_phase_stop(t, PHASE_VALIDATION, t0);
-    return world_agree_shared(status);
 }
 
 /* Debug: all ranks must hold bitwise identical parameters. */
@@ -184,7 +153,7 @@ static int create_model_and_optimizer(struct trainer *t)
         nn_reduce_hook hook = {gradsync_bn_allreduce, &t->sync};
         model_set_bn_hook(t->model, &hook);
     }
-    t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL,
+    t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL, .best_identity = NAN,
                           .optimizer_kind = oc.kind, .config_hash = config_hash(t->cfg)};
     return GEN_OK;
 }
@@ -224,6 +193,7 @@ static int setup(struct trainer *t)
     char schedule[512];
     lr_schedule_describe(&t->schedule, schedule, sizeof schedule);
     log_run(t, "train: %s; optimizer %s", schedule, optim_kind_name(t->optim.cfg.kind));
+    run_folder_heartbeat(t);
     return GEN_OK;
 }
 
@@ -292,19 +262,34 @@ static void log_progress(struct trainer *t, struct progress_window *w, int64_t s
     metrics_flush(t);
 }
 
+/* train.log's line of the per-corruption split: "validation by corruption: in-painting 12 cubes loss L
+ * identity I | ..." */
+static void log_breakdown(struct trainer *t, const struct validation_result *v)
+{
+    char line[768];
+    int used = snprintf(line, sizeof line, "train: validation by corruption:");
+    for (int c = 0; c < BREAKDOWN_COUNT && used > 0 && (size_t)used < sizeof line; c++)
+        used += snprintf(line + used, sizeof line - (size_t)used, "%s %s %lld cubes loss %.6f identity %.6f",
+                         c ? " |" : "", breakdown_names[c], (long long)v->count[c], v->model[c], v->identity_of[c]);
+    log_run(t, "%s", line);
+}
+
 /* End of an epoch: validation (and the preview), early-stopping bookkeeping, best.h5. */
 static int end_epoch(struct trainer *t, double epoch_start, int *stop)
 {
     const struct config_train *c = &t->cfg->train;
     int preview = c->preview_epochs > 0 && (t->st.epoch + 1) % c->preview_epochs == 0;
-    double val_loss;
-    CALL(validate(t, preview, &val_loss));
-    int improved = val_loss < t->st.best_loss;
-    if (improved) t->st.best_loss = val_loss, t->st.bad_epochs = 0;
+    struct validation_result v;
+    CALL(trainer_validate(t, preview, &v));
+    int improved = v.loss < t->st.best_loss;
+    if (improved) t->st.best_loss = v.loss, t->st.best_identity = v.identity, t->st.bad_epochs = 0;
     else t->st.bad_epochs++;
-    log_run(t, "train: epoch %lld done: validation loss %.6f%s (best %.6f), %.1f s", (long long)t->st.epoch,
-            val_loss, improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start);
-    metrics_validation_row(t, val_loss);
+    log_run(t, "train: epoch %lld done: validation loss %.6f (identity %.6f, mean %.6f, gain %.3f)%s (best %.6f), "
+               "%.1f s", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain, improved ? " (improved)" : "",
+            t->st.best_loss, profile_now() - epoch_start);
+    log_breakdown(t, &v);
+    metrics_validation_row(t, &v);
+    run_folder_heartbeat(t);
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
     if (t->st.bad_epochs >= c->patience) {
@@ -336,6 +321,7 @@ static int run(struct trainer *t)
             t->st.step_in_epoch++;
             t->st.global_step++;
             metrics_step_row(t, loss, profile_now() - step_start, data_s, comm_s);
+            run_folder_heartbeat(t);
             window.loss += loss, window.comm_seconds += comm_s, window.steps++;
             int done_steps = c->max_steps > 0 && t->st.global_step >= c->max_steps;
             if (t->st.global_step % c->log_every == 0 || t->st.step_in_epoch == steps || done_steps)
@@ -369,6 +355,7 @@ int train_run(const genesis_config *cfg, const struct train_options *opt)
 {
     struct trainer t = {.cfg = cfg, .opt = opt, .rank = world_rank(), .ranks = world_size()};
     int status = run(&t);
+    if (status != GEN_OK && status != GEN_CONTINUE) run_folder_log_error(&t, gen_error_message());
     teardown(&t);
     return status;
 }
