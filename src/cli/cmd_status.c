@@ -8,6 +8,8 @@
  *   running       the heartbeat is younger than --stale-minutes (default 10), and its process is
  *                 alive when it ran on this host
  *   not running   otherwise (killed, or lost with its node): resume with the same command
+ * Resubmissions: the trainer's start lines in train.log after the first (a resumed run appends to
+ * train.log, a fresh one starts it anew).
  */
 #include "cli/cli.h"
 
@@ -31,7 +33,8 @@ struct run_log {             /* what train.log says */
     char last[1024];         /* its last non-empty line */
     char problem[1024];      /* its last line with "warning" or "error" */
     long long steps_per_epoch; /* from the start line; 0: unknown */
-    int resumes;             /* "train: resuming from" lines */
+    int starts;              /* start lines of the trainer ("... steps per epoch of ..."): invocations
+                                since the run began (a fresh run starts a new train.log) */
 };
 
 struct run_metrics {         /* what metrics.csv says */
@@ -67,12 +70,12 @@ static void read_log(const char *dir, struct run_log *log)
         if (!line[0]) continue;
         snprintf(log->last, sizeof log->last, "%s", line);
         if (strstr(line, "warning") || strstr(line, "error")) snprintf(log->problem, sizeof log->problem, "%s", line);
-        if (!strncmp(line, "train: resuming from ", 21)) log->resumes++;
         const char *per = strstr(line, " steps per epoch of ");
         if (!strncmp(line, "train: ", 7) && per) {
             const char *p = per;
             while (p > line && p[-1] >= '0' && p[-1] <= '9') p--;
             log->steps_per_epoch = strtoll(p, NULL, 10);
+            log->starts++;
         }
     }
     fclose(f);
@@ -249,7 +252,8 @@ static void print_progress(const char *dir, const struct run_log *log, const str
     else
         printf("checkpoint:    none yet\n");
     printf("last problem:  %s\n", log->problem[0] ? log->problem : "none in train.log");
-    printf("resubmissions: %d (times the run resumed from a checkpoint)\n", log->resumes);
+    printf("resubmissions: %d (starts of the trainer in train.log after the first)\n",
+           log->starts > 0 ? log->starts - 1 : 0);
 }
 
 static int show_status(const char *dir, double stale_minutes)
