@@ -1,7 +1,8 @@
 /* genesis train: the epoch/step loop (include/genesis/train.h). Reads as the algorithm: next batch,
  * zero grad, forward, backward (gradient buckets all-reduced as they complete), optimizer step;
- * validation, StepLR, early stopping and checkpoints at their boundaries. The run folder, the
- * checkpoints and the stop policy live beside it (src/train/trainer.h). */
+ * validation, StepLR, early stopping and checkpoints at their boundaries. Validation with its
+ * baselines (validation.c), the run folder, the checkpoints and the stop policy live beside it
+ * (src/train/trainer.h). */
 #include "trainer.h"
 
 #include "genesis/collective.h"
