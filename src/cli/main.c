@@ -124,8 +124,10 @@ static const struct subcommand subcommands[] = {
      "and mean baselines and gain (metrics.csv), samples/s of the last step, the ETA to [train]\n"
      "max_epochs or max_steps (config.ini; mean step time of the last 20 steps, validation not\n"
      "counted), the newest checkpoint (ckpt/latest), the last warning or error line of train.log\n"
-     "and the resubmissions so far (the trainer's starts in train.log after the first). The heartbeat is\n"
-     "RUN_DIR/heartbeat, replaced by rank 0 at every step: time, step, epoch, pid and host.\n"},
+     "and the resubmissions so far (the trainer's starts in train.log after the first). The\n"
+     "heartbeat is RUN_DIR/heartbeat, replaced by rank 0 at every step: time, step, epoch, pid and\n"
+     "host.\n"
+     "Example: genesis status run --stale-minutes 30\n"},
     {"train", cmd_train, "data-parallel Models Genesis pretraining, resumable",
      "usage: mpirun -np N genesis train CONFIG [--set section.key=value]... [--profile]\n"
      "\n"
