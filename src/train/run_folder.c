@@ -34,6 +34,24 @@ void log_run(struct trainer *t, const char *fmt, ...)
     }
 }
 
+void warn_run(struct trainer *t, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_warn("%s", line);
+    if (t->rank != 0) return;
+    if (t->logfile) {
+        fprintf(t->logfile, "train: warning: %s\n", line);
+        fflush(t->logfile);
+        return;
+    }
+    size_t used = strlen(t->early_warnings);
+    snprintf(t->early_warnings + used, sizeof t->early_warnings - used, "train: warning: %s\n", line);
+}
+
 static int make_dir(const char *path)
 {
     if (mkdir(path, 0777) != 0 && errno != EEXIST)
@@ -149,6 +167,7 @@ static int open_files(struct trainer *t, int resumed)
     CALL(open_csv(t, "validation.csv", header, resumed, &t->validation));
     snprintf(path, sizeof path, "%s/train.log", t->dir);
     t->logfile = fopen(path, resumed ? "a" : "w");
+    if (t->logfile) fputs(t->early_warnings, t->logfile);
     if (converted)
         log_run(t, "train: note: %s/metrics.csv had the older header: rewritten with the columns identity_loss, "
                    "mean_loss, gain added (empty in the rows before)", t->dir);

@@ -95,7 +95,7 @@ static void warn_if_oversubscribed(struct trainer *t)
     long threads = t->cfg->train.threads;
     int cores = process_allowed_cores();
     if (cores > 0 && threads > cores)
-        log_warn("train.threads = %ld, but this rank may run on only %d core(s) (its CPU binding): the "
+        warn_run(t, "train.threads = %ld, but this rank may run on only %d core(s) (its CPU binding): the "
                  "threads will share them, which is much slower. Give each rank its cores (mpirun "
                  "--map-by slot:PE=%ld --bind-to core, or srun -c %ld --cpu-bind=cores) or lower "
                  "train.threads", threads, cores, threads, threads);
@@ -129,7 +129,7 @@ static int create_schedule(struct trainer *t)
                  "epoch): the learning rate would never reach %g",
                  where, c->warmup_steps, c->max_epochs, steps_per_epoch, t->schedule.base_lr);
     if (c->max_steps > 0 && c->warmup_steps > c->max_steps && t->rank == 0)
-        log_warn("%s: [train] warmup_steps = %ld is longer than this run (max_steps = %ld): it stops while "
+        warn_run(t, "%s: [train] warmup_steps = %ld is longer than this run (max_steps = %ld): it stops while "
                  "the learning rate is still warming up (a resumed run continues the warm-up)",
                  where, c->warmup_steps, c->max_steps);
     return GEN_OK;

@@ -31,6 +31,7 @@ struct trainer {
     char dir[CONFIG_PATH_MAX], ckpt_dir[CONFIG_PATH_MAX + 8];
     char *config_text;
     FILE *metrics, *validation, *logfile; /* rank 0: metrics.csv, validation.csv, train.log */
+    char early_warnings[2048];    /* rank 0: warn_run lines from before train.log was open (cut at the end) */
     profile prof;
     int phase_event[PHASE_COUNT]; /* profile event id of each phase */
     double last_checkpoint;       /* profile_now() */
@@ -71,6 +72,9 @@ int run_folder_open_files(struct trainer *t, int resumed);
 void run_folder_close_files(struct trainer *t);
 /* Progress and information: printed on rank 0 (log_info) and appended to the run's train.log. */
 void log_run(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning: log_warn on this rank, and on rank 0 "train: warning: ..." in train.log (kept until it is
+ * open when it comes earlier), where genesis status finds it. */
+void warn_run(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Rank 0: one metrics.csv row of a training step, of a validation. */
 void metrics_step_row(struct trainer *t, double loss, double step_seconds, double data_seconds,
                       double comm_seconds);

@@ -155,6 +155,11 @@ run "$G" status $t/live --stale-minutes 15
 expect "status with a heartbeat older than --stale-minutes: not running" has "live: not running: no heartbeat for 20"
 run "$G" status $t/live --stale-minutes 30
 expect "the same heartbeat within --stale-minutes 30 (another host): running" has "live: running"
+run "$G" train $t/tiny.ini --set train.data=$t/cubes.h5 --set train.output=$t/warned --set train.max_steps=2 \
+    --set train.warmup_steps=3
+run "$G" status $t/warned
+expect "status: a trainer warning (before train.log was open) is the last problem" \
+    has "last problem: *train: warning: .*warmup_steps = 3 is longer than this run"
 GENESIS_VALIDATION_DUMP=$t/no/such/folder/dump run "$G" train $t/tiny.ini --set train.data=$t/cubes.h5 \
     --set train.output=$t/failed
 expect "a run that fails at validation exits non-zero" test $rc -ne 0
