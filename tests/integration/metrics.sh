@@ -90,6 +90,13 @@ for key, bit in bits.items():
 print('cubes per corruption', {k: int(split[0][f'{k}_count']) for k in bits})
 PY
 done
+expect "1 and 2 ranks: the same validation figures (1e-5 relative)" $PY - $t/run1 $t/run2 <<'PY'
+import csv, sys
+rows = [[r for r in csv.DictReader(open(f'{d}/metrics.csv')) if r['validation_loss']][0] for d in sys.argv[1:]]
+for k in ('validation_loss', 'identity_loss', 'mean_loss', 'gain'):
+    a, b = (float(r[k]) for r in rows)
+    assert abs(a - b) <= 1e-5 * abs(a), (k, a, b)
+PY
 expect "metrics.csv: the old columns in their order, then identity_loss,mean_loss,gain" test \
     "$(head -1 $t/run1/metrics.csv)" = "step,epoch,lr,train_loss,validation_loss,samples_per_s,data_s,compute_s,comm_s,identity_loss,mean_loss,gain"
 expect "step rows leave the new columns empty" test "$(awk -F, 'NR == 2 {print NF, $10 $11 $12}' $t/run1/metrics.csv)" = "12 "
