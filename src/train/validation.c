@@ -145,7 +145,9 @@ int trainer_validate(struct trainer *t, int preview, struct validation_result *r
     double t0 = profile_now(), loss = 0, sums[SUM_COUNT] = {0};
     char dump_path[CONFIG_PATH_MAX + 32];
     FILE *dump = NULL;
-    CALL(world_agree(open_dump(t, &dump, dump_path, sizeof dump_path)));
+    int opened = world_agree(open_dump(t, &dump, dump_path, sizeof dump_path));
+    if (opened != GEN_OK && dump) fclose(dump); /* another rank could not open its own */
+    CALL(opened);
     int side = GEN_OK, status = validate_batches(t, preview, dump, dump_path, &loss, sums, &side);
     if (dump && fclose(dump) != 0 && side == GEN_OK)
         side = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", dump_path, strerror(errno));
