@@ -29,6 +29,7 @@ int cmd_export(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_preview(int argc, char **argv);

@@ -61,6 +61,22 @@ static const struct subcommand subcommands[] = {
      "two lungs near -800 HU with vessels, heart, aorta, spine, ribs and sternum near +700, noise.\n"
      "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder is created.\n"
      "Example: genesis phantom --count 20 --output-dir scans/ --size 512,512,300\n"},
+    {"plot", cmd_plot, "curves.png of a run: loss, baselines and learning rate from metrics.csv",
+     "usage: genesis plot RUN_DIR [-o FILE [--force]]\n"
+     "\n"
+     "Draws the run's metrics.csv (RUN_DIR may also be the metrics.csv file itself) into a PNG,\n"
+     "by default RUN_DIR/curves.png (the trainer refreshes that one with every preview.png):\n"
+     "the loss panel holds the train loss of every step (light) and its mean per epoch, the\n"
+     "validation loss per epoch, and the identity and mean baselines (dashed) when metrics.csv\n"
+     "has them, with a legend and the last/best values; the panel below holds the learning rate.\n"
+     "Both are drawn against the global step, epochs done are marked along the top. A y axis is\n"
+     "logarithmic when its values span more than a factor of 10, else linear (the label says\n"
+     "which). Columns are found by header name; missing ones are not drawn. Works while the run\n"
+     "is going: a last line still being written is left out. A malformed file is an error naming\n"
+     "its line.\n"
+     "-o FILE   write FILE instead; an existing FILE is replaced only with --force, and never\n"
+     "          when it is not a regular file or is the metrics.csv being read\n"
+     "Example: genesis plot quickstart/run && xdg-open quickstart/run/curves.png\n"},
     {"prep", cmd_prep, "NIfTI scans -> normalised cubes in one HDF5 file (MPI-parallel)",
      "usage: mpirun -np N genesis prep CONFIG [--set section.key=value]...\n"
      "\n"
@@ -139,10 +155,10 @@ static const struct subcommand subcommands[] = {
      "baseline (the corrupted input as the output), the mean baseline (the mean target voxel as\n"
      "the output) and the gain 1 - loss / identity, split by corruption; StepLR, early stopping,\n"
      "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, validation.csv,\n"
-     "train.log, heartbeat, ckpt/ and preview.png (README: The run folder; genesis status).\n"
-     "With resume = auto, running the same command again continues from ckpt/latest, at any rank\n"
-     "count. [train] init_from = WEIGHTS.h5 starts a fresh run from a weights file\n"
-     "(genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
+     "train.log, heartbeat, ckpt/, preview.png and curves.png (genesis plot; README: The run\n"
+     "folder; genesis status). With resume = auto, running the same command again continues from\n"
+     "ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a\n"
+     "weights file (genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

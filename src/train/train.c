@@ -9,6 +9,7 @@
 #include "genesis/cores.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/plot.h"
 #include "genesis/signals.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -68,6 +69,20 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     trainer_phase_stop(t, PHASE_OPTIM, t0);
     t->st.optimizer_steps = t->optim.step;
     return global_mean(t, loss);
+}
+
+/* Rank 0: RUN_DIR/curves.png redrawn from metrics.csv (flushed first), beside preview.png. A failure
+ * is a warning: the pictures never stop training. */
+static void refresh_curves(struct trainer *t)
+{
+    char metrics[CONFIG_PATH_MAX + 32], png[CONFIG_PATH_MAX + 32], name[256];
+    metrics_flush(t);
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", t->dir);
+    snprintf(png, sizeof png, "%s/curves.png", t->dir);
+    if (curves_write_png(metrics, png, curves_run_name(t->dir, name, sizeof name), NULL) != GEN_OK) {
+        warn_run(t, "curves.png not refreshed (training goes on): %s", gen_error_message());
+        gen_error_clear();
+    }
 }
 
 /* Debug: all ranks must hold bitwise identical parameters. */
@@ -291,6 +306,7 @@ static int end_epoch(struct trainer *t, double epoch_start, int *stop)
     log_breakdown(t, &v);
     metrics_validation_row(t, &v);
     run_folder_heartbeat(t);
+    if (preview && t->rank == 0) refresh_curves(t);
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
     if (t->st.bad_epochs >= c->patience) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The genesis command line and how MPI jobs end: help, --version, config checks, the smoke run at
 # 1, 2 and 4 ranks, and errors: one rank failing mid-collective ends the whole job within seconds
-# with that rank's message; an error that every rank sees ends the job cleanly with one message.
+# with that rank's message; an error that every rank sees ends the job cleanly with one message;
+# genesis plot's outputs and errors.
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
@@ -74,5 +75,45 @@ expect "fault on all ranks: exit 1 ($rc)" test $rc -eq 1
 expect "fault on all ranks: one message" once "genesis: error: injected fault at 'smoke.blas'"
 expect "fault on all ranks: no MPI_Abort" lacks MPI_ABORT
 expect "fault on all ranks: ends within 15 s of a clean run (took $secs s, clean $base4 s)" fast 15
+
+# genesis plot: curves.png of a run folder from metrics.csv (tests/unit/test_plot.c checks the
+# picture's pixels; here the command: default output, -o and --force, refused outputs, a run still
+# writing its last line, a malformed file).
+png_size() { /usr/bin/python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24)
+assert d[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"; print("%dx%d" % struct.unpack(">II", d[16:24]))' "$1"; }
+exits_with() { [ "$rc" -eq "$1" ] && has "$2"; }
+mkdir -p "$t/run"
+awk 'BEGIN { print "step,epoch,lr,train_loss,validation_loss,samples_per_s,data_s,compute_s,comm_s"
+  for (s = 1; s <= 40; s++) { e = int((s - 1) / 10); printf "%d,%d,0.1,%.6f,,1,0,1,0\n", s, e, 1 / (1 + s)
+    if (s % 10 == 0) printf "%d,%d,0.1,,%.6f,,,,\n", s, e, 0.3 - 0.01 * e } }' > "$t/run/metrics.csv"
+run "$G" help plot
+expect "help plot shows usage" has "genesis plot RUN_DIR"
+run "$MPIEXEC" -np 2 "$G" plot "$t/run"
+expect "plot: writes RUN_DIR/curves.png, says so once" once "plot: $t/run/curves.png: loss (log y)"
+expect "plot: curves.png is a 1000x760 PNG" test "$(png_size "$t/run/curves.png")" = 1000x760
+run "$G" plot "$t/run"
+expect "plot: replaces its own curves.png" test $rc -eq 0
+run "$G" plot "$t/run" -o "$t/other.png"
+expect "plot -o FILE writes FILE" test $rc -eq 0 -a -s "$t/other.png"
+run "$G" plot "$t/run" -o "$t/other.png"
+expect "plot -o onto an existing file: exit 2, names --force" exits_with 2 "other.png exists (add --force"
+run "$G" plot "$t/run/metrics.csv" -o "$t/other.png" --force
+expect "plot -o FILE --force replaces FILE (RUN_DIR given as its metrics.csv)" test $rc -eq 0
+sum=$(sha256sum < "$t/run/metrics.csv")
+run "$G" plot "$t/run" -o "$t/run/metrics.csv" --force
+expect "plot -o onto its own metrics.csv: refused" exits_with 2 "is the metrics file being read"
+expect "plot -o onto its own metrics.csv: the file intact" test "$(sha256sum < "$t/run/metrics.csv")" = "$sum"
+mkdir "$t/folder.png"
+run "$G" plot "$t/run" -o "$t/folder.png" --force
+expect "plot -o onto a folder: refused" exits_with 2 "folder.png exists and is not a regular file"
+expect "plot -o onto a folder: the folder intact" test -d "$t/folder.png"
+printf '41,4,0.1,0.02' >> "$t/run/metrics.csv"
+run "$G" plot "$t/run"
+expect "plot of a run writing its last line: exit 0, the partial row left out" \
+  succeeded_with "against steps 0..40"
+sed '5s/.*/5,0,0.1/' "$t/run/metrics.csv" > "$t/bad.csv"
+run "$G" plot "$t/bad.csv" -o "$t/bad.png"
+expect "plot of a malformed file: exit 1, names file and line" \
+  exits_with 1 "genesis: error: $t/bad.csv:5: 3 fields, but the header has 9"
 
 finish

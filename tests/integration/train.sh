@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # genesis train end to end: the same run at 1, 2 and 3 ranks; replicas bitwise identical; resume
-# (3 + 3 steps) bitwise equal to 6 straight steps; the loss falls on real MRI cubes; bad inputs give
-# one clear error and no hang.
+# (3 + 3 steps) bitwise equal to 6 straight steps; the loss falls on real MRI cubes (and curves.png
+# is drawn; a failure to draw it is a warning only); bad inputs give one clear error and no hang.
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 MPIEXEC=${MPIEXEC:-mpirun}
@@ -128,6 +128,20 @@ assert means[-1] < 0.9 * means[0], 'train loss did not fall by 10%'
 assert min(val[-3:]) < val[0], 'validation loss did not fall'
 PY
 expect "preview.png and best.h5 written" test -s $t/mri/preview.png -a -s $t/mri/ckpt/best.h5
+expect "curves.png refreshed with preview.png (a 1000x760 PNG), no warning" $PY - $t/mri/curves.png <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read(24)
+assert d[:8] == b'\x89PNG\r\n\x1a\n' and struct.unpack('>II', d[16:24]) == (1000, 760), d
+PY
+expect "no warning about curves.png" lacks "curves.png not refreshed"
+# A curves.png that cannot be written (here a folder) is a warning; training goes on and ends well.
+mkdir -p $t/nocurves/curves.png
+run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/cubes.h5 --set train.output=$t/nocurves \
+    --set train.max_epochs=1
+expect "an unwritable curves.png: a warning naming it, and training exits 0" \
+    succeeded_with "warning.*curves.png not refreshed (training goes on): $t/nocurves/curves.png exists and is not a regular"
+expect "an unwritable curves.png: the epoch's validation and best.h5 still written" \
+    test -s $t/nocurves/ckpt/best.h5 -a -d $t/nocurves/curves.png
 
 # Bad input: one clear error, non-zero exit, no hang (each bounded by the 600 s guard).
 run "$MPIEXEC" -np 2 "$G" train $t/train.ini --set train.data=$t/missing.h5 --set train.output=$t/bad1

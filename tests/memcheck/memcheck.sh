@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # No leaks and no invalid accesses on the short paths: help and version, configuration (good and
-# bad), phantom, prep, info, a 1-step training run and its resume to step 2, export, and an error
-# exit. Release build: each command under valgrind memcheck, but for the training runs themselves
-# (a width-2 step takes minutes under valgrind): they run plainly there, and their checkpoint is
-# then read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training
+# bad), phantom, prep, info, a 1-step training run and its resume to step 2, export, plot, and
+# error exits. Release build: each command under valgrind memcheck, but for the training runs
+# themselves (a width-2 step takes minutes under valgrind): they run plainly there, and their
+# checkpoint is then read under valgrind. Sanitizer build (GENESIS_SANITIZE=ON): every command, training
 # included, under AddressSanitizer, UBSan and LeakSanitizer. Open MPI's own allocations in
 # MPI_Init are suppressed (tests/memcheck/*.supp).
 set -u
@@ -74,5 +74,8 @@ training 0 "train resumed (to step 2)" train $t/run.ini --set train.max_steps=2
 expect "the resumed run reached step 2" test -s $t/run/ckpt/step-00000002.h5
 clean 0 "info (checkpoint)" info $t/run/ckpt/step-00000002.h5
 clean 0 "export" export $t/run/ckpt/step-00000002.h5 -o $t/weights.h5
+clean 0 "plot (curves.png of the run)" plot $t/run
+printf 'step,train_loss\n1,0.5\n2\n' > $t/bad.csv
+clean 1 "plot of a malformed metrics.csv" plot $t/bad.csv
 clean 1 "train on a missing cubes file" train $t/run.ini --set train.data=$t/missing.h5 --set train.output=$t/run2
 finish

@@ -4,30 +4,11 @@
 #include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/png.h"
+#include "png_read.h"
 
-#include <png.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Reads a PNG as 8-bit gray (or RGB when channels == 3); returns a malloc'd buffer or NULL. */
-static uint8_t *read_png(const char *path, int channels, int *width, int *height)
-{
-    png_image image;
-    memset(&image, 0, sizeof image);
-    image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&image, path)) return NULL;
-    image.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    uint8_t *pixels = malloc(PNG_IMAGE_SIZE(image));
-    if (!pixels || !png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
-        free(pixels);
-        png_image_free(&image);
-        return NULL;
-    }
-    *width = (int)image.width;
-    *height = (int)image.height;
-    return pixels;
-}
 
 static void test_image_write(const char *dir)
 {
@@ -144,12 +125,6 @@ int main(void)
     }
     test_image_write(dir);
     test_preview(dir);
-    if (getenv("GENESIS_KEEP_PREVIEW")) {
-        printf("pictures kept in %s\n", dir);
-    } else {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
+    remove_picture_dir(dir, "GENESIS_KEEP_PREVIEW");
     TEST_MAIN_END();
 }
