@@ -5,7 +5,8 @@
  *   /optim/<k>/<state_dict name> optimizer state array k (SGD, LARS: 0 = momentum_buffer; Adam:
  *                                0 = exp_avg, 1 = exp_avg_sq)
  *   /state attributes            format_version, epoch, step_in_epoch, global_step, lr,
- *                                best_loss, bad_epochs, optimizer_steps, optimizer, config_hash
+ *                                best_loss, bad_epochs, optimizer_steps, optimizer, config_hash,
+ *                                best_identity_loss (absent in older checkpoints: read as NaN)
  *   /config                      the resolved configuration (text attribute of /)
  *
  * Written by one process under PATH.tmp-<pid>, flushed, fsync'ed and renamed over PATH, so PATH
@@ -29,6 +30,8 @@ typedef struct train_state {
     double lr;              /* learning rate of the last step (StepLR's of the epoch in progress,
                                times the warm-up factor during the warm-up) */
     double best_loss;       /* best validation loss so far (HUGE_VAL: none) */
+    double best_identity;   /* the identity baseline of that validation (the corrupted input as the
+                               output, same batches); NaN: unknown (none yet, or an older checkpoint) */
     int64_t bad_epochs;     /* epochs since the best validation loss (early stopping) */
     int64_t optimizer_steps;
     int64_t optimizer_kind; /* enum optim_kind (sgd 1, adam 2, lars 3) */

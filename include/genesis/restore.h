@@ -41,6 +41,10 @@ struct restore_report {
     double mse_corrupt_volume;  /* blended corrupted windows vs input (with corrupt) */
     double mse_window;          /* model output vs clean window, over every window voxel */
     double mse_corrupt_window;  /* corrupted window vs clean window (with corrupt) */
+    double mse_mean_volume;     /* the mean baseline: the scan's mean voxel as a constant output vs the
+                                   input, over the scan's voxels (the normalised scan's variance) */
+    double gain_volume;         /* 1 - mse_volume / mse_corrupt_volume (with corrupt; else NaN) */
+    double gain_window;         /* 1 - mse_window / mse_corrupt_window (with corrupt; else NaN) */
     double seconds;
 };
 

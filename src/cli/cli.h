@@ -34,6 +34,7 @@ int cmd_prep(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

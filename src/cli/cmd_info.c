@@ -70,8 +70,12 @@ static int describe_checkpoint(const char *path)
            (long long)st.step_in_epoch, (long long)st.global_step);
     printf("schedule:   learning rate %g, optimizer %s (%lld steps)\n", st.lr,
            optim_kind_name((int)st.optimizer_kind), (long long)st.optimizer_steps);
-    if (isfinite(st.best_loss))
-        printf("validation: best loss %.6f, %lld epoch(s) since\n", st.best_loss, (long long)st.bad_epochs);
+    if (isfinite(st.best_loss) && isfinite(st.best_identity))
+        printf("validation: best loss %.6f (identity %.6f, gain %.3f), %lld epoch(s) since\n", st.best_loss,
+               st.best_identity, 1.0 - st.best_loss / st.best_identity, (long long)st.bad_epochs);
+    else if (isfinite(st.best_loss))
+        printf("validation: best loss %.6f (gain unknown: written before genesis stored the identity baseline), "
+               "%lld epoch(s) since\n", st.best_loss, (long long)st.bad_epochs);
     else
         printf("validation: none yet\n");
     printf("config:     hash %016llx (the resolved configuration is the file's 'config' attribute)\n",

@@ -71,6 +71,17 @@ int cmd_restore(int argc, char **argv)
         log_info("restore: mse_volume_corrupted: %.6f   (blended corrupted windows vs the scan)", r.mse_corrupt_volume);
     }
     log_info("restore: mse_volume_restored:  %.6f   (restored volume vs the scan)", r.mse_volume);
+    log_info("restore: mse_volume_mean:      %.6f   (the scan's mean voxel as a constant output vs the scan)",
+             r.mse_mean_volume);
+    if (o.corrupt) {
+        log_info("restore: gain_window: %.3f   (1 - restored / corrupted over the windows)", r.gain_window);
+        log_info("restore: volume: restored %.6f (identity %.6f, mean %.6f, gain %.3f): the model removes %.0f%% "
+                 "of the corruption's error", r.mse_volume, r.mse_corrupt_volume, r.mse_mean_volume, r.gain_volume,
+                 100 * r.gain_volume);
+    } else {
+        log_info("restore: volume: restored %.6f (mean %.6f; identity and gain need --corrupt)", r.mse_volume,
+                 r.mse_mean_volume);
+    }
     if (o.png) log_info("restore: %s: axial slices at 1/4, 1/2, 3/4 depth: %s", o.png,
                         o.corrupt ? "input | corrupted | restored" : "input | restored");
     return GEN_OK;

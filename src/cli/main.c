@@ -93,7 +93,8 @@ static const struct subcommand subcommands[] = {
      "\n"
      "A cubes file: cubes per split, shape, value range, normalisation and filter, every scan with\n"
      "its split and cube count or why it was skipped. A checkpoint: epoch and step, learning rate,\n"
-     "optimizer, best validation loss and the epochs since, configuration hash.\n"},
+     "optimizer, best validation loss with its identity baseline and gain (1 - loss / identity)\n"
+     "and the epochs since, configuration hash.\n"},
     {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
      "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
      "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"
@@ -118,7 +119,9 @@ static const struct subcommand subcommands[] = {
      "           flips; keyed by --seed and the window index), to show what the model restores\n"
      "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"
      "Prints mean squared errors in normalised units: restored vs input and, with --corrupt, the\n"
-     "corrupted windows vs input.\n"
+     "corrupted windows vs input; then, as training does, the restored volume's error beside the\n"
+     "identity baseline (the corrupted input, with --corrupt), the mean baseline (the scan's mean\n"
+     "as a constant) and the gain 1 - restored / corrupted.\n"
      "Example: genesis restore run/ckpt/best.h5 scan.nii.gz -o restored.nii.gz --corrupt --png r.png\n"},
     {"smoke", cmd_smoke, "check that MPI, parallel HDF5 and OpenBLAS work together (all ranks)",
      "usage: mpirun -np N genesis smoke [--dir DIR]\n"
@@ -127,6 +130,20 @@ static const struct subcommand subcommands[] = {
      "file in DIR (default: $TMPDIR or /tmp; the file is removed), and an OpenBLAS sgemm checked\n"
      "against a direct computation, on every rank. Prints one summary line and exits 0 when all\n"
      "of it works.\n"},
+    {"status", cmd_status, "how a training run is doing: running or not, progress, best gain, ETA",
+     "usage: genesis status RUN_DIR [--stale-minutes N]\n"
+     "\n"
+     "From the run folder alone (also of a run under a scheduler, from another node): running,\n"
+     "finished, stopped (checkpointed on a signal or deadline), failed (train.log ends with the\n"
+     "trainer's error) or not running (killed or lost: no heartbeat for N minutes, default 10, or its\n"
+     "process gone on this host); the step and epoch, the best validation loss with its identity\n"
+     "and mean baselines and gain (metrics.csv), samples/s of the last step, the ETA to [train]\n"
+     "max_epochs or max_steps (config.ini; mean step time of the last 20 steps, validation not\n"
+     "counted), the newest checkpoint (ckpt/latest), the last warning or error line of train.log\n"
+     "and the resubmissions so far (the trainer's starts in train.log after the first). The\n"
+     "heartbeat is RUN_DIR/heartbeat, replaced by rank 0 at every step: time, step, epoch, pid and\n"
+     "host.\n"
+     "Example: genesis status run --stale-minutes 30\n"},
     {"train", cmd_train, "data-parallel Models Genesis pretraining, resumable",
      "usage: mpirun -np N genesis train CONFIG [--set section.key=value]... [--profile]\n"
      "\n"
@@ -134,12 +151,14 @@ static const struct subcommand subcommands[] = {
      "permutation of the training cubes (keyed by seed and epoch); each global batch ([train] batch,\n"
      "a multiple of N) is split over the ranks, gradients are all-reduced in buckets during\n"
      "backward, batch norm uses the global batch's statistics (batchnorm = sync), and every rank\n"
-     "takes the same optimizer step. After each epoch: validation loss, StepLR, early stopping,\n"
-     "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, train.log, ckpt/,\n"
-     "preview.png and curves.png (genesis plot). With resume = auto, running the same command\n"
-     "again continues from ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a\n"
-     "fresh run from a weights file (genesis export, scripts/torch_to_genesis.py) instead of\n"
-     "random weights.\n"
+     "takes the same optimizer step. After each epoch: validation loss beside the identity\n"
+     "baseline (the corrupted input as the output), the mean baseline (the mean target voxel as\n"
+     "the output) and the gain 1 - loss / identity, split by corruption; StepLR, early stopping,\n"
+     "best.h5. The run folder ([train] output) gets config.ini, metrics.csv, validation.csv,\n"
+     "train.log, heartbeat, ckpt/, preview.png and curves.png (genesis plot; README: The run\n"
+     "folder; genesis status). With resume = auto, running the same command again continues from\n"
+     "ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a\n"
+     "weights file (genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

@@ -223,8 +223,9 @@ static int sum_to_root(float *a, size_t n)
 static int finish(struct restore_state *s, const struct restore_options *o, struct restore_report *r)
 {
     size_t n = (size_t)(s->vol.dim[0] * s->vol.dim[1] * s->vol.dim[2]);
-    double corrupt_sum = 0, restored_sum = 0;
+    double corrupt_sum = 0, restored_sum = 0, scan_sum = 0, scan_sq_sum = 0;
     for (size_t i = 0; i < n; i++) {
+        scan_sum += s->vol.data[i], scan_sq_sum += (double)s->vol.data[i] * s->vol.data[i];
         s->acc[i] /= s->wsum[i]; /* every voxel lies in a window, with weight >= 1 */
         restored_sum += ((double)s->acc[i] - s->vol.data[i]) * ((double)s->acc[i] - s->vol.data[i]);
         if (s->cacc) {
@@ -234,6 +235,9 @@ static int finish(struct restore_state *s, const struct restore_options *o, stru
     }
     r->mse_volume = restored_sum / (double)n;
     r->mse_corrupt_volume = s->cacc ? corrupt_sum / (double)n : 0;
+    r->mse_mean_volume = scan_sq_sum / (double)n - (scan_sum / (double)n) * (scan_sum / (double)n);
+    r->gain_volume = s->cacc ? 1.0 - r->mse_volume / r->mse_corrupt_volume : NAN;
+    r->gain_window = s->cacc ? 1.0 - r->mse_window / r->mse_corrupt_window : NAN;
     if (o->png) {
         const float *panels[3] = {s->vol.data, s->cacc ? s->cacc : s->acc, s->acc};
         CALL(write_png(o->png, panels, s->cacc ? 3 : 2, s->vol.dim));

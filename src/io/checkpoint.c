@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static int write_state(hid_t state, const train_state *st)
                                state_field(&copy, i)));
     CALL(h5file_write_attr(state, "lr", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->lr));
     CALL(h5file_write_attr(state, "best_loss", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->best_loss));
+    CALL(h5file_write_attr(state, "best_identity_loss", H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &st->best_identity));
     CALL(h5file_write_attr(state, "config_hash", H5T_NATIVE_UINT64, H5T_NATIVE_UINT64, &st->config_hash));
     return GEN_OK;
 }
@@ -177,6 +179,11 @@ static int read_state(hid_t file, const char *path, train_state *st)
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         CHECK_GOTO(h5file_read_attr(state, attrs[i].name, attrs[i].type, attrs[i].out) == GEN_OK, GEN_ERR_DATA,
                    "%s: cannot read state attribute '%s'", path, attrs[i].name);
+    /* optional: checkpoints written before it have no identity baseline */
+    st->best_identity = NAN;
+    if (H5Aexists(state, "best_identity_loss") > 0)
+        CHECK_GOTO(h5file_read_attr(state, "best_identity_loss", H5T_NATIVE_DOUBLE, &st->best_identity) == GEN_OK,
+                   GEN_ERR_DATA, "%s: cannot read state attribute 'best_identity_loss'", path);
     CHECK_GOTO(version == CHECKPOINT_FORMAT_VERSION, GEN_ERR_DATA,
                "%s: checkpoint format version %lld; this genesis reads version %d", path, (long long)version,
                CHECKPOINT_FORMAT_VERSION);

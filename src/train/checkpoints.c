@@ -173,7 +173,7 @@ int trainer_resume(struct trainer *t, int *resumed)
             return GEN_OK;
         }
         if (t->rank == 0)
-            log_warn("cannot resume from %s: %s; trying an older checkpoint", candidates[i],
+            warn_run(t, "cannot resume from %s: %s; trying an older checkpoint", candidates[i],
                      gen_error_message());
         gen_error_clear();
     }

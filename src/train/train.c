@@ -1,7 +1,8 @@
 /* genesis train: the epoch/step loop (include/genesis/train.h). Reads as the algorithm: next batch,
  * zero grad, forward, backward (gradient buckets all-reduced as they complete), optimizer step;
- * validation, StepLR, early stopping and checkpoints at their boundaries. The run folder, the
- * checkpoints and the stop policy live beside it (src/train/trainer.h). */
+ * validation, StepLR, early stopping and checkpoints at their boundaries. Validation with its
+ * baselines (validation.c), the run folder, the checkpoints and the stop policy live beside it
+ * (src/train/trainer.h). */
 #include "trainer.h"
 
 #include "genesis/collective.h"
@@ -9,7 +10,6 @@
 #include "genesis/error.h"
 #include "genesis/log.h"
 #include "genesis/plot.h"
-#include "genesis/png.h"
 #include "genesis/signals.h"
 #include "genesis/weights.h"
 #include "genesis/world.h"
@@ -71,15 +71,6 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     return global_mean(t, loss);
 }
 
-static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index,
-                         const unsigned *masks, int b)
-{
-    const model_config *mc = model_get_config(t->model);
-    char path[CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/preview.png", t->dir);
-    return preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, masks);
-}
-
 /* Rank 0: RUN_DIR/curves.png redrawn from metrics.csv (flushed first), beside preview.png. A failure
  * is a warning: the pictures never stop training. */
 static void refresh_curves(struct trainer *t)
@@ -89,30 +80,9 @@ static void refresh_curves(struct trainer *t)
     snprintf(metrics, sizeof metrics, "%s/metrics.csv", t->dir);
     snprintf(png, sizeof png, "%s/curves.png", t->dir);
     if (curves_write_png(metrics, png, curves_run_name(t->dir, name, sizeof name), NULL) != GEN_OK) {
-        log_warn("curves.png not refreshed (training goes on): %s", gen_error_message());
+        warn_run(t, "curves.png not refreshed (training goes on): %s", gen_error_message());
         gen_error_clear();
     }
-}
-
-static int validate(struct trainer *t, int preview, double *loss)
-{
-    double t0 = profile_now(), sum = 0;
-    int64_t batches = loader_validation_batches(t->loader);
-    int b = (int)loader_local_batch(t->loader), status = GEN_OK;
-    for (int64_t v = 0; v < batches; v++) {
-        const float *x, *y;
-        const int64_t *index;
-        const unsigned *masks;
-        double l = 0;
-        CALL(loader_validation(t->loader, v, &x, &y, &index, &masks));
-        CALL(model_forward(t->model, &l, x, y, b));
-        sum += l;
-        if (v == 0 && preview && t->rank == 0) status = write_preview(t, x, y, index, masks, b);
-    }
-    *loss = batches ? sum / (double)batches : NAN;
-    CALL(global_mean(t, loss));
-    trainer_phase_stop(t, PHASE_VALIDATION, t0);
-    return world_agree_shared(status);
 }
 
 /* Debug: all ranks must hold bitwise identical parameters. */
@@ -140,7 +110,7 @@ static void warn_if_oversubscribed(struct trainer *t)
     long threads = t->cfg->train.threads;
     int cores = process_allowed_cores();
     if (cores > 0 && threads > cores)
-        log_warn("train.threads = %ld, but this rank may run on only %d core(s) (its CPU binding): the "
+        warn_run(t, "train.threads = %ld, but this rank may run on only %d core(s) (its CPU binding): the "
                  "threads will share them, which is much slower. Give each rank its cores (mpirun "
                  "--map-by slot:PE=%ld --bind-to core, or srun -c %ld --cpu-bind=cores) or lower "
                  "train.threads", threads, cores, threads, threads);
@@ -174,7 +144,7 @@ static int create_schedule(struct trainer *t)
                  "epoch): the learning rate would never reach %g",
                  where, c->warmup_steps, c->max_epochs, steps_per_epoch, t->schedule.base_lr);
     if (c->max_steps > 0 && c->warmup_steps > c->max_steps && t->rank == 0)
-        log_warn("%s: [train] warmup_steps = %ld is longer than this run (max_steps = %ld): it stops while "
+        warn_run(t, "%s: [train] warmup_steps = %ld is longer than this run (max_steps = %ld): it stops while "
                  "the learning rate is still warming up (a resumed run continues the warm-up)",
                  where, c->warmup_steps, c->max_steps);
     return GEN_OK;
@@ -199,7 +169,7 @@ static int create_model_and_optimizer(struct trainer *t)
         nn_reduce_hook hook = {gradsync_bn_allreduce, &t->sync};
         model_set_bn_hook(t->model, &hook);
     }
-    t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL,
+    t->st = (train_state){.lr = c->learning_rate, .best_loss = HUGE_VAL, .best_identity = NAN,
                           .optimizer_kind = oc.kind, .config_hash = config_hash(t->cfg)};
     return GEN_OK;
 }
@@ -239,6 +209,7 @@ static int setup(struct trainer *t)
     char schedule[512];
     lr_schedule_describe(&t->schedule, schedule, sizeof schedule);
     log_run(t, "train: %s; optimizer %s", schedule, optim_kind_name(t->optim.cfg.kind));
+    run_folder_heartbeat(t);
     return GEN_OK;
 }
 
@@ -307,19 +278,34 @@ static void log_progress(struct trainer *t, struct progress_window *w, int64_t s
     metrics_flush(t);
 }
 
+/* train.log's line of the per-corruption split: "validation by corruption: in-painting 12 cubes loss L
+ * identity I | ..." */
+static void log_breakdown(struct trainer *t, const struct validation_result *v)
+{
+    char line[768];
+    int used = snprintf(line, sizeof line, "train: validation by corruption:");
+    for (int c = 0; c < BREAKDOWN_COUNT && used > 0 && (size_t)used < sizeof line; c++)
+        used += snprintf(line + used, sizeof line - (size_t)used, "%s %s %lld cubes loss %.6f identity %.6f",
+                         c ? " |" : "", breakdown_names[c], (long long)v->count[c], v->model[c], v->identity_of[c]);
+    log_run(t, "%s", line);
+}
+
 /* End of an epoch: validation (and the preview), early-stopping bookkeeping, best.h5. */
 static int end_epoch(struct trainer *t, double epoch_start, int *stop)
 {
     const struct config_train *c = &t->cfg->train;
     int preview = c->preview_epochs > 0 && (t->st.epoch + 1) % c->preview_epochs == 0;
-    double val_loss;
-    CALL(validate(t, preview, &val_loss));
-    int improved = val_loss < t->st.best_loss;
-    if (improved) t->st.best_loss = val_loss, t->st.bad_epochs = 0;
+    struct validation_result v;
+    CALL(trainer_validate(t, preview, &v));
+    int improved = v.loss < t->st.best_loss;
+    if (improved) t->st.best_loss = v.loss, t->st.best_identity = v.identity, t->st.bad_epochs = 0;
     else t->st.bad_epochs++;
-    log_run(t, "train: epoch %lld done: validation loss %.6f%s (best %.6f), %.1f s", (long long)t->st.epoch,
-            val_loss, improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start);
-    metrics_validation_row(t, val_loss);
+    log_run(t, "train: epoch %lld done: validation loss %.6f (identity %.6f, mean %.6f, gain %.3f)%s (best %.6f), "
+               "%.1f s", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain, improved ? " (improved)" : "",
+            t->st.best_loss, profile_now() - epoch_start);
+    log_breakdown(t, &v);
+    metrics_validation_row(t, &v);
+    run_folder_heartbeat(t);
     if (preview && t->rank == 0) refresh_curves(t);
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
@@ -352,6 +338,7 @@ static int run(struct trainer *t)
             t->st.step_in_epoch++;
             t->st.global_step++;
             metrics_step_row(t, loss, profile_now() - step_start, data_s, comm_s);
+            run_folder_heartbeat(t);
             window.loss += loss, window.comm_seconds += comm_s, window.steps++;
             int done_steps = c->max_steps > 0 && t->st.global_step >= c->max_steps;
             if (t->st.global_step % c->log_every == 0 || t->st.step_in_epoch == steps || done_steps)
@@ -385,6 +372,7 @@ int train_run(const genesis_config *cfg, const struct train_options *opt)
 {
     struct trainer t = {.cfg = cfg, .opt = opt, .rank = world_rank(), .ranks = world_size()};
     int status = run(&t);
+    if (status != GEN_OK && status != GEN_CONTINUE) run_folder_log_error(&t, gen_error_message());
     teardown(&t);
     return status;
 }

@@ -30,7 +30,8 @@ struct trainer {
     train_state st;
     char dir[CONFIG_PATH_MAX], ckpt_dir[CONFIG_PATH_MAX + 8];
     char *config_text;
-    FILE *metrics, *logfile; /* rank 0 */
+    FILE *metrics, *validation, *logfile; /* rank 0: metrics.csv, validation.csv, train.log */
+    char early_warnings[2048];    /* rank 0: warn_run lines from before train.log was open (cut at the end) */
     profile prof;
     int phase_event[PHASE_COUNT]; /* profile event id of each phase */
     double last_checkpoint;       /* profile_now() */
@@ -40,7 +41,29 @@ struct trainer {
 /* Adds the time since `start` (profile_now()) to phase p. */
 void trainer_phase_stop(struct trainer *t, enum phase p, double start);
 
-/* ---- run_folder.c: [train] output, config.ini, metrics.csv, train.log ---- */
+/* ---- validation.c: the validation loss, its baselines and the split by corruption ---- */
+
+/* The corruptions of the per-corruption breakdown, in validation.csv's column order. */
+enum breakdown { BREAKDOWN_INPAINT, BREAKDOWN_OUTPAINT, BREAKDOWN_NONLINEAR, BREAKDOWN_LOCAL, BREAKDOWN_COUNT };
+extern const char *const breakdown_names[BREAKDOWN_COUNT]; /* "in-painting", ... (train.log) */
+extern const char *const breakdown_keys[BREAKDOWN_COUNT];  /* "inpaint", ... (validation.csv) */
+
+/* One validation over every rank's fixed validation batches (MSEs, normalised units). */
+struct validation_result {
+    double loss;     /* the model: mean over the batches of the batch MSE, mean over the ranks */
+    double identity; /* the corrupted input as the output: mean over the cubes of MSE(x, y) */
+    double mean;     /* the best constant (the mean of every validation target voxel) as the output:
+                        the variance of the target voxels */
+    double gain;     /* 1 - loss / identity */
+    int64_t count[BREAKDOWN_COUNT]; /* cubes whose corruption drew it */
+    double model[BREAKDOWN_COUNT];  /* their mean model MSE (NaN when count is 0) */
+    double identity_of[BREAKDOWN_COUNT]; /* their mean identity MSE */
+};
+
+/* Collective: the validation pass (forward only), and preview.png when `preview` (rank 0). */
+int trainer_validate(struct trainer *t, int preview, struct validation_result *r);
+
+/* ---- run_folder.c: [train] output, config.ini, metrics.csv, validation.csv, train.log ---- */
 
 /* Collective: creates the run folder and its ckpt/ (rank 0). */
 int run_folder_prepare(struct trainer *t);
@@ -49,11 +72,18 @@ int run_folder_open_files(struct trainer *t, int resumed);
 void run_folder_close_files(struct trainer *t);
 /* Progress and information: printed on rank 0 (log_info) and appended to the run's train.log. */
 void log_run(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning: log_warn on this rank, and on rank 0 "train: warning: ..." in train.log (kept until it is
+ * open when it comes earlier), where genesis status finds it. */
+void warn_run(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Rank 0: one metrics.csv row of a training step, of a validation. */
 void metrics_step_row(struct trainer *t, double loss, double step_seconds, double data_seconds,
                       double comm_seconds);
-void metrics_validation_row(struct trainer *t, double validation_loss);
+void metrics_validation_row(struct trainer *t, const struct validation_result *r);
 void metrics_flush(struct trainer *t);
+/* Rank 0: RUN_DIR/heartbeat replaced (time, step, epoch, pid, host) for genesis status. */
+void run_folder_heartbeat(struct trainer *t);
+/* Rank 0: "train: error: MESSAGE" appended to train.log (a run that failed says so there). */
+void run_folder_log_error(struct trainer *t, const char *message);
 
 /* ---- checkpoints.c: ckpt/step-N.h5, best.h5, `latest`, resume ---- */
 
