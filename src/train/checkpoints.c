@@ -121,6 +121,7 @@ int trainer_save_checkpoint(struct trainer *t, int best_only)
     double start = profile_now();
     int status = world_agree_shared(t->rank == 0 ? write_checkpoint(t, best_only) : GEN_OK);
     t->last_checkpoint = profile_now();
+    if (t->last_checkpoint - start > t->longest_checkpoint) t->longest_checkpoint = t->last_checkpoint - start;
     trainer_phase_stop(t, PHASE_CHECKPOINT, start);
     return status;
 }

@@ -290,25 +290,52 @@ static void log_breakdown(struct trainer *t, const struct validation_result *v)
     log_run(t, "%s", line);
 }
 
-/* End of an epoch: validation (and the preview), early-stopping bookkeeping, best.h5. */
-static int end_epoch(struct trainer *t, double epoch_start, int *stop)
+/* The stop rule (README "Long runs"): after a stop request the run needs at most one training step
+ * or one validation batch, then a checkpoint; warns once when deadline_margin_minutes is shorter
+ * than the longest of each measured so far. */
+static void check_stop_margin(struct trainer *t)
+{
+    double margin = 60 * t->cfg->train.deadline_margin_minutes, need = t->longest_stretch + t->longest_checkpoint;
+    if (t->rank != 0 || t->margin_warned || t->longest_checkpoint == 0 || need <= margin) return;
+    t->margin_warned = 1;
+    double advice = ceil(1.5 * need); /* seconds, with room for slower steps to come */
+    warn_run(t, "[train] deadline_margin_minutes = %g (%.0f s) is shorter than what a stop needs here: the "
+                "longest step or validation batch (%.1f s) and a checkpoint (%.1f s); send the job's signal at "
+                "least %.0f s before its time limit (sbatch --signal=B:USR1@%.0f) and set deadline_margin_minutes "
+                ">= %.2g",
+             t->cfg->train.deadline_margin_minutes, margin, t->longest_stretch, t->longest_checkpoint, advice,
+             advice, advice / 60);
+}
+
+/* End of an epoch: validation (and the preview), early-stopping bookkeeping, best.h5. A stop request
+ * during the validation ends it at once: *stop_request is set and the epoch is left as it was (its
+ * steps done, its validation still to run), so the checkpoint resumes into the validation. */
+static int end_epoch(struct trainer *t, double epoch_start, int *stop, int *stop_request)
 {
     const struct config_train *c = &t->cfg->train;
     int preview = c->preview_epochs > 0 && (t->st.epoch + 1) % c->preview_epochs == 0;
     struct validation_result v;
     CALL(trainer_validate(t, preview, &v));
+    *stop_request = v.stop_request;
+    if (v.stop_request != STOP_NONE) {
+        log_run(t, "train: stop requested during the validation of epoch %lld (after %lld of %lld batches, %.1f s): "
+                   "it runs again on resume", (long long)t->st.epoch, (long long)v.batches_done,
+                (long long)loader_validation_batches(t->loader), v.seconds);
+        return GEN_OK;
+    }
     int improved = v.loss < t->st.best_loss;
     if (improved) t->st.best_loss = v.loss, t->st.best_identity = v.identity, t->st.bad_epochs = 0;
     else t->st.bad_epochs++;
     log_run(t, "train: epoch %lld done: validation loss %.6f (identity %.6f, mean %.6f, gain %.3f)%s (best %.6f), "
-               "%.1f s", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain, improved ? " (improved)" : "",
-            t->st.best_loss, profile_now() - epoch_start);
+               "%.1f s (validation %.1f s)", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain,
+            improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start, v.seconds);
     log_breakdown(t, &v);
     metrics_validation_row(t, &v);
     run_folder_heartbeat(t);
     if (preview && t->rank == 0) refresh_curves(t);
     t->st.epoch++, t->st.step_in_epoch = 0;
     if (improved) CALL(trainer_save_checkpoint(t, 1));
+    check_stop_margin(t);
     if (t->st.bad_epochs >= c->patience) {
         log_run(t, "train: stopping early: %lld epochs without a better validation loss",
                 (long long)t->st.bad_epochs);
@@ -337,7 +364,9 @@ static int run(struct trainer *t)
             CALL(train_step(t, &loss, &data_s, &comm_s));
             t->st.step_in_epoch++;
             t->st.global_step++;
-            metrics_step_row(t, loss, profile_now() - step_start, data_s, comm_s);
+            double step_seconds = profile_now() - step_start;
+            if (step_seconds > t->longest_stretch) t->longest_stretch = step_seconds;
+            metrics_step_row(t, loss, step_seconds, data_s, comm_s);
             run_folder_heartbeat(t);
             window.loss += loss, window.comm_seconds += comm_s, window.steps++;
             int done_steps = c->max_steps > 0 && t->st.global_step >= c->max_steps;
@@ -347,14 +376,19 @@ static int run(struct trainer *t)
             int checkpoint_now, stop_request;
             CALL(stop_policy_agree(t, &checkpoint_now, &stop_request));
             if (stop_request != STOP_NONE) return stop_now(t, stop_request);
-            if (checkpoint_now && !done_steps) CALL(trainer_save_checkpoint(t, 0));
+            if (checkpoint_now && !done_steps) {
+                CALL(trainer_save_checkpoint(t, 0));
+                check_stop_margin(t);
+            }
             if (done_steps) {
                 stop = 1;
                 break;
             }
         }
         if (t->st.step_in_epoch < steps) break; /* stopped mid-epoch */
-        CALL(end_epoch(t, epoch_start, &stop));
+        int stop_request = STOP_NONE;
+        CALL(end_epoch(t, epoch_start, &stop, &stop_request));
+        if (stop_request != STOP_NONE) return stop_now(t, stop_request);
     }
     CALL(trainer_save_checkpoint(t, 0));
     double total = profile_now() - start, rss = 0;

@@ -36,6 +36,10 @@ struct trainer {
     int phase_event[PHASE_COUNT]; /* profile event id of each phase */
     double last_checkpoint;       /* profile_now() */
     double deadline;              /* profile_now() by which to have stopped (margin included); 0 = none */
+    /* The stop rule: a stop request is acted on within one step or one validation batch, then a
+     * checkpoint is written; the longest of those stretches and of the checkpoint writes so far (s). */
+    double longest_stretch, longest_checkpoint;
+    int margin_warned;            /* the margin warning was given */
 };
 
 /* Adds the time since `start` (profile_now()) to phase p. */
@@ -58,9 +62,14 @@ struct validation_result {
     int64_t count[BREAKDOWN_COUNT]; /* cubes whose corruption drew it */
     double model[BREAKDOWN_COUNT];  /* their mean model MSE (NaN when count is 0) */
     double identity_of[BREAKDOWN_COUNT]; /* their mean identity MSE */
+    int stop_request;   /* STOP_NONE, or a stop request that ended the pass early (nothing else set) */
+    int64_t batches_done; /* validation batches run */
+    double seconds;     /* the pass's wall time */
 };
 
-/* Collective: the validation pass (forward only), and preview.png when `preview` (rank 0). */
+/* Collective: the validation pass (forward only), and preview.png when `preview` (rank 0). Stop
+ * requests (signals, the deadline) are agreed on after every batch: one ends the pass early with
+ * r->stop_request set and the figures unset (the epoch's validation is then run again on resume). */
 int trainer_validate(struct trainer *t, int preview, struct validation_result *r);
 
 /* ---- run_folder.c: [train] output, config.ini, metrics.csv, validation.csv, train.log ---- */

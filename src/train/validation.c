@@ -23,6 +23,7 @@
 #include "genesis/collective.h"
 #include "genesis/error.h"
 #include "genesis/png.h"
+#include "genesis/signals.h"
 #include "genesis/world.h"
 
 #include <errno.h>
@@ -117,13 +118,13 @@ static int open_dump(const struct trainer *t, FILE **dump, char *path, size_t si
  * *local_loss = mean of the batch losses, sums += the batches; *side = the status of what only
  * this rank does (the preview, the dump), agreed on afterwards. */
 static int validate_batches(struct trainer *t, int preview, FILE *dump, const char *dump_path,
-                            double *local_loss, double *sums, int *side)
+                            double *local_loss, double *sums, int *side, struct validation_result *r)
 {
     const model_config *mc = model_get_config(t->model);
     size_t V = (size_t)mc->D * mc->H * mc->W;
     int64_t batches = loader_validation_batches(t->loader);
     int b = (int)loader_local_batch(t->loader);
-    double sum = 0;
+    double sum = 0, batch_start = profile_now();
     for (int64_t v = 0; v < batches; v++) {
         const float *x, *y;
         const int64_t *index;
@@ -135,6 +136,13 @@ static int validate_batches(struct trainer *t, int preview, FILE *dump, const ch
         add_batch(sums, x, y, model_output(t->model), masks, b, V);
         if (dump && *side == GEN_OK) *side = dump_batch(dump, dump_path, x, y, model_output(t->model), masks, b, V);
         if (v == 0 && preview && t->rank == 0 && *side == GEN_OK) *side = write_preview(t, x, y, index, masks, b);
+        r->batches_done = v + 1;
+        int checkpoint_due; /* unused here: validation ends with the epoch's checkpoint decisions */
+        CALL(stop_policy_agree(t, &checkpoint_due, &r->stop_request));
+        if (r->stop_request != STOP_NONE) return GEN_OK;
+        double now = profile_now();
+        if (now - batch_start > t->longest_stretch) t->longest_stretch = now - batch_start;
+        batch_start = now;
     }
     *local_loss = batches ? sum / (double)batches : NAN;
     return GEN_OK;
@@ -148,10 +156,16 @@ int trainer_validate(struct trainer *t, int preview, struct validation_result *r
     int opened = world_agree(open_dump(t, &dump, dump_path, sizeof dump_path));
     if (opened != GEN_OK && dump) fclose(dump); /* another rank could not open its own */
     CALL(opened);
-    int side = GEN_OK, status = validate_batches(t, preview, dump, dump_path, &loss, sums, &side);
+    r->stop_request = STOP_NONE, r->batches_done = 0;
+    int side = GEN_OK, status = validate_batches(t, preview, dump, dump_path, &loss, sums, &side, r);
     if (dump && fclose(dump) != 0 && side == GEN_OK)
         side = gen_error_set(GEN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", dump_path, strerror(errno));
     CALL(status);
+    r->seconds = profile_now() - t0;
+    if (r->stop_request != STOP_NONE) { /* every rank agreed to stop after the same batch */
+        trainer_phase_stop(t, PHASE_VALIDATION, t0);
+        return world_agree_shared(side);
+    }
     CALL(world_sum_doubles(&loss, 1)); /* the loss exactly as before: mean over batches, then ranks */
     loss /= t->ranks;
     CALL(world_sum_doubles(sums, SUM_COUNT));
