@@ -22,6 +22,9 @@ expect "the no-flock shim builds" test -f $t/noflock.so
 run env LD_PRELOAD=$t/noflock.so flock $t/lockfile true
 expect "the shim makes flock(1) fail" test $rc -ne 0
 NOFLOCK="env LD_PRELOAD=$t/noflock.so"
+# the launcher passes LD_PRELOAD on to the ranks: Open MPI with -x, MPICH's Hydra with -genvlist
+forward=(-x LD_PRELOAD)
+"$MPIEXEC" --version 2>&1 | grep -qi hydra && forward=(-genvlist LD_PRELOAD)
 
 phantom_ct_ini $t/fs.ini
 cat >> $t/fs.ini <<INI
@@ -29,13 +32,13 @@ cat >> $t/fs.ini <<INI
 mpiio_hints = romio_cb_read=enable,romio_cb_write=enable,cb_nodes=1,striping_factor=2,striping_unit=1048576
 INI
 make_scans - $t/scans 2 128,128,64
-run $NOFLOCK "$MPIEXEC" -x LD_PRELOAD -np 2 "$G" prep $t/fs.ini --set "prep.inputs=$t/scans/*.nii.gz" \
+run $NOFLOCK "$MPIEXEC" "${forward[@]}" -np 2 "$G" prep $t/fs.ini --set "prep.inputs=$t/scans/*.nii.gz" \
   --set prep.output=$t/cubes.h5 --set prep.filter=none
 expect "prep without flock, with MPI-IO hints" test $rc -eq 0 || echo "$out" | grep -v "^ *$" | head -5
 run $NOFLOCK "$G" info $t/cubes.h5
 expect "info without flock" test $rc -eq 0
 
-train() { run $NOFLOCK "$MPIEXEC" -x LD_PRELOAD -np 2 "$G" train $t/fs.ini --set train.data=$t/cubes.h5 \
+train() { run $NOFLOCK "$MPIEXEC" "${forward[@]}" -np 2 "$G" train $t/fs.ini --set train.data=$t/cubes.h5 \
             --set train.output=$t/run --set train.batch=2 --set train.learning_rate=0.1 \
             --set train.checkpoint_minutes=0 --set train.checkpoint_steps=2 "$@"; }
 train --set train.max_steps=2
