@@ -124,10 +124,14 @@ static void format_tick(char *buf, size_t size, double v, double step)
     int digits = value_mag - step_mag;
     char mantissa[32];
     snprintf(mantissa, sizeof mantissa, "%.*E", digits < 0 ? 0 : digits > 6 ? 6 : digits, v);
-    char *e = strchr(mantissa, 'E'); /* "E-05" -> "E-5", "E+06" -> "E6" */
-    int exponent = atoi(e + 1);
+    char *e = strchr(mantissa, 'E'), *end; /* "E-05" -> "E-5", "E+06" -> "E6" */
+    long exponent = e ? strtol(e + 1, &end, 10) : 0;
+    if (!e || end == e + 1 || *end != '\0') { /* not printf's %E form: keep its text as it is */
+        snprintf(buf, size, "%s", mantissa);
+        return;
+    }
     *e = '\0';
-    snprintf(buf, size, "%.12sE%d", mantissa, exponent);
+    snprintf(buf, size, "%.12sE%ld", mantissa, exponent);
 }
 
 struct ticks {
