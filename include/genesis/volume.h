@@ -28,7 +28,16 @@ typedef struct volume {
                             * 0: neither is set and affine = diag(spacing) (NIfTI's fallback) */
     int source_datatype;   /* NIfTI DT_* code of the file's voxels (0 for volumes made in memory) */
     int source_nifti_type; /* NIFTI_FTYPE_* of the file: 0 ANALYZE, 1/2 NIfTI-1, 4/5 NIfTI-2 */
+    int source_format;     /* enum volume_format of the file it was read from */
 } volume;
+
+/* The file format a volume was read from (volume.source_format). */
+enum volume_format {
+    VOLUME_FORMAT_MEMORY = 0,    /* made in memory (volume_alloc) */
+    VOLUME_FORMAT_NIFTI = 1,     /* NIfTI-1/2 or ANALYZE, through libnifti */
+    VOLUME_FORMAT_METAIMAGE = 2, /* .mhd + data file(s), or .mha */
+    VOLUME_FORMAT_DICOM = 3,     /* a DICOM series, through GDCM (include/genesis/dicom.h) */
+};
 
 typedef struct volume_read_options {
     int reorient_ras;   /* 1: permute and flip axes (volume_reorient_ras) after reading */

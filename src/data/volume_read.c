@@ -226,6 +226,7 @@ static int volume_read_nifti(volume *v, const char *path, int verify_gzip)
     affine_from_nim(v, nim);
     v->source_datatype = nim->datatype;
     v->source_nifti_type = nim->nifti_type;
+    v->source_format = VOLUME_FORMAT_NIFTI;
     CALL_GOTO(check_finite(path, v));
 cleanup:
     nifti_image_free(nim);

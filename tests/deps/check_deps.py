@@ -45,7 +45,7 @@ HEADER_MODULE = {
     'nn.h': 'nn',
     'model.h': 'model',
     'batch.h': 'data', 'corrupt.h': 'data', 'extract.h': 'data', 'normalize.h': 'data',
-    'phantom.h': 'data', 'rng.h': 'util', 'cores.h': 'util', 'volume.h': 'data',
+    'phantom.h': 'data', 'rng.h': 'util', 'cores.h': 'util', 'volume.h': 'data', 'dicom.h': 'data',
     'checkpoint.h': 'io', 'cubes.h': 'io', 'plot.h': 'io', 'png.h': 'io', 'weights.h': 'io',
     'collective.h': 'mpi', 'gradsync.h': 'mpi', 'h5par.h': 'mpi', 'smoke.h': 'mpi', 'world.h': 'mpi',
     'prep.h': 'prep',
