@@ -32,6 +32,7 @@ enum metrics_column {
     METRIC_IDENTITY_LOSS,
     METRIC_MEAN_LOSS,
     METRIC_GAIN,
+    METRIC_SAMPLES_PER_S,
     METRIC_COLUMNS
 };
 

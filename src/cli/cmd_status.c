@@ -15,6 +15,7 @@
 
 #include "genesis/config.h"
 #include "genesis/error.h"
+#include "genesis/plot.h"
 #include "genesis/world.h"
 
 #include <errno.h>
@@ -37,12 +38,15 @@ struct run_log {             /* what train.log says */
                                 since the run began (a fresh run starts a new train.log) */
 };
 
-struct run_metrics {         /* what metrics.csv says */
+/* What metrics.csv says (read with io's run_metrics_read, which drops the rows a resume replays and
+ * a last row still being written). */
+struct run_progress {
     long long step, epoch;   /* of its last row; -1: no row */
     double best, identity, mean, gain; /* the best validation row (best = +inf: none) */
     long long best_epoch;
     double step_seconds[RECENT_STEPS]; /* batch / samples_per_s of the last step rows (ring) */
     int step_rows;
+    char unreadable[512];    /* why metrics.csv could not be read; "" when it could (or is absent) */
 };
 
 struct heartbeat {
@@ -81,67 +85,34 @@ static void read_log(const char *dir, struct run_log *log)
     fclose(f);
 }
 
-/* Splits a CSV line in place into at most max fields; returns their count. */
-static int split_csv(char *line, char **fields, int max)
+static void read_progress(const char *dir, long batch, struct run_progress *p)
 {
-    int n = 0;
-    for (char *p = line; n < max;) {
-        fields[n++] = p;
-        p = strchr(p, ',');
-        if (!p) break;
-        *p++ = '\0';
-    }
-    return n;
-}
-
-static int column(char **names, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(names[i], name)) return i;
-    return -1;
-}
-
-/* The value of column c of a row, NaN when absent or empty. */
-static double field(char **fields, int n, int c)
-{
-    return c >= 0 && c < n && fields[c][0] ? strtod(fields[c], NULL) : NAN;
-}
-
-static void read_metrics(const char *dir, long batch, struct run_metrics *m)
-{
-    enum { MAX_FIELDS = 64 };
-    char path[CONFIG_PATH_MAX + 32], header[1024], line[1024], *names[MAX_FIELDS], *fields[MAX_FIELDS];
-    memset(m, 0, sizeof *m);
-    m->step = m->epoch = m->best_epoch = -1;
-    m->best = HUGE_VAL, m->identity = m->mean = m->gain = NAN;
+    char path[CONFIG_PATH_MAX + 32];
+    memset(p, 0, sizeof *p);
+    p->step = p->epoch = p->best_epoch = -1;
+    p->best = HUGE_VAL, p->identity = p->mean = p->gain = NAN;
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    if (!fgets(header, sizeof header, f)) {
-        fclose(f);
+    if (access(path, F_OK) != 0) return;
+    struct run_metrics m;
+    if (run_metrics_read(path, &m) != GEN_OK) {
+        snprintf(p->unreadable, sizeof p->unreadable, "%s", gen_error_message());
+        gen_error_clear();
+        run_metrics_free(&m);
         return;
     }
-    chomp(header);
-    int nn = split_csv(header, names, MAX_FIELDS);
-    int c_step = column(names, nn, "step"), c_epoch = column(names, nn, "epoch");
-    int c_val = column(names, nn, "validation_loss"), c_speed = column(names, nn, "samples_per_s");
-    int c_identity = column(names, nn, "identity_loss"), c_mean = column(names, nn, "mean_loss");
-    int c_gain = column(names, nn, "gain");
-    while (fgets(line, sizeof line, f)) {
-        if (!strchr(line, '\n')) break; /* a row being written */
-        chomp(line);
-        int n = split_csv(line, fields, MAX_FIELDS);
-        if (n < 2) continue;
-        m->step = (long long)field(fields, n, c_step), m->epoch = (long long)field(fields, n, c_epoch);
-        double val = field(fields, n, c_val), speed = field(fields, n, c_speed);
-        if (isfinite(speed) && speed > 0) m->step_seconds[m->step_rows++ % RECENT_STEPS] = (double)batch / speed;
-        if (isfinite(val) && val < m->best) {
-            m->best = val, m->best_epoch = m->epoch;
-            m->identity = field(fields, n, c_identity), m->mean = field(fields, n, c_mean);
-            m->gain = field(fields, n, c_gain);
+    for (int64_t r = 0; r < m.rows; r++) {
+        p->step = (long long)run_metrics_at(&m, r, METRIC_STEP);
+        double epoch = run_metrics_at(&m, r, METRIC_EPOCH);
+        p->epoch = isfinite(epoch) ? (long long)epoch : -1;
+        double val = run_metrics_at(&m, r, METRIC_VALIDATION_LOSS), speed = run_metrics_at(&m, r, METRIC_SAMPLES_PER_S);
+        if (isfinite(speed) && speed > 0) p->step_seconds[p->step_rows++ % RECENT_STEPS] = (double)batch / speed;
+        if (isfinite(val) && val < p->best) {
+            p->best = val, p->best_epoch = p->epoch;
+            p->identity = run_metrics_at(&m, r, METRIC_IDENTITY_LOSS), p->mean = run_metrics_at(&m, r, METRIC_MEAN_LOSS);
+            p->gain = run_metrics_at(&m, r, METRIC_GAIN);
         }
     }
-    fclose(f);
+    run_metrics_free(&m);
 }
 
 static void read_heartbeat(const char *dir, struct heartbeat *h)
@@ -201,7 +172,7 @@ static void print_state(const char *dir, const struct run_log *log, const struct
 }
 
 /* Seconds per step: the mean of the recent step rows' batch / samples_per_s. */
-static double recent_step_seconds(const struct run_metrics *m)
+static double recent_step_seconds(const struct run_progress *m)
 {
     int n = m->step_rows < RECENT_STEPS ? m->step_rows : RECENT_STEPS;
     double sum = 0;
@@ -209,9 +180,10 @@ static double recent_step_seconds(const struct run_metrics *m)
     return n ? sum / n : NAN;
 }
 
-static void print_progress(const char *dir, const struct run_log *log, const struct run_metrics *m,
+static void print_progress(const char *dir, const struct run_log *log, const struct run_progress *m,
                            const genesis_config *cfg, int have_cfg)
 {
+    if (m->unreadable[0]) printf("metrics:       unreadable: %s\n", m->unreadable);
     if (m->step >= 0) printf("position:      step %lld, epoch %lld\n", m->step, m->epoch);
     else printf("position:      no step yet\n");
     if (isfinite(m->best) && isfinite(m->gain))
@@ -269,10 +241,10 @@ static int show_status(const char *dir, double stale_minutes)
     int have_cfg = config_load_file(&cfg, path) == GEN_OK;
     if (!have_cfg) gen_error_clear();
     struct run_log log;
-    struct run_metrics metrics;
+    struct run_progress metrics;
     struct heartbeat beat;
     read_log(dir, &log);
-    read_metrics(dir, cfg.train.batch, &metrics);
+    read_progress(dir, cfg.train.batch, &metrics);
     read_heartbeat(dir, &beat);
     print_state(dir, &log, &beat, stale_minutes * 60);
     print_progress(dir, &log, &metrics, &cfg, have_cfg);

@@ -10,7 +10,8 @@
 #include "genesis/error.h"
 
 static const char *const column_names[METRIC_COLUMNS] = {
-    "step", "epoch", "lr", "train_loss", "validation_loss", "identity_loss", "mean_loss", "gain"};
+    "step", "epoch", "lr", "train_loss", "validation_loss", "identity_loss", "mean_loss", "gain",
+    "samples_per_s"};
 
 const char *metrics_column_name(enum metrics_column c)
 {
