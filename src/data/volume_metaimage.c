@@ -52,9 +52,6 @@ static int plan_files(const char *path, const metaimage_header *h, size_t *per_f
 static int inflate_exact(const char *path, const char *data, FILE *f, int64_t available, unsigned char *out,
                          size_t want)
 {
-    CHECK((double)want <= (double)available * MAX_INFLATE_RATIO + 4096.0, GEN_ERR_DATA,
-          "%s: corrupt header: %zu bytes of voxels declared, but %s holds only %lld bytes of compressed data",
-          path, want, data, (long long)available);
     int status = GEN_OK;
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -91,35 +88,51 @@ cleanup:
     return status;
 }
 
-/* Reads `want` bytes of voxels of data file `data` into out: the whole of it after HeaderSize bytes
- * (-1: the last bytes of the file), or from `start` when start >= 0 (LOCAL). */
-static int read_data_file(const char *path, const metaimage_header *h, const char *data, int64_t start,
+/* Where the `want` bytes of voxels of data file `data` are: *start, the first byte (from HeaderSize,
+ * -1: the last bytes of the file; or `local` >= 0, the LOCAL data's position), and *available, the
+ * bytes there. Checked against the file's size before anything is allocated: raw voxels must all be
+ * there; compressed ones cannot inflate beyond deflate's ratio. */
+static int data_extent(const char *path, const metaimage_header *h, const char *data, int64_t local, size_t want,
+                       int64_t *start, int64_t *available)
+{
+    struct stat st;
+    CHECK(stat(data, &st) == 0, GEN_ERR_IO, "%s: cannot open data file %s: %s", path, data, strerror(errno));
+    CHECK(S_ISREG(st.st_mode), GEN_ERR_IO, "%s: data file %s is not a regular file", path, data);
+    int64_t size = (int64_t)st.st_size;
+    *start = local >= 0 ? local : h->header_size >= 0 ? h->header_size
+           : size - (h->compressed ? h->compressed_size : (int64_t)want); /* HeaderSize = -1 */
+    CHECK(*start >= 0 && *start <= size, GEN_ERR_DATA, "%s: truncated or short data: %s has %lld bytes, the header "
+          "declares %zu bytes of voxels%s", path, data, (long long)size, want,
+          h->header_size > 0 ? " after HeaderSize" : "");
+    *available = size - *start;
+    if (h->compressed && h->compressed_size >= 0 && h->compressed_size < *available)
+        *available = h->compressed_size;
+    if (h->compressed)
+        CHECK((double)want <= (double)*available * MAX_INFLATE_RATIO + 4096.0, GEN_ERR_DATA, "%s: corrupt header: "
+              "%zu bytes of voxels declared, but %s holds only %lld bytes of compressed data", path, want, data,
+              (long long)*available);
+    else
+        CHECK((uint64_t)*available >= (uint64_t)want, GEN_ERR_DATA, "%s: truncated or short data: %s has %lld bytes "
+              "from byte %lld, the header declares %lldx%lldx%lld voxels of %d bytes = %zu bytes", path, data,
+              (long long)*available, (long long)*start, (long long)h->dim[0], (long long)h->dim[1],
+              (long long)h->dim[2], h->bytes_per_voxel, want);
+    return GEN_OK;
+}
+
+/* Reads the `want` bytes of voxels of data file `data` (data_extent) into out. */
+static int read_data_file(const char *path, const metaimage_header *h, const char *data, int64_t local,
                           unsigned char *out, size_t want)
 {
+    int64_t start = 0, available = 0;
+    CALL(data_extent(path, h, data, local, want, &start, &available));
     FILE *f = fopen(data, "rb");
     CHECK(f != NULL, GEN_ERR_IO, "%s: cannot open data file %s: %s", path, data, strerror(errno));
     int status = GEN_OK;
-    struct stat st;
-    CHECK_GOTO(fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode), GEN_ERR_IO, "%s: data file %s is not a "
-               "regular file", path, data);
-    int64_t size = (int64_t)st.st_size;
-    if (start < 0 && h->header_size >= 0) start = h->header_size;
-    if (start < 0) start = size - (h->compressed ? h->compressed_size : (int64_t)want); /* HeaderSize = -1 */
-    CHECK_GOTO(start >= 0 && start <= size, GEN_ERR_DATA, "%s: data file %s is too short: %lld bytes, the "
-               "header declares %zu bytes of voxels%s", path, data, (long long)size, want,
-               h->header_size > 0 ? " after HeaderSize" : "");
-    int64_t available = size - start;
-    if (h->compressed && h->compressed_size >= 0 && h->compressed_size < available)
-        available = h->compressed_size;
     CHECK_GOTO(fseeko(f, (off_t)start, SEEK_SET) == 0, GEN_ERR_IO, "%s: cannot seek in %s: %s", path, data,
                strerror(errno));
     if (h->compressed) {
         CALL_GOTO(inflate_exact(path, data, f, available, out, want));
     } else {
-        CHECK_GOTO((uint64_t)available >= (uint64_t)want, GEN_ERR_DATA, "%s: truncated or short data: %s has "
-                   "%lld bytes from byte %lld, the header declares %lldx%lldx%lld voxels of %d bytes = %zu bytes",
-                   path, data, (long long)available, (long long)start, (long long)h->dim[0], (long long)h->dim[1],
-                   (long long)h->dim[2], h->bytes_per_voxel, want);
         size_t got = fread(out, 1, want, f);
         CHECK_GOTO(got == want, GEN_ERR_IO, "%s: cannot read %s: read %zu of %zu bytes", path, data, got, want);
     }
@@ -134,6 +147,10 @@ static int load_voxels(const char *path, const metaimage_header *h, unsigned cha
     size_t per_file = 0, files = 0;
     CALL(plan_files(path, h, &per_file, &files));
     size_t total = per_file * files;
+    int64_t start = 0, available = 0;
+    for (size_t i = 0; i < files; i++) /* every size checked before the allocation */
+        CALL(data_extent(path, h, h->kind == METAIMAGE_LOCAL ? path : h->files[i],
+                         h->kind == METAIMAGE_LOCAL ? h->local_offset : -1, per_file, &start, &available));
     *out = malloc(total ? total : 1);
     CHECK(*out != NULL, GEN_ERR_NOMEM, "%s: out of memory allocating %zu bytes of voxels", path, total);
     int status = GEN_OK;
