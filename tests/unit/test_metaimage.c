@@ -17,14 +17,7 @@
 enum { NX = 4, NY = 3, NZ = 5, NVOX = NX * NY * NZ };
 static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+static const char *tmp_path(const char *name) { return test_path_in(tmpdir, name); }
 
 /* The test pattern at voxel (x, y, z): distinct, negative for signed types, fits every type. */
 static double pattern(int x, int y, int z, int is_signed) { return x + 4 * y + 12 * z - (is_signed ? 30 : 0); }
@@ -247,24 +240,20 @@ static void test_bad_inputs(void)
     write_file(tmp_path("short.mhd"), text, NULL, 0);
     write_file(tmp_path("short.raw"), NULL, data, n - 1);
     expect_refused("short.mhd", GEN_ERR_DATA, "truncated or short data");
-    write_file(tmp_path("ndims.mhd"), "NDims = 2\nDimSize = 4 3\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("ndims.mhd", GEN_ERR_DATA, "a 3-D volume is required");
-    write_file(tmp_path("ndims9.mhd"), "NDims = 9\nDimSize = 4 3\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("ndims9.mhd", GEN_ERR_DATA, "DimSize has 2 values, NDims is 9");
-    write_file(tmp_path("dims.mhd"), "NDims = 3\nDimSize = 4 0 5\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("dims.mhd", GEN_ERR_DATA, "is not a size");
-    write_file(tmp_path("dimtext.mhd"), "NDims = 3\nDimSize = 4 three 5\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("dimtext.mhd", GEN_ERR_DATA, "not a list of numbers");
-    write_file(tmp_path("four.mhd"), "NDims = 4\nDimSize = 4 3 5 2\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("four.mhd", GEN_ERR_DATA, "4-D image with 2 volumes");
-    write_file(tmp_path("flat.mhd"), "NDims = 3\nDimSize = 4 3 1\nElementType = MET_SHORT\n"
-               "ElementDataFile = short.raw\n", NULL, 0);
-    expect_refused("flat.mhd", GEN_ERR_DATA, "2-D image");
+    /* headers that are wrong in themselves: NDims and DimSize lines, then MET_SHORT in short.raw */
+    static const struct { const char *name, *dims, *reason; } headers[] = {
+        {"ndims.mhd", "NDims = 2\nDimSize = 4 3\n", "a 3-D volume is required"},
+        {"ndims9.mhd", "NDims = 9\nDimSize = 4 3\n", "DimSize has 2 values, NDims is 9"},
+        {"dims.mhd", "NDims = 3\nDimSize = 4 0 5\n", "is not a size"},
+        {"dimtext.mhd", "NDims = 3\nDimSize = 4 three 5\n", "not a list of numbers"},
+        {"four.mhd", "NDims = 4\nDimSize = 4 3 5 2\n", "4-D image with 2 volumes"},
+        {"flat.mhd", "NDims = 3\nDimSize = 4 3 1\n", "2-D image"},
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        snprintf(text, sizeof text, "%sElementType = MET_SHORT\nElementDataFile = short.raw\n", headers[i].dims);
+        write_file(tmp_path(headers[i].name), text, NULL, 0);
+        expect_refused(headers[i].name, GEN_ERR_DATA, headers[i].reason);
+    }
     header(text, sizeof text, "MET_SHORT", "", "LOCAL");
     write_file(tmp_path("truncated.mha"), text, data, n / 2);
     expect_refused("truncated.mha", GEN_ERR_DATA, "truncated or short data");
@@ -332,20 +321,12 @@ static void test_dispatch(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/genesis_test_metaimage_XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
+    snprintf(tmpdir, sizeof tmpdir, "%s", test_tmpdir_make("metaimage"));
     test_types();
     test_geometry();
     test_layouts();
     test_bad_inputs();
     test_dispatch();
-    if (check_failures == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    }
+    test_tmpdir_done(tmpdir);
     TEST_MAIN_END();
 }
