@@ -98,9 +98,9 @@ static const struct subcommand subcommands[] = {
      "usage: genesis info FILE\n"
      "\n"
      "A cubes file: cubes per split, shape, value range, normalisation and filter, every scan with\n"
-     "its split, format (nifti, metaimage, dicom) and cube count or why it was skipped. A checkpoint: epoch and step, learning rate,\n"
-     "optimizer, best validation loss with its identity baseline and gain (1 - loss / identity)\n"
-     "and the epochs since, configuration hash.\n"},
+     "its split, format (nifti, metaimage, dicom) and cube count or why it was skipped. A\n"
+     "checkpoint: epoch and step, learning rate, optimizer, best validation loss with its identity\n"
+     "baseline and gain (1 - loss / identity) and the epochs since, configuration hash.\n"},
     {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
      "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
      "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"

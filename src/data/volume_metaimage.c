@@ -74,10 +74,11 @@ static int inflate_exact(const char *path, const char *data, FILE *f, int64_t av
         z.avail_out = room < (size_t)CHUNK ? (uInt)room : (uInt)CHUNK;
         zret = inflate(&z, Z_NO_FLUSH);
         if (zret == Z_STREAM_END) break;
-        CHECK_GOTO(zret == Z_OK || zret == Z_BUF_ERROR, GEN_ERR_DATA, "%s: corrupt compressed data in %s (zlib: "
-                   "%s)", path, data, z.msg ? z.msg : "error");
-        CHECK_GOTO(z.avail_in > 0 || left > 0 || z.avail_out == 0, GEN_ERR_DATA, "%s: truncated compressed data in %s: it ends after "
-                   "%zu of %zu bytes of voxels", path, data, (size_t)(z.next_out - out), want);
+        CHECK_GOTO(zret == Z_OK || zret == Z_BUF_ERROR, GEN_ERR_DATA,
+                   "%s: corrupt compressed data in %s (zlib: %s)", path, data, z.msg ? z.msg : "error");
+        CHECK_GOTO(z.avail_in > 0 || left > 0 || z.avail_out == 0, GEN_ERR_DATA,
+                   "%s: truncated compressed data in %s: it ends after %zu of %zu bytes of voxels", path, data,
+                   (size_t)(z.next_out - out), want);
     }
     size_t done = (size_t)(z.next_out - out);
     CHECK_GOTO(done == want, GEN_ERR_DATA, "%s: compressed data in %s holds %zu of the %zu bytes of voxels the "
@@ -101,21 +102,23 @@ static int data_extent(const char *path, const metaimage_header *h, const char *
     int64_t size = (int64_t)st.st_size;
     *start = local >= 0 ? local : h->header_size >= 0 ? h->header_size
            : size - (h->compressed ? h->compressed_size : (int64_t)want); /* HeaderSize = -1 */
-    CHECK(*start >= 0 && *start <= size, GEN_ERR_DATA, "%s: truncated or short data: %s has %lld bytes, the header "
-          "declares %zu bytes of voxels%s", path, data, (long long)size, want,
+    CHECK(*start >= 0 && *start <= size, GEN_ERR_DATA,
+          "%s: truncated or short data: %s has %lld bytes, the header declares %zu bytes of voxels%s", path, data,
+          (long long)size, want,
           h->header_size > 0 ? " after HeaderSize" : "");
     *available = size - *start;
     if (h->compressed && h->compressed_size >= 0 && h->compressed_size < *available)
         *available = h->compressed_size;
     if (h->compressed)
-        CHECK((double)want <= (double)*available * MAX_INFLATE_RATIO + 4096.0, GEN_ERR_DATA, "%s: corrupt header: "
-              "%zu bytes of voxels declared, but %s holds only %lld bytes of compressed data", path, want, data,
-              (long long)*available);
+        CHECK((double)want <= (double)*available * MAX_INFLATE_RATIO + 4096.0, GEN_ERR_DATA,
+              "%s: corrupt header: %zu bytes of voxels declared, but %s holds only %lld bytes of compressed data",
+              path, want, data, (long long)*available);
     else
-        CHECK((uint64_t)*available >= (uint64_t)want, GEN_ERR_DATA, "%s: truncated or short data: %s has %lld bytes "
-              "from byte %lld, the header declares %lldx%lldx%lld voxels of %d bytes = %zu bytes", path, data,
-              (long long)*available, (long long)*start, (long long)h->dim[0], (long long)h->dim[1],
-              (long long)h->dim[2], h->bytes_per_voxel, want);
+        CHECK((uint64_t)*available >= (uint64_t)want, GEN_ERR_DATA,
+              "%s: truncated or short data: %s has %lld bytes from byte %lld, the header declares "
+              "%lldx%lldx%lld voxels of %d bytes = %zu bytes", path, data, (long long)*available,
+              (long long)*start, (long long)h->dim[0], (long long)h->dim[1], (long long)h->dim[2],
+              h->bytes_per_voxel, want);
     return GEN_OK;
 }
 

@@ -148,7 +148,8 @@ int prep_list_inputs(const char *inputs, struct scan_list *list)
     memset(list, 0, sizeof *list);
     char copy[CONFIG_PATH_MAX];
     snprintf(copy, sizeof copy, "%s", inputs);
-    CHECK(copy[0] != '\0', GEN_ERR_USAGE, "[prep] inputs is empty: give the scans (files, globs, folders, @LIST)");
+    CHECK(copy[0] != '\0', GEN_ERR_USAGE,
+          "[prep] inputs is empty: give the scans (files, globs, folders, @LIST)");
     struct builder b = {.list = list};
     int status = GEN_OK;
     for (char *save = NULL, *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
