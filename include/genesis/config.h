@@ -35,7 +35,7 @@ struct config_model {
 };
 
 struct config_prep {
-    char inputs[CONFIG_PATH_MAX]; /* comma-separated glob patterns of NIfTI scans */
+    char inputs[CONFIG_PATH_MAX]; /* comma-separated files, globs, folders, @LIST (src/prep/inputs.h) */
     char output[CONFIG_PATH_MAX]; /* the cubes file to write */
     int overwrite;
     int strict;                   /* a bad scan is an error instead of a skip */

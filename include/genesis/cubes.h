@@ -5,7 +5,7 @@
  *   /corner      int32 [N, 3]  x, y, z of the crop's first voxel in the (prepared) scan
  *   /crop        int32 [N, 3]  crop size in scan voxels (rows, cols, deps + extra) before resizing
  *   /split       uint8 [N]     enum cube_split of the cube (the split of its scan)
- *   /scans       compound [S]  per scan: path, dims, spacing, split, cubes, skipped reason
+ *   /scans       compound [S]  per scan: path, dims, spacing, split, cubes, skipped reason, format
  *   attributes of /: format_version, genesis_version, cube_shape, normalize, window, filter,
  *                    seed, cubes_per_scan, crop_sizes, borders, value_range, config (text)
  *
@@ -32,6 +32,8 @@ typedef struct cubes_scan_record {
     int32_t split;        /* enum cube_split */
     int32_t cubes;        /* cubes extracted */
     char skipped[256];    /* "" if used; otherwise why the scan gave no cubes */
+    char format[16];      /* the scan's format: "nifti", "metaimage" or "dicom" (volume_format_name);
+                           * files written before genesis read other formats have none: "nifti" */
 } cubes_scan_record;
 
 /* A cubes file being written (opaque: its HDF5 handles stay in src/io/cubes.c). Every writer

@@ -39,6 +39,13 @@ enum volume_format {
     VOLUME_FORMAT_DICOM = 3,     /* a DICOM series, through GDCM (include/genesis/dicom.h) */
 };
 
+/* The format volume_read reads path as: VOLUME_FORMAT_METAIMAGE for a name ending in .mhd or .mha (any
+ * case), VOLUME_FORMAT_DICOM for a DICOM locator (a folder, or "DIR#UID": include/genesis/dicom.h),
+ * else VOLUME_FORMAT_NIFTI. */
+int volume_format_of_path(const char *path);
+/* "nifti", "metaimage", "dicom", or "memory" (the names `genesis info` shows). */
+const char *volume_format_name(int format);
+
 typedef struct volume_read_options {
     int reorient_ras;   /* 1: permute and flip axes (volume_reorient_ras) after reading */
     double spacing[3];  /* > 0: resample to this voxel size in mm (volume_resample); 0: keep axis */
@@ -52,6 +59,11 @@ void volume_read_options_default(volume_read_options *opt);
 /* Reads a 3-D scan (or a 4-D one with a single volume) into v as float32, with scl_slope/scl_inter
  * applied (slope 0 means none) and every voxel checked to be finite. opt NULL means defaults.
  * Every voxel type libnifti reads is accepted except complex, RGB and 1-bit (refused, GEN_ERR_DATA).
+ * The reader follows volume_format_of_path: NIfTI/ANALYZE through libnifti; MetaImage
+ * (src/data/volume_metaimage.c: .mhd with its data file(s) or LIST of slice files, .mha; raw or
+ * zlib-compressed; MET_(U)CHAR, (U)SHORT, (U)INT, (U)LONG, FLOAT, DOUBLE; either byte order), its LPS
+ * geometry turned into the same RAS+ affine a NIfTI conversion of it has; a DICOM series through
+ * volume_read_dicom (include/genesis/dicom.h). reorient_ras and resampling then work the same.
  * On failure v is left empty (data NULL). */
 int volume_read(volume *v, const char *path, const volume_read_options *opt);
 

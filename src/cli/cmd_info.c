@@ -49,10 +49,10 @@ static int describe_cubes(const char *path)
     for (int64_t i = 0; i < scan_count; i++) {
         const cubes_scan_record *s = &scans[i];
         if (s->skipped[0])
-            printf("  %4lld  skipped     %s\n", (long long)i, s->skipped);
+            printf("  %4lld  skipped     %-9s  %s\n", (long long)i, s->format, s->skipped);
         else
-            printf("  %4lld  %-10s  %3d cubes  %lldx%lldx%lld  %.2gx%.2gx%.2g mm  %s\n", (long long)i,
-                   cube_split_name(s->split), s->cubes, (long long)s->dim[0], (long long)s->dim[1],
+            printf("  %4lld  %-10s  %-9s  %3d cubes  %lldx%lldx%lld  %.2gx%.2gx%.2g mm  %s\n", (long long)i,
+                   cube_split_name(s->split), s->format, s->cubes, (long long)s->dim[0], (long long)s->dim[1],
                    (long long)s->dim[2], s->spacing[0], s->spacing[1], s->spacing[2], s->path);
     }
 cleanup:

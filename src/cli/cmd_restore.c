@@ -1,4 +1,5 @@
-/* genesis restore: a trained model over a whole scan, in blended windows; NIfTI out. */
+/* genesis restore: a trained model over a whole scan (NIfTI, MetaImage or DICOM), in blended windows;
+ * NIfTI out. */
 #include "cli/cli.h"
 
 #include "genesis/error.h"
@@ -57,7 +58,7 @@ int cmd_restore(int argc, char **argv)
         else FAIL_ALL(GEN_ERR_USAGE, "restore: unknown option '%s' (see genesis help restore)", a);
     }
     if (count != 2 || !o.output)
-        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis restore CKPT.h5 SCAN.nii.gz -o RESTORED.nii.gz [--corrupt] "
+        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--corrupt] "
                                 "[--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]");
     o.checkpoint = paths[0], o.input = paths[1];
     struct restore_report r;

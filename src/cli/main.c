@@ -77,24 +77,30 @@ static const struct subcommand subcommands[] = {
      "-o FILE   write FILE instead; an existing FILE is replaced only with --force, and never\n"
      "          when it is not a regular file or is the metrics.csv being read\n"
      "Example: genesis plot quickstart/run && xdg-open quickstart/run/curves.png\n"},
-    {"prep", cmd_prep, "NIfTI scans -> normalised cubes in one HDF5 file (MPI-parallel)",
+    {"prep", cmd_prep, "scans (NIfTI, MetaImage, DICOM) -> normalised cubes in one HDF5 file (MPI-parallel)",
      "usage: mpirun -np N genesis prep CONFIG [--set section.key=value]...\n"
      "\n"
-     "Reads the scans of [prep] inputs (comma-separated globs of .nii, .nii.gz, .hdr), normalises\n"
-     "them ([prep] normalize, window_*, percentile_*), cuts cubes as the paper does (borders,\n"
-     "attempts, crop sizes, filter lung|foreground|none), splits the scans into train/validation/\n"
-     "test, and writes [prep] output: under a temporary name, renamed when complete. Scans that\n"
-     "cannot be used (unreadable, wrong dimensionality, NaN voxels, too small, no cube passing the\n"
-     "filter) are skipped with a warning naming the file and counted in a final report, or stop\n"
-     "the run when strict = true. The result does not depend on the number of ranks.\n"
-     "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/*.nii.gz'\n"},
+     "Reads the scans of [prep] inputs, normalises them ([prep] normalize, window_*, percentile_*),\n"
+     "cuts cubes as the paper does (borders, attempts, crop sizes, filter lung|foreground|none),\n"
+     "splits the scans into train/validation/test, and writes [prep] output: under a temporary\n"
+     "name, renamed when complete. Scans that cannot be used (unreadable, wrong dimensionality, NaN\n"
+     "voxels, too small, no cube passing the filter) are skipped with a warning naming the file and\n"
+     "counted in a final report, or stop the run when strict = true. The result does not depend on\n"
+     "the number of ranks.\n"
+     "[prep] inputs: comma-separated items, each a file, a glob, a folder (the scans directly in\n"
+     "it: .nii, .nii.gz, .hdr, .mhd, .mha files, and its DICOM series when genesis was built with\n"
+     "GDCM), a DICOM series \"DIR#SeriesInstanceUID\", or @LIST: a text file of such items, one a\n"
+     "line (# comments; relative paths are relative to LIST's folder). Formats: NIfTI-1/2 and\n"
+     "ANALYZE (.nii, .nii.gz, .hdr/.img); MetaImage (.mhd with its .raw/.zraw or LIST of slice\n"
+     "files, .mha; zlib-compressed or not; LPS geometry turned into NIfTI's RAS); DICOM series.\n"
+     "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/luna16/subset*/*.mhd'\n"},
     {"info", cmd_info, "describe a cubes file or a checkpoint",
      "usage: genesis info FILE\n"
      "\n"
      "A cubes file: cubes per split, shape, value range, normalisation and filter, every scan with\n"
-     "its split and cube count or why it was skipped. A checkpoint: epoch and step, learning rate,\n"
-     "optimizer, best validation loss with its identity baseline and gain (1 - loss / identity)\n"
-     "and the epochs since, configuration hash.\n"},
+     "its split, format (nifti, metaimage, dicom) and cube count or why it was skipped. A\n"
+     "checkpoint: epoch and step, learning rate, optimizer, best validation loss with its identity\n"
+     "baseline and gain (1 - loss / identity) and the epochs since, configuration hash.\n"},
     {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
      "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
      "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"
@@ -104,7 +110,7 @@ static const struct subcommand subcommands[] = {
      "input beside the target at depths 2/6, 3/6, 4/6 and 5/6, labelled with the sample index and\n"
      "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set.\n"},
     {"restore", cmd_restore, "run a trained model over a whole scan (blended windows) -> NIfTI",
-     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN.nii.gz -o RESTORED.nii.gz [--corrupt]\n"
+     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--corrupt]\n"
      "                       [--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
      "\n"
      "Normalises the scan as prep did (the checkpoint's [prep] normalize/window/percentiles, in the\n"
@@ -113,8 +119,10 @@ static const struct subcommand subcommands[] = {
      "a window; the last window of an axis is clamped to its end, an axis shorter than a window is\n"
      "padded with its edge voxels), B windows per forward (default 2: batch norm uses the batch's\n"
      "statistics), blends the outputs with triangular weights, maps them back to input units and\n"
-     "writes float32 NIfTI with the input's header (dims, qform/sform). Under MPI the windows are\n"
-     "spread over the ranks; rank 0 writes.\n"
+     "writes float32 NIfTI with the input's header (dims, qform/sform). SCAN is any scan prep reads\n"
+     "(NIfTI, MetaImage .mhd/.mha, a DICOM series folder or DIR#UID); for a MetaImage or DICOM scan\n"
+     "the NIfTI gets the scan's geometry (its LPS axes as RAS). Under MPI the windows are spread\n"
+     "over the ranks; rank 0 writes.\n"
      "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
      "           flips; keyed by --seed and the window index), to show what the model restores\n"
      "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"

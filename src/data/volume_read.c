@@ -1,6 +1,8 @@
-/* Reading scans: NIfTI-1/2 and ANALYZE through libnifti's nifti2 API (include/genesis/volume.h). */
+/* Reading scans: NIfTI-1/2 and ANALYZE through libnifti's nifti2 API, and the choice of reader by
+ * input (MetaImage: volume_metaimage.c; DICOM: include/genesis/dicom.h) (include/genesis/volume.h). */
 #include "genesis/volume.h"
 
+#include "genesis/dicom.h"
 #include "genesis/error.h"
 #include "volume_internal.h"
 
@@ -8,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,9 +56,7 @@ DEFINE_CONVERT(convert_f32, float)
 DEFINE_CONVERT(convert_f64, double)
 DEFINE_CONVERT(convert_f128, long double)
 
-typedef void (*convert_fn)(float *, const void *, int64_t, int64_t, int64_t, double, double);
-
-static convert_fn converter_for(int datatype)
+volume_convert_fn volume_converter_for(int datatype)
 {
     switch (datatype) {
     case DT_UINT8: return convert_u8;
@@ -116,7 +117,7 @@ static void affine_from_nim(volume *v, const nifti_image *nim)
     }
 }
 
-static int check_finite(const char *path, const volume *v)
+int volume_check_finite(const char *path, const volume *v)
 {
     size_t n = (size_t)(v->dim[0] * v->dim[1] * v->dim[2]), bad = 0, first = 0;
     for (size_t i = 0; i < n; i++)
@@ -153,7 +154,7 @@ static int read_header(nifti_image **out, const char *path)
     if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_1) nim->nifti_type = NIFTI_FTYPE_NIFTI2_1;
     if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_2) nim->nifti_type = NIFTI_FTYPE_NIFTI2_2;
     CALL_GOTO(check_dims(path, nim));
-    CHECK_GOTO(converter_for(nim->datatype) != NULL, GEN_ERR_DATA,
+    CHECK_GOTO(volume_converter_for(nim->datatype) != NULL, GEN_ERR_DATA,
                "%s: voxel type %s (%d) is not supported (need a real scalar type)", path,
                nifti_datatype_string(nim->datatype), nim->datatype);
     *out = nim;
@@ -217,7 +218,7 @@ static int volume_read_nifti(volume *v, const char *path, int verify_gzip)
         inter = 0.0;
     }
     if (!isfinite(inter)) inter = 0.0;
-    converter_for(nim->datatype)(v->data, nim->data, nx, ny, nz, slope, inter);
+    volume_converter_for(nim->datatype)(v->data, nim->data, nx, ny, nz, slope, inter);
     v->spacing[0] = fabs(nim->dx);
     v->spacing[1] = fabs(nim->dy);
     v->spacing[2] = fabs(nim->dz);
@@ -227,10 +228,28 @@ static int volume_read_nifti(volume *v, const char *path, int verify_gzip)
     v->source_datatype = nim->datatype;
     v->source_nifti_type = nim->nifti_type;
     v->source_format = VOLUME_FORMAT_NIFTI;
-    CALL_GOTO(check_finite(path, v));
+    CALL_GOTO(volume_check_finite(path, v));
 cleanup:
     nifti_image_free(nim);
     return status;
+}
+
+int volume_format_of_path(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 4 && (!strcasecmp(path + n - 4, ".mhd") || !strcasecmp(path + n - 4, ".mha")))
+        return VOLUME_FORMAT_METAIMAGE;
+    return dicom_is_locator(path) ? VOLUME_FORMAT_DICOM : VOLUME_FORMAT_NIFTI;
+}
+
+const char *volume_format_name(int format)
+{
+    switch (format) {
+    case VOLUME_FORMAT_NIFTI: return "nifti";
+    case VOLUME_FORMAT_METAIMAGE: return "metaimage";
+    case VOLUME_FORMAT_DICOM: return "dicom";
+    default: return "memory";
+    }
 }
 
 int volume_read(volume *v, const char *path, const volume_read_options *opt)
@@ -242,8 +261,11 @@ int volume_read(volume *v, const char *path, const volume_read_options *opt)
     }
     memset(v, 0, sizeof *v);
     CHECK(path != NULL && path[0] != '\0', GEN_ERR_USAGE, "volume_read: empty path");
+    int format = volume_format_of_path(path);
+    if (format == VOLUME_FORMAT_DICOM) return volume_read_dicom(v, path, opt); /* reorients, resamples */
     int status = GEN_OK;
-    CALL_GOTO(volume_read_nifti(v, path, opt->verify_gzip));
+    if (format == VOLUME_FORMAT_METAIMAGE) CALL_GOTO(volume_read_metaimage(v, path));
+    else CALL_GOTO(volume_read_nifti(v, path, opt->verify_gzip));
     if (opt->reorient_ras) CALL_GOTO(volume_reorient_ras(v));
     if (opt->spacing[0] > 0 || opt->spacing[1] > 0 || opt->spacing[2] > 0)
         CALL_GOTO(volume_resample(v, opt->spacing));

@@ -247,7 +247,9 @@ static int finish(struct restore_state *s, const struct restore_options *o, stru
     volume out = s->vol;
     for (size_t i = 0; i < n; i++) s->acc[i] = (float)(lo + (double)s->acc[i] * (hi - lo));
     out.data = s->acc;
-    volume_write_options wo = {.dtype = VOLUME_FLOAT32, .header_from = o->input,
+    /* a NIfTI input lends its header (units, intent, descrip, ...); any other the volume's geometry */
+    const char *header_from = s->vol.source_format == VOLUME_FORMAT_NIFTI ? o->input : NULL;
+    volume_write_options wo = {.dtype = VOLUME_FLOAT32, .header_from = header_from,
                                .descrip = o->corrupt ? "genesis restore --corrupt" : "genesis restore"};
     CALL(volume_write(&out, o->output, &wo));
     return GEN_OK;

@@ -108,13 +108,14 @@ int cubes_writer_append(cubes_writer *w, const float *cubes, const int32_t *scan
     return GEN_OK;
 }
 
-/* The HDF5 compound type of cubes_scan_record into *out (caller closes). */
-static int scan_record_type(hid_t *out)
+/* The HDF5 compound type of cubes_scan_record into *out (caller closes); with_format 0: without the
+ * member "format", which files written before it existed lack. */
+static int scan_record_type(hid_t *out, int with_format)
 {
     int status = GEN_OK;
     hsize_t three[1] = {3};
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(cubes_scan_record));
-    hid_t path = H5Tcopy(H5T_C_S1), why = H5Tcopy(H5T_C_S1);
+    hid_t path = H5Tcopy(H5T_C_S1), why = H5Tcopy(H5T_C_S1), format = H5Tcopy(H5T_C_S1);
     hid_t dims = H5Tarray_create2(H5T_NATIVE_INT64, 1, three);
     hid_t spacing = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, three);
     int ok = t >= 0 && path >= 0 && why >= 0 && dims >= 0 && spacing >= 0 &&
@@ -125,12 +126,14 @@ static int scan_record_type(hid_t *out)
              H5Tinsert(t, "spacing", HOFFSET(cubes_scan_record, spacing), spacing) >= 0 &&
              H5Tinsert(t, "split", HOFFSET(cubes_scan_record, split), H5T_NATIVE_INT32) >= 0 &&
              H5Tinsert(t, "cubes", HOFFSET(cubes_scan_record, cubes), H5T_NATIVE_INT32) >= 0 &&
-             H5Tinsert(t, "skipped", HOFFSET(cubes_scan_record, skipped), why) >= 0;
+             H5Tinsert(t, "skipped", HOFFSET(cubes_scan_record, skipped), why) >= 0 && format >= 0 &&
+             H5Tset_size(format, sizeof ((cubes_scan_record *)0)->format) >= 0;
+    if (ok && with_format) ok = H5Tinsert(t, "format", HOFFSET(cubes_scan_record, format), format) >= 0;
     H5_CHECK_GOTO(ok, "cannot make the record type of", "scans");
     *out = t;
     t = -1;
 cleanup:
-    H5_CLOSE_ALL(t, path, why, dims, spacing);
+    H5_CLOSE_ALL(t, path, why, format, dims, spacing);
     return status;
 }
 
@@ -139,7 +142,7 @@ int cubes_writer_scans(cubes_writer *w, const cubes_scan_record *scans, int64_t 
     int status = GEN_OK, rank = world_rank();
     hsize_t dims[1] = {(hsize_t)(count > 0 ? count : 0)};
     hid_t type = -1, space = -1, dset = -1, dxpl = -1, fspace = -1, mspace = -1;
-    CALL_GOTO(scan_record_type(&type));
+    CALL_GOTO(scan_record_type(&type, 1));
     space = H5Screate_simple(1, dims, NULL);
     if (space >= 0) dset = H5Dcreate2(w->file, "scans", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     dxpl = h5par_collective_transfer();
@@ -385,19 +388,24 @@ int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, 
 int cubes_read_scans(const cubes_file *f, cubes_scan_record **scans, int64_t *count)
 {
     int status = GEN_OK;
-    hid_t dset = H5Dopen2(f->h5->file, "scans", H5P_DEFAULT), space = -1, type = -1;
+    hid_t dset = H5Dopen2(f->h5->file, "scans", H5P_DEFAULT), space = -1, type = -1, stored = -1;
     *scans = NULL;
     H5_CHECK_GOTO(dset >= 0, "missing dataset", "scans");
+    stored = H5Dget_type(dset);
+    H5_CHECK_GOTO(stored >= 0, "cannot read the type of dataset", "scans");
+    int with_format = H5Tget_member_index(stored, "format") >= 0;
     space = H5Dget_space(dset);
     *count = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
     H5_CHECK_GOTO(*count >= 0, "cannot read the shape of dataset", "scans");
     *scans = calloc((size_t)(*count > 0 ? *count : 1), sizeof **scans);
     CHECK_ALLOC_GOTO(*scans, sizeof **scans * (size_t)(*count > 0 ? *count : 1));
-    CALL_GOTO(scan_record_type(&type));
+    CALL_GOTO(scan_record_type(&type, with_format));
     H5_CHECK_GOTO(*count == 0 || H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *scans) >= 0,
                   "cannot read dataset", "scans");
+    for (int64_t i = 0; !with_format && i < *count; i++) /* written before other formats were read */
+        snprintf((*scans)[i].format, sizeof (*scans)[i].format, "nifti");
 cleanup:
-    H5_CLOSE_ALL(type, space, dset);
+    H5_CLOSE_ALL(type, space, stored, dset);
     if (status != GEN_OK) free(*scans), *scans = NULL;
     return status;
 }

@@ -12,10 +12,10 @@
 #include "genesis/volume.h"
 #include "genesis/world.h"
 #include "genesis_version.h"
+#include "prep/inputs.h"
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <glob.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,58 +25,7 @@
 
 enum { MAX_CROP_SIZES = 8 };
 
-/* The list of scans: `count` paths of CUBES' fixed width, in sorted order. */
-struct scan_list {
-    int64_t count;
-    char (*paths)[sizeof((cubes_scan_record *)0)->path];
-};
-
 /* ---- rank 0: inputs, outputs, split ------------------------------------------------------- */
-
-static int compare_paths(const void *a, const void *b) { return strcmp(a, b); }
-
-static int list_scans(const char *patterns, struct scan_list *list)
-{
-    size_t width = sizeof list->paths[0];
-    char copy[CONFIG_PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", patterns);
-    CHECK(copy[0] != '\0', GEN_ERR_USAGE, "[prep] inputs is empty: give the scans' glob patterns");
-    int status = GEN_OK;
-    glob_t g;
-    memset(&g, 0, sizeof g);
-    int flags = 0;
-    for (char *save = NULL, *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        while (*p == ' ') p++;
-        if (!*p) continue;
-        CHECK_GOTO(glob(p, flags | GLOB_NOCHECK, NULL, &g) == 0, GEN_ERR_IO,
-                   "[prep] inputs: cannot expand '%s'", p);
-        flags = GLOB_APPEND;
-    }
-    list->paths = calloc(g.gl_pathc ? g.gl_pathc : 1, width);
-    CHECK_GOTO(list->paths != NULL, GEN_ERR_NOMEM, "out of memory listing scans");
-    list->count = 0;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        struct stat st;
-        CHECK_GOTO(stat(g.gl_pathv[i], &st) == 0, GEN_ERR_USAGE, /* GLOB_NOCHECK: matched nothing */
-                   "[prep] inputs: no scan matches '%s'", g.gl_pathv[i]);
-        CHECK_GOTO(strlen(g.gl_pathv[i]) < width, GEN_ERR_USAGE, "scan path too long: %s", g.gl_pathv[i]);
-        if (S_ISDIR(st.st_mode)) continue;
-        const char *name = g.gl_pathv[i];
-        size_t len = strlen(name);
-        if (len > 4 && !strcmp(name + len - 4, ".img")) continue; /* the .hdr names the pair */
-        snprintf(list->paths[list->count++], width, "%s", name);
-    }
-    qsort(list->paths, (size_t)list->count, width, compare_paths);
-    int64_t unique = 0; /* the same file matched by two patterns counts once */
-    for (int64_t i = 0; i < list->count; i++)
-        if (unique == 0 || strcmp(list->paths[i], list->paths[unique - 1]))
-            memmove(list->paths[unique++], list->paths[i], width);
-    list->count = unique;
-    CHECK_GOTO(list->count > 0, GEN_ERR_USAGE, "[prep] inputs: no scans found in '%s'", patterns);
-cleanup:
-    globfree(&g);
-    return status;
-}
 
 static int matches_any(const char *patterns, const char *path)
 {
@@ -301,7 +250,7 @@ static int check_allocated(int allocated, const char *what)
 static int list_and_split(const struct config_prep *p, struct scan_list *list, int32_t **split)
 {
     CALL(check_output(p));
-    CALL(list_scans(p->inputs, list));
+    CALL(prep_list_inputs(p->inputs, list));
     *split = calloc((size_t)list->count, sizeof **split);
     CALL(check_allocated(*split != NULL, "the split"));
     CALL(split_scans(p, list, *split));
@@ -343,6 +292,7 @@ static int prepare_rounds(const struct prep_plan *plan, const struct scan_list *
         if (index < list->count) {
             cubes_scan_record *r = &records[index];
             snprintf(r->path, sizeof r->path, "%s", list->paths[index]);
+            snprintf(r->format, sizeof r->format, "%s", volume_format_name(volume_format_of_path(r->path)));
             r->split = split[index];
             local = prepare_scan(plan, index, split[index], r, &batch, bytes_read);
         }

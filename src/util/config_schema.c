@@ -17,7 +17,7 @@ const struct config_key config_schema[] = {
         "base number of channels of the 3D U-Net (32 in the paper; 4 or 8 for quick tests)"),
 
     ROW(prep, inputs, TYPE_STRING, "", 0, 0, NULL,
-        "NIfTI scans to prepare: comma-separated glob patterns (.nii, .nii.gz, .hdr/.img)"),
+        "scans to prepare: comma-separated files, globs, folders, DICOM DIR#UID, @LIST (NIfTI, MetaImage, DICOM)"),
     ROW(prep, output, TYPE_STRING, "cubes.h5", 0, 0, NULL,
         "the cubes file to write (HDF5); written under a temporary name, renamed when complete"),
     ROW(prep, overwrite, TYPE_BOOL, "false", 0, 0, NULL, "replace an existing output file"),

@@ -79,6 +79,37 @@ static inline tensor_diff expect_tensor_close(const char *what, const float *got
     return expect_tensor_close_scaled(what, got, want, n, rtol, atol, 0, NULL);
 }
 
+/* A fresh folder /tmp/genesis_test_NAME_XXXXXX for a test's files (static storage; exits when it
+ * cannot be made); test_path_in(DIR, FILE): "DIR/FILE" in one of 8 rotating buffers;
+ * test_tmpdir_done(DIR) removes the folder when every check passed (kept for inspection otherwise). */
+static inline const char *test_tmpdir_make(const char *name)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/genesis_test_%s_XXXXXX", name);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return dir;
+}
+
+static inline const char *test_path_in(const char *dir, const char *file)
+{
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, 512, "%s/%s", dir, file);
+    return p;
+}
+
+static inline void test_tmpdir_done(const char *dir)
+{
+    if (check_failures != 0) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 #define TEST_MAIN_END()                                                                        \
     do {                                                                                       \
         printf("%s: %d checks, %d failed\n", __FILE__, check_count, check_failures);           \
