@@ -1,6 +1,7 @@
 /* Reading scans: NIfTI-1/2 and ANALYZE through libnifti's nifti2 API (include/genesis/volume.h). */
 #include "genesis/volume.h"
 
+#include "genesis/dicom.h"
 #include "genesis/error.h"
 #include "volume_internal.h"
 
@@ -235,6 +236,7 @@ cleanup:
 
 int volume_read(volume *v, const char *path, const volume_read_options *opt)
 {
+    if (dicom_is_locator(path)) return volume_read_dicom(v, path, opt); /* a DICOM series */
     volume_read_options defaults;
     if (opt == NULL) {
         volume_read_options_default(&defaults);
