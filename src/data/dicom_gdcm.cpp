@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -42,12 +43,23 @@ const gdcm::Tag TAG_PIXEL_SPACING(0x0028, 0x0030);
 const gdcm::Tag TAG_INTERCEPT(0x0028, 0x1052);
 const gdcm::Tag TAG_SLOPE(0x0028, 0x1053);
 
-/* GDCM reports problems on stderr by default; our messages say what went wrong instead. */
+/* GDCM reports problems on stderr by default; our messages say what went wrong instead. Its
+ * warnings go to gdcm_warnings, which read_slice inspects: GDCM reads a file whose pixel data is cut
+ * short without failing, and says so only in a warning. (Trace's streams are process-wide; the
+ * files are read one at a time.) */
+std::ostringstream &gdcm_warnings()
+{
+    static std::ostringstream stream;
+    return stream;
+}
+
 void quiet_gdcm()
 {
     gdcm::Trace::SetDebug(false);
-    gdcm::Trace::SetWarning(false);
     gdcm::Trace::SetError(false);
+    gdcm::Trace::SetWarningStream(gdcm_warnings());
+    gdcm::Trace::SetWarning(true);
+    gdcm_warnings().str(std::string());
 }
 
 int fail(int code, char *err, size_t errlen, const char *path, const std::string &reason)
@@ -184,6 +196,8 @@ int read_slice(dicom_slice *s, const char *path, char *err, size_t errlen)
     reader.SetFileName(path);
     if (!reader.Read())
         return fail(DICOM_GDCM_ERR_DATA, err, errlen, path, "not a readable DICOM image (corrupt, truncated, or not an image)");
+    if (gdcm_warnings().str().find("Incomplete Pixel Data") != std::string::npos)
+        return fail(DICOM_GDCM_ERR_DATA, err, errlen, path, "truncated: the pixel data ends before its stated length");
     const gdcm::Image &image = reader.GetImage();
     const gdcm::DataSet &ds = reader.GetFile().GetDataSet();
     const gdcm::TransferSyntax &ts = image.GetTransferSyntax();
