@@ -195,9 +195,11 @@ int read_slice(dicom_slice *s, const char *path, char *err, size_t errlen)
     gdcm::ImageReader reader;
     reader.SetFileName(path);
     if (!reader.Read())
-        return fail(DICOM_GDCM_ERR_DATA, err, errlen, path, "not a readable DICOM image (corrupt, truncated, or not an image)");
+        return fail(DICOM_GDCM_ERR_DATA, err, errlen, path,
+                    "not a readable DICOM image (corrupt, truncated, or not an image)");
     if (gdcm_warnings().str().find("Incomplete Pixel Data") != std::string::npos)
-        return fail(DICOM_GDCM_ERR_DATA, err, errlen, path, "truncated: the pixel data ends before its stated length");
+        return fail(DICOM_GDCM_ERR_DATA, err, errlen, path,
+                    "truncated: the pixel data ends before its stated length");
     const gdcm::Image &image = reader.GetImage();
     const gdcm::DataSet &ds = reader.GetFile().GetDataSet();
     const gdcm::TransferSyntax &ts = image.GetTransferSyntax();
@@ -240,7 +242,8 @@ int read_slice(dicom_slice *s, const char *path, char *err, size_t errlen)
         return fail(DICOM_GDCM_ERR_DATA, err, errlen, path, what);
     }
     s->pixels = (float *)std::malloc(n * sizeof(float));
-    if (s->pixels == NULL) return fail(DICOM_GDCM_ERR_NOMEM, err, errlen, path, "out of memory for the pixels");
+    if (s->pixels == NULL)
+        return fail(DICOM_GDCM_ERR_NOMEM, err, errlen, path, "out of memory for the pixels");
     rescale(s->pixels, buffer.data(), n, pf, s->slope, s->intercept);
     return 0;
 }
@@ -257,7 +260,8 @@ extern "C" int dicom_gdcm_series_uids(const char *const *paths, size_t n, char *
         gdcm::Scanner scanner;
         scanner.AddTag(TAG_SERIES_UID);
         scanner.AddTag(TAG_ROWS);
-        if (!scanner.Scan(files)) return fail(DICOM_GDCM_ERR_IO, err, errlen, n ? paths[0] : "", "cannot scan the files");
+        if (!scanner.Scan(files))
+            return fail(DICOM_GDCM_ERR_IO, err, errlen, n ? paths[0] : "", "cannot scan the files");
         for (size_t i = 0; i < n; i++) {
             if (!scanner.IsKey(paths[i])) continue; /* not DICOM */
             const char *uid = scanner.GetValue(paths[i], TAG_SERIES_UID);
@@ -273,7 +277,8 @@ extern "C" int dicom_gdcm_series_uids(const char *const *paths, size_t n, char *
     } catch (const std::bad_alloc &) {
         return fail(DICOM_GDCM_ERR_NOMEM, err, errlen, n ? paths[0] : "", "out of memory while scanning");
     } catch (const std::exception &e) {
-        return fail(DICOM_GDCM_ERR_DATA, err, errlen, n ? paths[0] : "", std::string("GDCM failed: ") + e.what());
+        return fail(DICOM_GDCM_ERR_DATA, err, errlen, n ? paths[0] : "",
+                    std::string("GDCM failed: ") + e.what());
     } catch (...) {
         return fail(DICOM_GDCM_ERR_DATA, err, errlen, n ? paths[0] : "", "GDCM failed (unknown exception)");
     }
@@ -289,7 +294,8 @@ extern "C" int dicom_gdcm_read_slice(dicom_slice *s, const char *path, char *err
     } catch (const std::bad_alloc &) {
         status = fail(DICOM_GDCM_ERR_NOMEM, err, errlen, path, "out of memory");
     } catch (const std::exception &e) {
-        status = fail(DICOM_GDCM_ERR_DATA, err, errlen, path, std::string("not a readable DICOM image: ") + e.what());
+        status = fail(DICOM_GDCM_ERR_DATA, err, errlen, path,
+                      std::string("not a readable DICOM image: ") + e.what());
     } catch (...) {
         status = fail(DICOM_GDCM_ERR_DATA, err, errlen, path, "not a readable DICOM image (GDCM failed)");
     }

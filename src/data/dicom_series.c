@@ -314,7 +314,8 @@ static int check_slice(const char *locator, const dicom_slice *s, const dicom_sl
           (long long)first->rows, (long long)first->cols, f, (long long)s->rows, (long long)s->cols);
     double off = 0;
     for (int i = 0; i < 3; i++)
-        off = fmax(off, fmax(fabs(s->row_dir[i] - first->row_dir[i]), fabs(s->col_dir[i] - first->col_dir[i])));
+        off = fmax(off, fmax(fabs(s->row_dir[i] - first->row_dir[i]),
+                             fabs(s->col_dir[i] - first->col_dir[i])));
     CHECK(off <= 1e-4, GEN_ERR_DATA, "%s: slices with different orientations (ImageOrientationPatient "
           "%g\\%g\\%g\\%g\\%g\\%g in %s, %g\\%g\\%g\\%g\\%g\\%g in %s): a localizer, or several stacks in "
           "one series", locator, first->row_dir[0], first->row_dir[1], first->row_dir[2],
@@ -472,7 +473,8 @@ static int assemble(volume *v, const char *locator, const dicom_slice *slices, s
     CALL_GOTO(fill_volume(v, slices, order, n, normal, dz));
     size_t nvox = (size_t)(v->dim[0] * v->dim[1] * v->dim[2]);
     for (size_t i = 0; i < nvox; i++)
-        CHECK_GOTO(isfinite(v->data[i]), GEN_ERR_DATA, "%s: non-finite voxel values after rescaling", locator);
+        CHECK_GOTO(isfinite(v->data[i]), GEN_ERR_DATA, "%s: non-finite voxel values after rescaling",
+                   locator);
 cleanup:
     free(order);
     return status;
