@@ -10,7 +10,12 @@
  * What is taken from GDCM: gdcm::Scanner reads the SeriesInstanceUID of every file of a folder;
  * gdcm::ImageReader decodes the pixels (gdcm::Image::GetBuffer: stored values, native byte order,
  * decompressed). The geometry attributes are read here from the data set as stored, and the series
- * is assembled in C (src/data/dicom_series.c). */
+ * is assembled in C (src/data/dicom_series.c).
+ *
+ * Known limit: Debian's GDCM is built with assertions, and its JPEG header parser asserts (aborting
+ * the process) on some corrupt JPEG streams, e.g. a JPEG Baseline fragment of random bytes; no error
+ * can be returned for those. A transfer syntax GDCM has no codec for (e.g. MPEG-4) and truncated
+ * or corrupt uncompressed data are reported as errors. */
 #include "dicom_internal.h"
 
 #include <cctype>
