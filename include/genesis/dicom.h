@@ -10,7 +10,9 @@
  * world mm in NIfTI's RAS+ convention (DICOM's LPS patient axes negated in x and y), source_format
  * VOLUME_FORMAT_DICOM. Errors: GEN_ERR_IO (cannot open/read), GEN_ERR_DATA (not usable as a 3-D scan:
  * a localizer, mixed sizes, one slice, missing slices, a transfer syntax GDCM cannot decode, ...),
- * each message starting with the locator: "LOCATOR: reason". */
+ * each message starting with the locator: "LOCATOR: reason". Uneven slice spacing (a gap off the median
+ * by more than 1%) is refused with the spacings listed, not resampled; a gap over 1.5 times the median
+ * is reported as missing slices (src/data/dicom_series.c lists every refusal). */
 #ifndef GENESIS_DICOM_H
 #define GENESIS_DICOM_H
 

@@ -281,8 +281,11 @@ static void test_damaged_files(void)
     write_file(text, (const unsigned char *)"hello, not an image\n", 20);
     st = volume_read(&r, text, NULL);
     EXPECT(st == GEN_ERR_DATA && message_has(text), "text: %d %s", st, gen_error_message());
-    st = volume_read(&r, tmpdir, NULL); /* a folder is a DICOM series: none here (or no GDCM) */
-    EXPECT(st != GEN_OK && r.data == NULL && message_has(tmpdir), "directory: %d %s", st, gen_error_message());
+    /* a folder is a DICOM series locator (include/genesis/dicom.h): this one holds no DICOM images,
+     * or the build has no DICOM support; either way a data error naming the folder */
+    st = volume_read(&r, tmpdir, NULL);
+    EXPECT(st == GEN_ERR_DATA && message_has(tmpdir) && (message_has("no DICOM images") ||
+           message_has("without DICOM support")), "directory: %d %s", st, gen_error_message());
 }
 
 static void test_write_options(void)
