@@ -44,7 +44,7 @@ expect "reference runs" test -s $t/ref10/ckpt/step-00000010.h5 -a -s $t/ref30/ck
 train --set train.output=$t/killed --set train.max_steps=30 > $t/killed.log 2>&1 &
 mpirun_pid=$!
 for i in $(seq 1 600); do grep -q "step-00000010.h5" $t/killed.log && break; sleep 0.1; done
-rank=$(pgrep -P $mpirun_pid | tail -1)
+rank=$(rank_pids "train.output=$t/killed" | tail -1)
 start=$(date +%s)
 kill -9 $rank
 wait $mpirun_pid; rc=$?

@@ -103,7 +103,7 @@ expect "genesis info describes a checkpoint" has "6 steps in all"
    --set train.max_steps=1000 --set train.checkpoint_steps=0 > $t/interrupted.log 2>&1 &
 pid=$!
 for i in $(seq 1 600); do grep -q "step 2/" $t/interrupted.log && break; sleep 0.1; done
-for r in $(pgrep -P $pid); do kill -INT $r; done
+for r in $(rank_pids "train.output=$t/interrupted"); do kill -INT $r; done
 wait $pid; rc=$?
 expect "SIGINT: exit status 0 ($rc)" test $rc -eq 0
 expect "SIGINT: a checkpoint, then stopped" grep -q "stopped by SIGINT after step" $t/interrupted.log

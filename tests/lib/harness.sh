@@ -35,6 +35,9 @@ run() {
   out=$(timeout "${RUN_TIMEOUT:-600}" "$@" 2>&1); rc=$?
   secs=$(echo "$(date +%s.%N) - $start" | bc)
 }
+# PIDs of the genesis ranks (process name genesis, not the launcher) whose command line contains $1:
+# under Open MPI the ranks are mpirun's children, under MPICH's Hydra they are its proxy's children.
+rank_pids() { local p; for p in $(pgrep -x genesis); do grep -qaF -- "$1" /proc/$p/cmdline 2>/dev/null && echo $p; done; }
 has() { grep -q -- "$1" <<<"$out"; }
 has_all() { local text; for text in "$@"; do has "$text" || return 1; done; }
 lacks() { ! has "$1"; }
