@@ -273,6 +273,11 @@ static int read_cubes_shape(hid_t file, hid_t cubes, const char *path, hsize_t d
     CHECK(ok && (int64_t)dims[1] == shape[0] && (int64_t)dims[2] == shape[1] && (int64_t)dims[3] == shape[2],
           GEN_ERR_DATA, "%s: dataset 'cubes' is not [N, %lld, %lld, %lld]", path, (long long)shape[0],
           (long long)shape[1], (long long)shape[2]);
+    /* the sizes prep writes ([prep] cube_rows, ...: 8..1024), so that a cube's size fits an int */
+    for (int a = 1; a <= 3; a++)
+        CHECK(dims[a] >= 1 && dims[a] <= 1024 && dims[0] <= (hsize_t)INT64_MAX, GEN_ERR_DATA,
+              "%s: corrupt: cubes of %llux%llux%llu voxels", path, (unsigned long long)dims[1],
+              (unsigned long long)dims[2], (unsigned long long)dims[3]);
     return GEN_OK;
 }
 
