@@ -4,8 +4,9 @@
  *   [0] kind % 4: 0 remove an object (dataset or group), 1 remove an attribute,
  *                 2 replace a dataset, 3 replace an attribute (same name, new type, shape, value)
  *   [1..2] which object or attribute (index modulo the base's list, big-endian)
- *   [3] rank (% 6; attributes % 3), [4..5] the extents (small; shifted left by 24 or 28 bits when [6]
- *   bit 7 is set: huge, never written), [6] % 10 the dtype (make_type), [7] the value bytes' pattern.
+ *   [3] rank (% 6; attributes % 3), [4..5] the extents (small; when [6] bit 7 is set, extent d is
+ *   shifted left by 24 or 28 bits if bit d of [7] is set: huge, never written), [6] % 10 the dtype
+ *   (make_type), [7] the value bytes' pattern.
  * Datasets are replaced without data (HDF5 reads them as fill values: 0 or the pattern). */
 #include "fuzz_h5_mutate.h"
 
@@ -166,7 +167,8 @@ static void apply(hid_t file, const struct base *b, const uint8_t *op)
     int kind = op[0] % 4, index = (op[1] << 8) | op[2], huge = op[6] & 0x80, dtype = (op[6] & 0x7f) % 10;
     hsize_t dims[5];
     for (int d = 0; d < 5; d++) dims[d] = (hsize_t)(d < 2 ? op[4 + d] : op[4 + d % 2] % 9 + 1);
-    for (int d = 0; huge && d < 5; d++) dims[d] <<= 24 + 4 * (d % 2);
+    for (int d = 0; huge && d < 5; d++)
+        if ((op[7] >> d) & 1) dims[d] <<= 24 + 4 * (d % 2);
     int owned;
     if ((kind == 0 || kind == 2) && b->objects > 1) {
         const char *name = b->object[1 + index % (b->objects - 1)]; /* never the root */
