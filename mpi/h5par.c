@@ -129,8 +129,9 @@ static int check_path(const char *path)
           path, len, PATH_MAX - 1);
     for (const char *name = path; *name; name += *name == '/') {
         size_t n = strcspn(name, "/");
-        CHECK(n <= NAME_MAX, GEN_ERR_IO, "%.60s...: a name of %zu characters in path %.60s..., longer than this "
-              "system allows (%d)", name, n, path, NAME_MAX);
+        CHECK(n <= NAME_MAX, GEN_ERR_IO,
+              "%.60s...: a name of %zu characters in path %.60s..., longer than this system allows (%d)", name,
+              n, path, NAME_MAX);
         name += n;
     }
     return GEN_OK;
