@@ -5,6 +5,7 @@
 #include "genesis/log.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,10 +120,28 @@ static hid_t mpio_access(MPI_Comm comm)
     return fapl;
 }
 
+/* A path this system cannot name is refused before MPI-IO sees it (Open MPI's components format
+ * paths into fixed buffers; world.c leaves out the one that overflowed at ~240 characters). */
+static int check_path(const char *path)
+{
+    size_t len = strlen(path);
+    CHECK(len < PATH_MAX, GEN_ERR_IO, "%.60s...: a path of %zu characters, longer than this system allows (%d)",
+          path, len, PATH_MAX - 1);
+    for (const char *name = path; *name; name += *name == '/') {
+        size_t n = strcspn(name, "/");
+        CHECK(n <= NAME_MAX, GEN_ERR_IO,
+              "%.60s...: a name of %zu characters in path %.60s..., longer than this system allows (%d)", name,
+              n, path, NAME_MAX);
+        name += n;
+    }
+    return GEN_OK;
+}
+
 /* Creates (truncating) or opens path with the MPI-IO driver on comm. */
 static int open_mpio(const char *path, MPI_Comm comm, int create, int writable, hid_t *file)
 {
     int status = GEN_OK;
+    CALL(check_path(path));
     h5par_quiet();
     hid_t fapl = mpio_access(comm);
     H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);

@@ -39,6 +39,12 @@ int world_init(int *argc, char ***argv, int verbose)
     /* One rank per core by default: OpenBLAS single-threaded unless the environment says
      * otherwise (a subcommand may raise it from its configuration). */
     if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) openblas_set_num_threads(1);
+    /* Open MPI's "lockedfile" component (shared file pointers of MPI-IO) formats every path opened
+     * with MPI-IO into a fixed buffer: a path of ~240 characters or more aborted the process ("buffer
+     * overflow detected", under H5Fopen; issue 17); "sm" names a file after the path and prints an
+     * error when that name is too long. HDF5 never uses shared file pointers: both are left out
+     * ("individual" remains), unless the user chose the components (OMPI_MCA_sharedfp set). */
+    setenv("OMPI_MCA_sharedfp", "^lockedfile,sm", 0);
     int provided = 0;
     MPI_CALL(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
     MPI_CALL(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -84,7 +85,8 @@ static int check_dims(const char *path, const nifti_image *nim)
         CHECK(nim->dim[d] >= 1, GEN_ERR_DATA, "%s: corrupt header (dim[%d] = %lld)", path, d,
               (long long)nim->dim[d]);
     int64_t extra = 1;
-    for (int d = 4; d <= ndim; d++) extra *= nim->dim[d];
+    for (int d = 4; d <= ndim; d++) /* saturating: absurd dims overflowed (found by fuzzing) */
+        if (__builtin_mul_overflow(extra, nim->dim[d], &extra)) extra = INT64_MAX;
     CHECK(extra == 1, GEN_ERR_DATA,
           "%s: %lld-D image with %lld volumes (%lldx%lldx%lld each); only a single 3-D volume is "
           "supported",
@@ -142,15 +144,21 @@ static int read_header(nifti_image **out, const char *path)
     CHECK(access(path, R_OK) == 0, GEN_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     nifti_set_debug_level(0); /* libnifti would print to stderr; our message names file and reason */
     int status = GEN_OK;
+    /* libnifti2 walks the dims of a NIfTI-2 header up to dim[0] before checking it: a dim[0] beyond 7
+     * writes past its array on the stack (found by fuzzing, tests/fuzz/README.md). The raw header
+     * (in native byte order) is checked first; it also tells NIfTI-2 apart. */
+    int nver = 1;
+    void *raw = nifti_read_header(path, &nver, 0);
+    int64_t raw_ndim = !raw ? 1 : nver == 2 ? ((nifti_2_header *)raw)->dim[0] : ((nifti_1_header *)raw)->dim[0];
+    free(raw);
+    CHECK(raw_ndim >= 1 && raw_ndim <= 7, GEN_ERR_DATA, "%s: corrupt header (dim[0] = %lld)", path,
+          (long long)raw_ndim);
     nifti_image *nim = nifti_image_read(path, 0);
     if (nim == NULL && volume_ends_with(path, ".gz"))
         CALL_GOTO(gzip_verify(path)); /* names a gzip problem precisely */
     CHECK_GOTO(nim != NULL, GEN_ERR_DATA, "%s: not a readable NIfTI-1, NIfTI-2 or ANALYZE header "
                "(corrupt, truncated, or not an image)", path);
-    /* libnifti reports NIfTI-2 files as NIFTI1_1/NIFTI1_2: ask the header itself. */
-    int nver = 1;
-    void *raw = nifti_read_header(path, &nver, 0);
-    free(raw);
+    /* libnifti reports NIfTI-2 files as NIFTI1_1/NIFTI1_2: the raw header tells (nver). */
     if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_1) nim->nifti_type = NIFTI_FTYPE_NIFTI2_1;
     if (nver == 2 && nim->nifti_type == NIFTI_FTYPE_NIFTI1_2) nim->nifti_type = NIFTI_FTYPE_NIFTI2_2;
     CALL_GOTO(check_dims(path, nim));
@@ -164,13 +172,39 @@ cleanup:
     return status;
 }
 
+/* Into *bytes the size of the image data nim's header promises, checked against what the file can
+ * hold: its size after the data offset or, gzip-compressed, 1032 times its size (deflate's largest
+ * ratio). A header with absurd dimensions is a corrupt scan, not an allocation (nor an overflow). */
+static int check_data_size(const nifti_image *nim, const char *path, size_t *bytes)
+{
+    const char *iname = nim->iname ? nim->iname : path;
+    int64_t voxels = 0, total = 0;
+    int ok = !__builtin_mul_overflow(nim->dim[1], nim->dim[2], &voxels) &&
+             !__builtin_mul_overflow(voxels, nim->dim[3], &voxels) && voxels <= INT64_MAX / 16 &&
+             !__builtin_mul_overflow(voxels, (int64_t)nim->nbyper, &total);
+    CHECK(ok, GEN_ERR_DATA, "%s: corrupt header (%lldx%lldx%lld voxels)", path, (long long)nim->dim[1],
+          (long long)nim->dim[2], (long long)nim->dim[3]);
+    struct stat st;
+    CHECK(stat(iname, &st) == 0, GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname, strerror(errno));
+    int64_t offset = (int64_t)nim->iname_offset;
+    int64_t room = nifti_is_gzfile(iname) ? (int64_t)st.st_size * 1032 : (int64_t)st.st_size - offset;
+    CHECK(offset >= 0 && total <= room, GEN_ERR_DATA,
+          "%s: truncated or corrupt: the header promises %lldx%lldx%lld voxels of %d bytes (%lld bytes from "
+          "byte %lld), more than the file's %lld bytes can hold", path, (long long)nim->dim[1],
+          (long long)nim->dim[2], (long long)nim->dim[3], nim->nbyper, (long long)total, (long long)offset,
+          (long long)st.st_size);
+    *bytes = (size_t)total;
+    return GEN_OK;
+}
+
 /* Reads the voxel bytes of the first volume into nim->data (native byte order). Done here rather
  * than by nifti_image_load, which silently replaces NaN/Inf floats with 0 (we refuse them) and
  * cannot say how far a short read got. */
 static int load_voxels(nifti_image *nim, const char *path)
 {
     const char *iname = nim->iname ? nim->iname : path;
-    size_t bytes = (size_t)(nim->dim[1] * nim->dim[2] * nim->dim[3]) * (size_t)nim->nbyper;
+    size_t bytes = 0;
+    CALL(check_data_size(nim, path, &bytes));
     znzFile f = znzopen(iname, "rb", nifti_is_gzfile(iname));
     CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname,
           strerror(errno));

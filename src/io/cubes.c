@@ -5,6 +5,7 @@
 #include "genesis/error.h"
 #include "genesis/h5par.h"
 #include "genesis/world.h"
+#include "io/h5file.h"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -275,6 +276,11 @@ static int read_cubes_shape(hid_t file, hid_t cubes, const char *path, hsize_t d
     CHECK(ok && (int64_t)dims[1] == shape[0] && (int64_t)dims[2] == shape[1] && (int64_t)dims[3] == shape[2],
           GEN_ERR_DATA, "%s: dataset 'cubes' is not [N, %lld, %lld, %lld]", path, (long long)shape[0],
           (long long)shape[1], (long long)shape[2]);
+    /* the sizes prep writes ([prep] cube_rows, ...: 8..1024), so that a cube's size fits an int */
+    for (int a = 1; a <= 3; a++)
+        CHECK(dims[a] >= 1 && dims[a] <= 1024 && dims[0] <= (hsize_t)INT64_MAX, GEN_ERR_DATA,
+              "%s: corrupt: cubes of %llux%llux%llu voxels", path, (unsigned long long)dims[1],
+              (unsigned long long)dims[2], (unsigned long long)dims[3]);
     return GEN_OK;
 }
 
@@ -362,22 +368,11 @@ cleanup:
 
 int cubes_read_attr_text(const cubes_file *f, const char *name, char *out, size_t size)
 {
-    int status = GEN_OK;
     char *text = NULL;
-    hid_t attr = H5Aopen(f->h5->file, name, H5P_DEFAULT), type = -1;
-    H5_CHECK_GOTO(attr >= 0, "missing attribute", name);
-    type = H5Aget_type(attr);
-    size_t len = type >= 0 ? H5Tget_size(type) : 0;
-    H5_CHECK_GOTO(len > 0, "cannot read the type of attribute", name);
-    text = malloc(len + 1);
-    CHECK_ALLOC_GOTO(text, len + 1);
-    H5_CHECK_GOTO(H5Aread(attr, type, text) >= 0, "cannot read attribute", name);
-    text[len] = '\0';
+    CALL(h5file_read_attr_text(f->h5->file, name, &text));
     snprintf(out, size, "%s", text);
-cleanup:
     free(text);
-    H5_CLOSE_ALL(type, attr);
-    return status;
+    return GEN_OK;
 }
 
 int cubes_read_attr_doubles(const cubes_file *f, const char *name, double *out, int n)

@@ -108,11 +108,23 @@ cleanup:
     return status;
 }
 
+/* 1 if attribute attr holds one element (a scalar, or an array of one): what a reader of one value
+ * may H5Aread into its one variable. An array attribute in a damaged file overflowed it (fuzzing). */
+static int single_element(hid_t attr)
+{
+    hid_t space = H5Aget_space(attr);
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0) H5Sclose(space);
+    return n == 1;
+}
+
 int h5file_read_attr(hid_t loc, const char *name, hid_t mem_type, void *out)
 {
     int status = GEN_OK;
     hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-    H5_CHECK_GOTO(attr >= 0 && H5Aread(attr, mem_type, out) >= 0, "cannot read attribute", name);
+    H5_CHECK_GOTO(attr >= 0, "cannot read attribute", name);
+    CHECK_GOTO(single_element(attr), GEN_ERR_IO, "attribute '%s' is not a single value", name);
+    H5_CHECK_GOTO(H5Aread(attr, mem_type, out) >= 0, "cannot read attribute", name);
 cleanup:
     if (attr >= 0) H5Aclose(attr);
     return status;
@@ -129,7 +141,9 @@ int h5file_read_attr_text(hid_t loc, const char *name, char **text)
     type = H5Aget_type(attr);
     H5_CHECK_GOTO(type >= 0, "cannot read the type of attribute", name);
     size_t size = H5Tget_size(type);
-    CHECK_GOTO(size > 0 && H5Tget_class(type) == H5T_STRING, GEN_ERR_IO, "attribute '%s' is not text", name);
+    /* one fixed-length string: a variable-length one reads as a pointer, an array overflows `text` */
+    CHECK_GOTO(size > 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) == 0 &&
+               single_element(attr), GEN_ERR_IO, "attribute '%s' is not text", name);
     *text = calloc(1, size + 1);
     CHECK_ALLOC_GOTO(*text, size + 1);
     H5_CHECK_GOTO(H5Aread(attr, type, *text) >= 0, "cannot read attribute", name);

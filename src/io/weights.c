@@ -246,8 +246,9 @@ int forward_file_read_input(const char *path, float **x, int64_t dims[5])
     int ndim = -1;
     hsize_t shape[H5FILE_MAX_RANK];
     h5file_dataset_shape(file, "input", &ndim, shape);
-    CHECK_GOTO(ndim == 5 && shape[1] == 1 && shape[0] >= 1 && shape[0] <= 4096, GEN_ERR_DATA,
-               "%s: needs a dataset /input [N, 1, D, H, W]", path);
+    int sizes_ok = ndim == 5 && shape[1] == 1 && shape[0] >= 1 && shape[0] <= 4096;
+    for (int d = 2; sizes_ok && d < 5; d++) sizes_ok = shape[d] >= 1 && shape[d] <= 4096; /* no overflow */
+    CHECK_GOTO(sizes_ok, GEN_ERR_DATA, "%s: needs a dataset /input [N, 1, D, H, W] (N, D, H, W <= 4096)", path);
     for (int d = 0; d < 5; d++) dims[d] = (int64_t)shape[d];
     size_t n = (size_t)(dims[0] * dims[2] * dims[3] * dims[4]);
     *x = malloc(sizeof **x * n);

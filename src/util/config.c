@@ -13,6 +13,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* The longest line read (a string key's longest value, CONFIG_PATH_MAX - 1 characters, quoted, with its
+ * key and an origin comment; lines longer than inih's INI_MAX_LINE buffer are parsed by long_entry),
+ * and the largest configuration file read (a guard against devices and other endless files). */
+enum { CONFIG_LINE_MAX = CONFIG_PATH_MAX + 256, CONFIG_FILE_MAX = 1 << 20 };
 
 static const char *const type_names[] = {"integer", "integer", "number", "boolean", "string", "choice"};
 
@@ -206,6 +212,13 @@ static int parse_value(genesis_config *cfg, const struct config_key *k, const ch
             snprintf(why, why_size, "text longer than %zu characters", capacity - 1);
             return -1;
         }
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f || text[i] == ';') {
+                snprintf(why, why_size, "%s at character %zu: a value is one line of text without ';' (it "
+                         "starts a comment in the stored configuration)",
+                         text[i] == ';' ? "';'" : text[i] == '\n' ? "a newline" : "a control character", i + 1);
+                return -1;
+            }
         memcpy(field, text, len);
         field[len] = '\0';
         return 0;
@@ -247,8 +260,13 @@ struct ini_reading {
     FILE *file;
     const char *path;
     int line;           /* line number of the line inih is handling */
-    int too_long_line;  /* first line longer than inih's limit, 0 if none */
+    int too_long_line;  /* first line longer than CONFIG_LINE_MAX, 0 if none */
+    char section[128];  /* of the lines being read, as inih names it (long_entry) */
+    char long_line[CONFIG_LINE_MAX + 2];
     int error_line;     /* line of the first error, 0 if none */
+    int error_fatal;    /* the error ended the reading (NUL byte, too large) */
+    int stopped;        /* read_line returns no more lines */
+    long bytes;         /* read so far */
     int first_line[CONFIG_KEYS_MAX]; /* line that first set each key in this file */
     char message[1024];
 };
@@ -264,6 +282,7 @@ static void check_section_header(struct ini_reading *r, const char *line)
     if (!close) return; /* inih reports the syntax error */
     char section[128], hint[256];
     size_t len = (size_t)(close - line - 1);
+    snprintf(r->section, sizeof r->section, "%.*s", (int)len, line + 1);
     if (len >= sizeof section) len = sizeof section - 1;
     memcpy(section, line + 1, len);
     section[len] = '\0';
@@ -276,20 +295,69 @@ static void check_section_header(struct ini_reading *r, const char *line)
     }
 }
 
-/* inih's reader: one line per call, counted, so the handler knows the line it is handling. */
+static int handle_entry(void *user, const char *section, const char *key, const char *value);
+
+/* A line too long for inih's buffer (e.g. a long path), parsed here as inih parses a line:
+ * "key = value" or "key: value", an inline comment after a blank and ';', or a whole-line comment. */
+static void long_entry(struct ini_reading *r, char *line)
+{
+    char *start = line + strspn(line, " \t"), *end = start + strlen(start);
+    while (end > start && isspace((unsigned char)end[-1])) *--end = '\0';
+    if (*start == ';' || *start == '#' || *start == '\0') return;
+    char *separator = start + strcspn(start, "=:");
+    if (*start == '[' || *separator == '\0') {
+        record(r, "syntax error (expected '[section]' or 'key = value')");
+        return;
+    }
+    char *key_end = separator, *value = separator + 1 + strspn(separator + 1, " \t");
+    *separator = '\0';
+    while (key_end > start && isspace((unsigned char)key_end[-1])) *--key_end = '\0';
+    for (char *p = value + 1; *value && *p; p++)
+        if (*p == ';' && isspace((unsigned char)p[-1])) {
+            *p = '\0';
+            break;
+        }
+    end = value + strlen(value);
+    while (end > value && isspace((unsigned char)end[-1])) *--end = '\0';
+    handle_entry(r, r->section, start, value);
+}
+
+/* inih's reader: one line per call, counted, so the handler knows the line it is handling. A line
+ * longer than inih's buffer is handled by long_entry (inih gets an empty line). A NUL byte (not a
+ * text file, e.g. /dev/zero) or more than CONFIG_FILE_MAX bytes (an endless device) is an error that
+ * ends the reading. */
 static char *read_line(char *buffer, int size, void *stream)
 {
     struct ini_reading *r = stream;
-    if (!fgets(buffer, size, r->file)) return NULL;
-    r->line++;
-    check_section_header(r, buffer);
-    size_t len = strlen(buffer);
-    if (len == (size_t)size - 1 && buffer[len - 1] != '\n' && !feof(r->file)) {
-        if (!r->too_long_line) r->too_long_line = r->line;
-        int c; /* skip the rest of the over-long line */
-        while ((c = fgetc(r->file)) != EOF && c != '\n') {}
+    if (r->stopped) return NULL;
+    char *line = r->long_line;
+    int len = 0, c = EOF, skipping = 0;
+    while ((c = getc(r->file)) != EOF) {
+        if (c == '\0' || ++r->bytes > CONFIG_FILE_MAX) {
+            r->line += len > 0 || skipping || c == '\0';
+            if (c == '\0') record(r, "a NUL byte: not a text file");
+            else record(r, "more than %d bytes: not a configuration file", CONFIG_FILE_MAX);
+            r->error_fatal = 1, r->stopped = 1;
+            return NULL;
+        }
+        if (skipping) { /* the rest of an over-long line */
+            if (c == '\n') break;
+            continue;
+        }
+        line[len++] = (char)c;
+        if (c == '\n') break;
+        if (len == CONFIG_LINE_MAX + 1) {
+            if (!r->too_long_line) r->too_long_line = r->line + 1;
+            skipping = 1;
+        }
     }
-    return buffer;
+    if (len == 0) return NULL;
+    line[len] = '\0';
+    r->line++;
+    check_section_header(r, line);
+    if (len < size - 1 && !skipping) return memcpy(buffer, line, (size_t)len + 1);
+    if (!skipping) long_entry(r, line);
+    return strcpy(buffer, "\n");
 }
 
 static int record(struct ini_reading *r, const char *fmt, ...)
@@ -334,6 +402,11 @@ int config_load_file(genesis_config *cfg, const char *path)
     CHECK(strlen(path) < CONFIG_PATH_MAX, GEN_ERR_USAGE, "config file path too long");
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, GEN_ERR_USAGE, "cannot open config file '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        FAIL(GEN_ERR_USAGE, "config file '%s' is a directory", path);
+    }
     return load_stream(cfg, f, path);
 }
 
@@ -351,7 +424,10 @@ static int load_stream(genesis_config *cfg, FILE *f, const char *path)
 {
     struct ini_reading r = {.cfg = cfg, .file = f, .path = path};
     int rc = ini_parse_stream(read_line, &r, handle_entry, &r);
+    int read_errno = ferror(f) ? errno : 0;
     fclose(f);
+    CHECK(!read_errno, GEN_ERR_USAGE, "cannot read config file '%s': %s", path, strerror(read_errno));
+    if (r.error_fatal) FAIL(GEN_ERR_USAGE, "%s:%d: %s", path, r.error_line, r.message);
     /* Report the earliest of: an over-long line, a syntax error (inih), a schema error (ours). */
     int syntax_line = rc > 0 && rc != r.error_line ? rc : 0;
     int first = 0;
@@ -359,7 +435,7 @@ static int load_stream(genesis_config *cfg, FILE *f, const char *path)
     if (syntax_line && (!first || syntax_line < first)) first = syntax_line;
     if (r.error_line && (!first || r.error_line < first)) first = r.error_line;
     if (first && first == r.too_long_line)
-        FAIL(GEN_ERR_USAGE, "%s:%d: line longer than %d characters", path, first, INI_MAX_LINE - 2);
+        FAIL(GEN_ERR_USAGE, "%s:%d: line longer than %d characters", path, first, CONFIG_LINE_MAX);
     if (first && first == syntax_line)
         FAIL(GEN_ERR_USAGE, "%s:%d: syntax error (expected '[section]' or 'key = value')", path, first);
     if (first) FAIL(GEN_ERR_USAGE, "%s:%d: %s", path, first, r.message);
@@ -388,9 +464,16 @@ int config_set(genesis_config *cfg, const char *assignment)
         FAIL(GEN_ERR_USAGE, "--set %s: unknown key '%s' in section [%s]%s", assignment, key,
              section, hint);
     }
-    char why[512];
-    if (parse_value(cfg, &config_schema[row], eq + 1, why, sizeof why))
-        FAIL(GEN_ERR_USAGE, "--set %s: [%s] %s: %s", assignment, section, key, why);
+    /* the value without surrounding blanks, as a file's reader gives it */
+    const char *value = eq + 1;
+    while (*value == ' ' || *value == '\t') value++;
+    size_t len = strlen(value);
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t')) len--;
+    char *trimmed = strndup(value, len), why[512];
+    CHECK_ALLOC(trimmed, len + 1);
+    int bad = parse_value(cfg, &config_schema[row], trimmed, why, sizeof why);
+    free(trimmed);
+    if (bad) FAIL(GEN_ERR_USAGE, "--set %s: [%s] %s: %s", assignment, section, key, why);
     cfg->origin[row] = -1;
     return GEN_OK;
 }
@@ -406,12 +489,23 @@ void config_print(const genesis_config *cfg, FILE *out)
             fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
             section = k->section;
         }
-        char value[CONFIG_PATH_MAX + 64];
+        char value[CONFIG_PATH_MAX + 64], line[CONFIG_PATH_MAX + 128];
         format_value(value, sizeof value, cfg, k);
-        int origin = cfg->origin[i];
-        if (origin > 0) fprintf(out, "%s = %s    ; %s:%d\n", k->key, value, cfg->path, origin);
-        else if (origin < 0) fprintf(out, "%s = %s    ; --set\n", k->key, value);
-        else fprintf(out, "%s = %s\n", k->key, value);
+        /* text with blanks at an end, or in quotes, is quoted: the reader strips one pair */
+        size_t len = strlen(value);
+        int quote = k->type == TYPE_STRING && len > 0 &&
+                    (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1]) ||
+                     (len >= 2 && value[0] == '"' && value[len - 1] == '"'));
+        int n = snprintf(line, sizeof line, quote ? "%s = \"%s\"" : "%s = %s", k->key, value);
+        /* where the value came from, as a comment when the line has room for it (CONFIG_LINE_MAX) */
+        int origin = cfg->origin[i], room = CONFIG_LINE_MAX - n - (int)strlen("    ; ...:") - 11;
+        int path_len = (int)strlen(cfg->path), path_printable = 1;
+        for (int c = 0; c < path_len; c++) path_printable &= (unsigned char)cfg->path[c] >= 0x20;
+        if (origin > 0 && room >= 8 && path_printable)
+            fprintf(out, "%s    ; %s%s:%d\n", line, path_len > room ? "..." : "",
+                    cfg->path + (path_len > room ? path_len - room : 0), origin);
+        else if (origin < 0 && room >= 0) fprintf(out, "%s    ; --set\n", line);
+        else fprintf(out, "%s\n", line);
     }
 }
 

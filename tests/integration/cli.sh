@@ -116,4 +116,56 @@ run "$G" plot "$t/bad.csv" -o "$t/bad.png"
 expect "plot of a malformed file: exit 1, names file and line" \
   exits_with 1 "genesis: error: $t/bad.csv:5: 3 fields, but the header has 9"
 
+# Configuration inputs that were accepted or hung (issue 17): a folder, an endless device, a NUL
+# byte, --set values that made a stored configuration that could not be read back.
+run "$G" config --check "$t"
+expect "config --check FOLDER: exit 2, says it is a folder" exits_with 2 "config file '$t' is a directory"
+RUN_TIMEOUT=20 run "$G" config --check /dev/zero
+expect "config --check /dev/zero: exit 2 at once (took $secs s), names the NUL byte" \
+  exits_with 2 "/dev/zero:1: a NUL byte: not a text file"
+printf '[train]\nbatch = 4\0\n' > "$t/nul.ini"
+run "$G" config --check "$t/nul.ini"
+expect "config with a NUL byte: exit 2" exits_with 2 "nul.ini:2: a NUL byte"
+run "$G" config --check "$t/good.ini" --set "train.data=a
+b"
+expect "--set value with a newline: exit 2" exits_with 2 "a newline at character 2"
+run "$G" config --check "$t/good.ini" --set "train.data=a ;b"
+expect "--set value with ';': exit 2" exits_with 2 "';' at character 3"
+
+# Long paths (issue 17): Open MPI's MPI-IO aborted on a path of ~240+ characters ("buffer overflow
+# detected" under H5Fopen) in info, train's data and prep's output; a path the OS refuses is an error.
+long=$t/$(printf 'p%.0s' $(seq 120))/$(printf 'q%.0s' $(seq 120))
+mkdir -p "$long"
+cat > "$t/tiny.ini" <<INI
+[model]
+width = 2
+[prep]
+filter = none
+cube_rows = 16
+cube_cols = 16
+cube_deps = 16
+crop_sizes = 16
+border_xy = 0
+border_z = 0
+cubes_per_scan = 2
+validation_fraction = 0.5
+test_fraction = 0
+[train]
+batch = 2
+max_steps = 1
+preview_epochs = 0
+INI
+make_scans - "$t/lscans" 2 48,48,32
+prep_cubes 2 "$t/tiny.ini" "$t/lscans/*.nii.gz" "$long/cubes.h5"
+expect "prep at 2 ranks into a ${#long}-character folder" succeeded_with "wrote $long/cubes.h5"
+run "$G" info "$long/cubes.h5"
+expect "info on a $((${#long} + 9))-character path" succeeded_with "genesis cubes file"
+run "$MPIEXEC" -np 2 "$G" train "$t/tiny.ini" --set "train.data=$long/cubes.h5" --set "train.output=$long/run"
+expect "train at 2 ranks from and into the long folder" succeeded_with "done: 1 steps"
+run "$G" info "$t/$(printf 'x%.0s' $(seq 5000)).h5"
+expect "info on a 5000-character path: exit 1, no crash" exits_with 1 "characters, longer than this system allows (4095)"
+expect "info on a 5000-character path: no abort" lacks "Signal"
+run "$G" info "$t/$(printf 'n%.0s' $(seq 300)).h5"
+expect "info on a 300-character file name: exit 1" exits_with 1 "a name of 303 characters in path"
+
 finish

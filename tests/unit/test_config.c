@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -83,9 +84,11 @@ static void test_bad_files(void)
     expect_bad("batch = 6\n[train]\n", "1: key 'batch' appears before any [section]");
     expect_bad("[train]\nbatch 6\n", "2: syntax error (expected '[section]' or 'key = value')");
     expect_bad("[train\nbatch = 6\n", "1: syntax error (expected '[section]' or 'key = value')");
-    char longline[400];
-    snprintf(longline, sizeof longline, "[train]\ndata = %0300d\n", 7);
-    expect_bad(longline, "2: line longer than 198 characters");
+    char longline[5000];
+    snprintf(longline, sizeof longline, "[train]\ndata = %04800d\n", 7);
+    expect_bad(longline, "2: line longer than 4352 characters");
+    snprintf(longline, sizeof longline, "[train]\n%0300d\n", 7);
+    expect_bad(longline, "2: syntax error (expected '[section]' or 'key = value')");
     /* only the first error is reported */
     expect_bad("[train]\nbatch = x\nzzz = 1\n", "2: [train] batch: expected an integer, got 'x'");
 
@@ -259,6 +262,94 @@ static void test_large_batch_keys(void)
                        "trust_coefficient");
 }
 
+
+/* Prints cfg as train stores it (config.ini, checkpoints) and expects it to read back to the same
+ * values. */
+static void expect_round_trip(const genesis_config *cfg, const char *what)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    config_print(cfg, mem);
+    fclose(mem);
+    genesis_config again;
+    config_defaults(&again);
+    int status = config_load_text(&again, text, "printed");
+    EXPECT(status == GEN_OK, "%s: the printed configuration does not read back: %s", what, gen_error_message());
+    EXPECT(config_hash(&again) == config_hash(cfg), "%s: reads back with other values", what);
+    free(text);
+}
+
+/* Issue 17: inputs that were accepted or hung: a directory, an endless device, NUL bytes, --set
+ * values that make a stored configuration that cannot be read back. */
+static void test_hostile_inputs(void)
+{
+    genesis_config cfg;
+    char expected[1200];
+    config_defaults(&cfg);
+    EXPECT(config_load_file(&cfg, dir) == GEN_ERR_USAGE, "a directory as config file is refused");
+    snprintf(expected, sizeof expected, "config file '%s' is a directory", dir);
+    EXPECT(!strcmp(gen_error_message(), expected), "got '%s'", gen_error_message());
+
+    alarm(20); /* /dev/zero hung the reader: fail instead of hanging the suite */
+    EXPECT(config_load_file(&cfg, "/dev/zero") == GEN_ERR_USAGE, "/dev/zero is refused");
+    EXPECT(!strcmp(gen_error_message(), "/dev/zero:1: a NUL byte: not a text file"), "got '%s'",
+           gen_error_message());
+    alarm(0);
+
+    const char with_nul[] = "[train]\nbatch = 4\0garbage\nmax_steps = 3\n";
+    char path[600];
+    snprintf(path, sizeof path, "%s/nul.ini", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(with_nul, 1, sizeof with_nul - 1, f);
+    fclose(f);
+    EXPECT(config_load_file(&cfg, path) == GEN_ERR_USAGE, "a NUL byte is refused");
+    snprintf(expected, sizeof expected, "%s:2: a NUL byte: not a text file", path);
+    EXPECT(!strcmp(gen_error_message(), expected), "got '%s'", gen_error_message());
+
+    /* an endless text file (a device such as /dev/urandom) stops at 1 MiB */
+    snprintf(path, sizeof path, "%s/huge.ini", dir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 40000; i++) fputs("; a comment line that is read and ignored\n", f);
+    fclose(f);
+    EXPECT(config_load_file(&cfg, path) == GEN_ERR_USAGE, "a file over 1 MiB is refused");
+    EXPECT(strstr(gen_error_message(), ": more than 1048576 bytes: not a configuration file") != NULL,
+           "got '%s'", gen_error_message());
+
+    expect_bad_set("train.data=a\nb", "--set train.data=a\nb: [train] data: a newline at character 2: a value "
+                   "is one line of text without ';' (it starts a comment in the stored configuration)");
+    expect_bad_set("train.data=a ;b", "--set train.data=a ;b: [train] data: ';' at character 3: a value is "
+                   "one line of text without ';' (it starts a comment in the stored configuration)");
+    expect_bad_set("train.output=a\tb", "--set train.output=a\tb: [train] output: a control character at "
+                   "character 2: a value is one line of text without ';' (it starts a comment in the stored "
+                   "configuration)");
+    char long_set[4200];
+    snprintf(long_set, sizeof long_set, "train.data=%04100d", 1);
+    EXPECT(config_set(&cfg, long_set) == GEN_ERR_USAGE, "a value longer than the field is refused");
+
+    /* what is accepted reads back: blanks around --set values are dropped (as in a file), quotes and
+     * inner blanks kept, the origin comment of a long config path shortened to fit a line */
+    config_defaults(&cfg);
+    EXPECT_OK(config_set(&cfg, "train.data=  spaced name.h5  "));
+    EXPECT(!strcmp(cfg.train.data, "spaced name.h5"), "got '%s'", cfg.train.data);
+    EXPECT_OK(config_set(&cfg, "train.output=\"\"quoted\"\""));
+    EXPECT(!strcmp(cfg.train.output, "\"quoted\""), "got '%s'", cfg.train.output);
+    EXPECT_OK(config_set(&cfg, "prep.output=\" lead\""));
+    char long_name[300];
+    snprintf(long_name, sizeof long_name, "%0230d.ini", 7);
+    /* a long path (more than inih's 200-character lines) in a file, with an inline comment */
+    char long_value[4300];
+    snprintf(long_value, sizeof long_value, "[train]\nbatch = 4\ndata = /%04000d.h5    ; long\n", 7);
+    const char *long_path = write_file(long_name, long_value);
+    EXPECT_OK(config_load_file(&cfg, long_path));
+    EXPECT(strlen(cfg.train.data) == 4004 && cfg.train.batch == 4, "long value: %zu",
+           strlen(cfg.train.data));
+    EXPECT_OK(config_set(&cfg, "prep.output=/a/path/of/more/than/200/characters/to/be/stored/"
+                               "0000000000000000000000000000000000000000000000000000000000000000000000"
+                               "0000000000000000000000000000000000000000000000000000000000000000000000"));
+    expect_round_trip(&cfg, "quotes, blanks, long values and a long config path");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -267,6 +358,7 @@ int main(void)
     test_good_paths();
     test_corrupt_check();
     test_large_batch_keys();
+    test_hostile_inputs();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
