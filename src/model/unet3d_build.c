@@ -2,6 +2,7 @@
  * table in PyTorch state_dict order with each tensor's name, shape and initialisation, the arenas
  * its tensors view, the activation arena's layout, the profile's layer events, and the accessors
  * of include/genesis/model.h. */
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/model.h"
 #include "genesis/nn.h"
@@ -218,8 +219,8 @@ static void *alloc_floats(size_t floats)
 
 static int check_config(const model_config *cfg)
 {
-    CHECK(cfg->width >= 1 && cfg->width <= 1024, GEN_ERR_USAGE,
-          "model width %d must be in [1, 1024]", cfg->width);
+    CHECK(cfg->width >= 1 && cfg->width <= CONFIG_WIDTH_MAX, GEN_ERR_USAGE,
+          "model width %d must be in [1, %d]", cfg->width, CONFIG_WIDTH_MAX);
     CHECK(cfg->batch >= 1, GEN_ERR_USAGE, "model batch %d must be >= 1", cfg->batch);
     CHECK(cfg->D >= 8 && cfg->H >= 8 && cfg->W >= 8 && cfg->D % 8 == 0 && cfg->H % 8 == 0 &&
               cfg->W % 8 == 0,
