@@ -84,9 +84,11 @@ static const struct subcommand subcommands[] = {
      "them ([prep] normalize, window_*, percentile_*), cuts cubes as the paper does (borders,\n"
      "attempts, crop sizes, filter lung|foreground|none), splits the scans into train/validation/\n"
      "test, and writes [prep] output: under a temporary name, renamed when complete. Scans that\n"
-     "cannot be used (unreadable, wrong dimensionality, NaN voxels, too small, no cube passing the\n"
-     "filter) are skipped with a warning naming the file and counted in a final report, or stop\n"
-     "the run when strict = true. The result does not depend on the number of ranks.\n"
+     "cannot be used (unreadable, wrong dimensionality, NaN/Inf voxels, a header declaring more\n"
+     "voxels than the file holds, too small, no cube passing the filter) are skipped with a warning\n"
+     "naming the file and counted in a final report, or stop the run when strict = true. A scan\n"
+     "with NaN/Inf voxels is skipped whole, never patched: any replacement value would be made-up\n"
+     "tissue. The result does not depend on the number of ranks.\n"
      "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/*.nii.gz'\n"},
     {"info", cmd_info, "describe a cubes file or a checkpoint",
      "usage: genesis info FILE\n"
@@ -159,6 +161,13 @@ static const struct subcommand subcommands[] = {
      "folder; genesis status). With resume = auto, running the same command again continues from\n"
      "ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a\n"
      "weights file (genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
+     "Non-finite numbers (NaN/Inf in a step's loss, gradients or cubes, the starting weights or a\n"
+     "validation loss) stop every rank at the same step with one message naming the step and the\n"
+     "likely cause and exit status 65; ckpt/latest stays the last good checkpoint. [train]\n"
+     "nonfinite = skip drops such a step's update on every rank instead (counted in the epoch line,\n"
+     "metrics.csv with an empty train_loss, and the end line; 10 in a row stop the run).\n"
+     "Before allocating, the trainer estimates its memory per rank and stops (exit status 2) when\n"
+     "it exceeds the node's share (README: Sizing a run); genesis config --check prints it.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

@@ -163,6 +163,27 @@ cleanup:
     return status;
 }
 
+/* Deflate expands at most 1032:1: a .gz file of S bytes holds at most this many times S bytes. */
+enum { GZIP_MAX_EXPANSION = 1032 };
+
+/* Before allocating: the image data the header declares (bytes from byte `offset` of `iname`) must
+ * fit in the file, so that an absurd header (30000^3 voxels on a tiny file) is a data error naming
+ * the scan, not an allocation of terabytes. */
+static int check_declared_size(const nifti_image *nim, const char *path, const char *iname, size_t bytes)
+{
+    struct stat st;
+    CHECK(stat(iname, &st) == 0, GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname, strerror(errno));
+    double have = (double)st.st_size, need = (double)bytes;
+    int gz = nifti_is_gzfile(iname);
+    if (!gz) need += (double)nim->iname_offset;
+    CHECK(gz ? need <= GZIP_MAX_EXPANSION * have : need <= have, GEN_ERR_DATA,
+          "%s: the header declares %lldx%lldx%lld voxels of %d bytes (%.4g bytes of image data), more than the "
+          "file (%lld bytes%s) can hold: a wrong header or a truncated file", path, (long long)nim->dim[1],
+          (long long)nim->dim[2], (long long)nim->dim[3], nim->nbyper, (double)bytes, (long long)st.st_size,
+          gz ? ", gzip: at most 1032 times that" : "");
+    return GEN_OK;
+}
+
 /* Reads the voxel bytes of the first volume into nim->data (native byte order). Done here rather
  * than by nifti_image_load, which silently replaces NaN/Inf floats with 0 (we refuse them) and
  * cannot say how far a short read got. */
@@ -170,6 +191,7 @@ static int load_voxels(nifti_image *nim, const char *path)
 {
     const char *iname = nim->iname ? nim->iname : path;
     size_t bytes = (size_t)(nim->dim[1] * nim->dim[2] * nim->dim[3]) * (size_t)nim->nbyper;
+    CALL(check_declared_size(nim, path, iname, bytes));
     znzFile f = znzopen(iname, "rb", nifti_is_gzfile(iname));
     CHECK(!znz_isnull(f), GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname,
           strerror(errno));

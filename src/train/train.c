@@ -187,6 +187,7 @@ static int setup(struct trainer *t)
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
     CALL(gen_error_collective(config_corrupt_check(&lo.corrupt)));
     CALL(gen_error_collective(config_train_check(t->cfg)));
+    CALL(trainer_check_memory(t));
     CALL(loader_create(&t->loader, &t->data, &lo));
     CALL(create_model_and_optimizer(t));
     CALL(create_schedule(t));

@@ -108,6 +108,13 @@ int trainer_save_checkpoint(struct trainer *t, int best_only);
  * cannot be read, with a warning. *resumed: whether a checkpoint was used. */
 int trainer_resume(struct trainer *t, int *resumed);
 
+/* ---- memory.c: the memory estimate, checked before allocating ---- */
+
+/* Collective, once the cubes file is open: logs the estimated peak per rank (struct train_memory),
+ * or stops every rank (GEN_ERR_USAGE, saying what to change) when it exceeds the node's memory
+ * (node_memory_limit) divided among the node's ranks, on any node. */
+int trainer_check_memory(struct trainer *t);
+
 /* ---- nonfinite.c: NaN/Inf in weights, inputs, loss, gradients (exit status 65) ---- */
 
 /* Collective: GEN_ERR_NONFINITE when the model's weights or running statistics (loaded from
