@@ -32,6 +32,15 @@ enum config_resume { RESUME_AUTO, RESUME_NEVER };
 enum config_nonfinite { NONFINITE_STOP, NONFINITE_SKIP };
 /* [train] nonfinite = skip: this many skipped steps in a row stop the run anyway. */
 enum { CONFIG_NONFINITE_SKIP_LIMIT = 10 };
+/* The cube sizes every command accepts (prep writes them, train and preview read them): every axis
+ * a multiple of 8 (the U-Net pools 3 times) and at least CONFIG_CUBE_MIN (local pixel shuffling
+ * needs 10 voxels). */
+enum { CONFIG_CUBE_MIN = 16 };
+static inline int config_cube_size_ok(long rows, long cols, long deps)
+{
+    return rows >= CONFIG_CUBE_MIN && cols >= CONFIG_CUBE_MIN && deps >= CONFIG_CUBE_MIN && rows % 8 == 0 &&
+           cols % 8 == 0 && deps % 8 == 0;
+}
 /* The widest [model] width any command accepts (config, bench, the model): channels of the
  * deepest level are width x 8. */
 enum { CONFIG_WIDTH_MAX = 512 };

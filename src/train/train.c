@@ -183,6 +183,7 @@ static int setup(struct trainer *t)
     fclose(mem);
     CALL(run_folder_prepare(t));
     CALL(world_agree_shared(cubes_open(&t->data, c->data, CUBES_ALL_RANKS)));
+    CALL(gen_error_collective(cubes_check_trainable(&t->data, c->data)));
     loader_options lo = {.batch = c->batch, .seed = (uint64_t)c->seed, .window_steps = c->window_steps,
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
     CALL(gen_error_collective(config_corrupt_check(&lo.corrupt)));
