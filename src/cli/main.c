@@ -34,7 +34,9 @@ static const struct subcommand subcommands[] = {
      "\n"
      "--defaults  print every key: section, type, default, range and meaning\n"
      "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
-     "            an error names the file, the line and the key, and exits with status 2\n"},
+     "            an error names the file, the line and the key, and exits with status 2; then the\n"
+     "            estimated peak memory of one rank of genesis train at 1, 2, 4, ... ranks (README:\n"
+     "            Memory checked up front)\n"},
     {"export", cmd_export, "a checkpoint's weights as HDF5 named by PyTorch state_dict keys",
      "usage: genesis export CKPT.h5 -o WEIGHTS.h5\n"
      "\n"

@@ -12,27 +12,7 @@ PY=/usr/bin/python3
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 . "$(dirname "$0")/../lib/harness.sh"
 
-cat > $t/tiny.ini <<INI
-[model]
-width = 2
-[prep]
-normalize = ct
-filter = none
-border_xy = 8
-border_z = 4
-cubes_per_scan = 4
-validation_fraction = 0.34
-test_fraction = 0
-cube_rows = 16
-cube_cols = 16
-cube_deps = 16
-crop_sizes = 16
-[train]
-batch = 2
-log_every = 1
-checkpoint_minutes = 0
-preview_epochs = 0
-INI
+tiny_ct_ini $t/tiny.ini
 make_scans - $t/scans 3 48,48,32 && prep_cubes - $t/tiny.ini "$t/scans/*.nii.gz" $t/cubes.h5
 expect "phantoms and prep of 16^3 cubes" test $rc -eq 0
 train() { local np=$1; shift; genesis_on $np train $t/tiny.ini --set train.data=$t/cubes.h5 "$@"; }
