@@ -33,8 +33,8 @@ struct train_memory {
 };
 /* From the configuration, the rank count and the cubes file's counts (pass 0 cubes when unknown:
  * the data terms are then left out) and cube shape (0: [prep] cube_rows...). */
-int train_memory_estimate(const genesis_config *cfg, int ranks, long long train_cubes, long long validation_cubes,
-                          int rows, int cols, int deps, struct train_memory *m);
+int train_memory_estimate(const genesis_config *cfg, int ranks, long long train_cubes,
+                          long long validation_cubes, int rows, int cols, int deps, struct train_memory *m);
 /* "1234 MB per rank (model 229, optimizer 76, activations 657, data 33, validation 8, checkpoint 306,
  * process 60)" */
 void train_memory_describe(const struct train_memory *m, char *out, size_t size);

@@ -21,7 +21,8 @@ static void print_memory_estimate(const genesis_config *cfg)
     long long n_train = 0, n_val = 0;
     int rows = 0, cols = 0, deps = 0, have_data = cubes_open(&f, cfg->train.data, CUBES_THIS_RANK) == GEN_OK;
     if (have_data) {
-        for (int64_t i = 0; i < f.count; i++) n_train += f.split[i] == SPLIT_TRAIN, n_val += f.split[i] == SPLIT_VALIDATION;
+        for (int64_t i = 0; i < f.count; i++)
+            n_train += f.split[i] == SPLIT_TRAIN, n_val += f.split[i] == SPLIT_VALIDATION;
         rows = f.rows, cols = f.cols, deps = f.deps;
         cubes_close(&f);
     }

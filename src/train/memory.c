@@ -18,12 +18,13 @@
 /* HDF5's file image of a checkpoint beyond its tensors (attributes, config text, metadata). */
 #define CHECKPOINT_OVERHEAD_BYTES (1.0 * 1048576)
 
-int train_memory_estimate(const genesis_config *cfg, int ranks, long long train_cubes, long long validation_cubes,
-                          int rows, int cols, int deps, struct train_memory *m)
+int train_memory_estimate(const genesis_config *cfg, int ranks, long long train_cubes,
+                          long long validation_cubes, int rows, int cols, int deps, struct train_memory *m)
 {
     const struct config_train *c = &cfg->train;
     *m = (struct train_memory){0};
-    if (rows <= 0) rows = (int)cfg->prep.cube_rows, cols = (int)cfg->prep.cube_cols, deps = (int)cfg->prep.cube_deps;
+    if (rows <= 0)
+        rows = (int)cfg->prep.cube_rows, cols = (int)cfg->prep.cube_cols, deps = (int)cfg->prep.cube_deps;
     const long long b = ranks > 0 && c->batch % ranks == 0 ? c->batch / ranks : c->batch;
     model_config mc = {.width = (int)cfg->model.width, .batch = (int)b, .D = rows, .H = cols, .W = deps,
                        .tile_budget_bytes = (size_t)c->tile_kib * 1024, .threads = (int)c->threads};
@@ -38,12 +39,14 @@ int train_memory_estimate(const genesis_config *cfg, int ranks, long long train_
      * inputs and targets of two batches; the corruption workspaces */
     double shard = train_cubes > 0 ? (double)((train_cubes + ranks - 1) / ranks) : 0;
     long long epoch_steps = train_cubes / c->batch, window_steps = c->window_steps;
-    if (epoch_steps > 0 && epoch_steps < window_steps) window_steps = epoch_steps; /* a window ends with its epoch */
+    if (epoch_steps > 0 && epoch_steps < window_steps)
+        window_steps = epoch_steps; /* a window ends with its epoch */
     double window = c->cache_shard ? shard + (double)b : 2.0 * (double)(window_steps * b);
     m->data = train_cubes > 0 ? cube * (window + 4.0 * (double)b + 2 * CORRUPT_WORKSPACE_CUBES) : 0;
     long long val_batches = validation_cubes / c->batch;
     m->validation = cube * (double)(val_batches * b);
-    double image = (double)(params * (1 + (size_t)states) + buffers) * sizeof(float) + CHECKPOINT_OVERHEAD_BYTES;
+    double image =
+        (double)(params * (1 + (size_t)states) + buffers) * sizeof(float) + CHECKPOINT_OVERHEAD_BYTES;
     m->checkpoint = 2 * image;
     m->base = PROCESS_BASE_BYTES;
     double sum = m->model + m->optimizer + m->activations + m->data + m->validation + m->checkpoint + m->base;
@@ -70,7 +73,8 @@ int trainer_check_memory(struct trainer *t)
         n_val += f->split[i] == SPLIT_VALIDATION;
     }
     struct train_memory m;
-    CALL(gen_error_collective(train_memory_estimate(t->cfg, t->ranks, n_train, n_val, f->rows, f->cols, f->deps, &m)));
+    CALL(gen_error_collective(
+        train_memory_estimate(t->cfg, t->ranks, n_train, n_val, f->rows, f->cols, f->deps, &m)));
     char source[1024], text[256];
     int on_node = 1;
     CALL(world_ranks_on_node(&on_node));

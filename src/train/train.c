@@ -196,7 +196,8 @@ static int setup(struct trainer *t)
     int resumed = 0;
     CALL(trainer_resume(t, &resumed));
     if (!resumed && c->init_from[0]) CALL(init_from_weights(t->model, c->init_from, t->rank));
-    if (resumed || c->init_from[0]) CALL(nonfinite_check_weights(t, resumed ? "the resumed checkpoint" : c->init_from));
+    if (resumed || c->init_from[0])
+        CALL(nonfinite_check_weights(t, resumed ? "the resumed checkpoint" : c->init_from));
     t->st.config_hash = config_hash(t->cfg);
     CALL(run_folder_open_files(t, resumed));
     log_run(t, "train: %s: %lld training cubes, %lld steps per epoch of %ld cubes (%lld per rank on %d rank(s)), "
@@ -272,7 +273,8 @@ static void log_progress(struct trainer *t, struct progress_window *w, int64_t s
     log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s (%dx%ld) | epoch ETA %.0f s | "
                "comm %.1f%%",
             (long long)t->st.epoch, (long long)t->st.step_in_epoch, (long long)steps,
-            w->steps > w->skipped ? w->loss / (double)(w->steps - w->skipped) : NAN, t->st.lr, (double)(c->batch * w->steps) / (now - w->start),
+            w->steps > w->skipped ? w->loss / (double)(w->steps - w->skipped) : NAN, t->st.lr,
+            (double)(c->batch * w->steps) / (now - w->start),
             t->ranks, c->threads,
             per_step * (double)(steps - t->st.step_in_epoch), 100.0 * w->comm_seconds / (now - w->start));
     w->start = now, w->loss = 0, w->comm_seconds = 0, w->steps = 0, w->skipped = 0;

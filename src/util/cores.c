@@ -43,7 +43,8 @@ static double cgroup_limit(char *source, size_t size)
             snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
             limit = read_limit_file(path);
         } else if (strstr(line, ":memory:")) { /* v1: "N:memory:/PATH" */
-            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", strstr(line, ":memory:") + 8);
+            const char *where = strstr(line, ":memory:") + 8;
+            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", where);
             limit = read_limit_file(path);
         }
     }
