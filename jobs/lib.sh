@@ -51,9 +51,12 @@
 #                                  (-q QUEUE, -l NAME=VALUE for select, place, nodes, walltime, mem,
 #                                  vmem, pmem, ncpus), from `qstat -f $PBS_JOBID` (GENESIS_QSTAT)
 # genesis_job_end STATUS WHAT      logs "WHAT finished" (STATUS 0) or "WHAT failed (status STATUS)"
-#                                  and exits with STATUS
+#                                  and exits with STATUS; status 65 (GENESIS_EXIT_NONFINITE: the
+#                                  training diverged, non-finite numbers) is said so: only 75 is ever
+#                                  requeued/resubmitted, and a diverged run would diverge again
 
 GENESIS_EXIT_CONTINUE=75
+GENESIS_EXIT_NONFINITE=65
 
 genesis_log() { echo "genesis-job [$(date '+%F %T')]: $*"; }
 
@@ -114,6 +117,9 @@ genesis_pbs_request() {
 genesis_job_end() {
   local status=$1 what=$2
   if [ "$status" -eq 0 ]; then genesis_log "$what finished"
+  elif [ "$status" -eq $GENESIS_EXIT_NONFINITE ]; then
+    genesis_log "$what stopped: non-finite loss, gradients or input (status $status, see the run's train.log);" \
+                "not requeued: fix the cause (learning rate, data, weights) and submit again"
   else genesis_log "$what failed (status $status)"
   fi
   exit "$status"

@@ -63,6 +63,17 @@ static void sleep_seconds(double s)
     nanosleep(&t, NULL);
 }
 
+int world_ranks_on_node(int *count)
+{
+    MPI_Comm node;
+    *count = 1;
+    MPI_CALL(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    int status = MPI_Comm_size(node, count);
+    MPI_Comm_free(&node);
+    MPI_CALL(status);
+    return GEN_OK;
+}
+
 int world_finish(int status)
 {
     int code = gen_exit_code(status);

@@ -29,6 +29,21 @@ enum config_optimizer { OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_LARS };
 enum config_lr_scaling { LR_SCALE_NONE, LR_SCALE_LINEAR, LR_SCALE_SQRT }; /* = model.h's enum lr_scaling */
 enum config_batchnorm { BATCHNORM_SYNC, BATCHNORM_PER_RANK };
 enum config_resume { RESUME_AUTO, RESUME_NEVER };
+enum config_nonfinite { NONFINITE_STOP, NONFINITE_SKIP };
+/* [train] nonfinite = skip: this many skipped steps in a row stop the run anyway. */
+enum { CONFIG_NONFINITE_SKIP_LIMIT = 10 };
+/* The cube sizes every command accepts (prep writes them, train and preview read them): every axis
+ * a multiple of 8 (the U-Net pools 3 times) and at least CONFIG_CUBE_MIN (local pixel shuffling
+ * needs 10 voxels). */
+enum { CONFIG_CUBE_MIN = 16 };
+static inline int config_cube_size_ok(long rows, long cols, long deps)
+{
+    return rows >= CONFIG_CUBE_MIN && cols >= CONFIG_CUBE_MIN && deps >= CONFIG_CUBE_MIN && rows % 8 == 0 &&
+           cols % 8 == 0 && deps % 8 == 0;
+}
+/* The widest [model] width any command accepts (config, bench, the model): channels of the
+ * deepest level are width x 8. */
+enum { CONFIG_WIDTH_MAX = 512 };
 
 struct config_model {
     long width; /* base channel count; 32 in the paper */
@@ -110,6 +125,7 @@ struct config_train {
     double deadline_minutes;      /* wall-time budget of this run from its start; 0 = none */
     double deadline_margin_minutes; /* stop this long before a deadline (or SLURM_JOB_END_TIME) */
     char init_from[CONFIG_PATH_MAX]; /* weights file to start from when not resuming; "" = none */
+    int nonfinite;                /* enum config_nonfinite: a step with a non-finite loss or gradient */
 };
 
 /* [io]: how genesis's parallel files are accessed (prep's output, train's cubes). */

@@ -73,9 +73,12 @@ typedef struct cubes_file {
     int32_t *scan_index;  /* [count], owned */
 } cubes_file;
 
-/* Opens and checks the format (version, shapes), reads /split and /scan_index. Errors name the
- * file. Collective over all ranks for CUBES_ALL_RANKS. */
+/* Opens and checks the format (version, float32 cubes, shapes, split values 0-2), reads /split and
+ * /scan_index. Errors name the file. Collective over all ranks for CUBES_ALL_RANKS. */
 int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope);
+/* The shared rule of cube sizes (config.h config_cube_size_ok): GEN_ERR_DATA naming `path` when the
+ * file's cubes are not ones train and preview can use. */
+int cubes_check_trainable(const cubes_file *f, const char *path);
 /* Collective for CUBES_ALL_RANKS: reads the cubes with the given indices (n may differ per rank, also 0) into
  * out [n, rows, cols, deps]. */
 int cubes_read(cubes_file *f, float *out, const int64_t *indices, int64_t n);

@@ -36,6 +36,8 @@ enum gen_status {
     GEN_ERR_PEER = 9,      /* another rank failed; this rank is healthy (world_agree) */
     GEN_CONTINUE = 10,     /* not an error: the run checkpointed and asks to be continued
                             * (a signal or the deadline); exit status 75 (GEN_EXIT_CONTINUE) */
+    GEN_ERR_NONFINITE = 11,/* training met a non-finite loss, gradient, input or weight and stopped
+                            * (no checkpoint of it written); exit status 65 (GEN_EXIT_NONFINITE) */
 };
 
 /* Records a new error (clears any previous one); returns code. */
@@ -57,8 +59,10 @@ const char *gen_error_traceback(void);
 int gen_error_code(void);
 void gen_error_clear(void);
 #define GEN_EXIT_CONTINUE 75 /* "checkpointed, continue me": job scripts requeue/resubmit */
+#define GEN_EXIT_NONFINITE 65 /* training diverged (non-finite numbers): job scripts do not resubmit */
 
-/* Process exit status for a status: 0; 2 for usage errors; 75 for GEN_CONTINUE; 1 otherwise. */
+/* Process exit status for a status: 0; 2 for usage errors; 75 for GEN_CONTINUE; 65 for
+ * GEN_ERR_NONFINITE; 1 otherwise. */
 int gen_exit_code(int status);
 
 #define FAIL(code, ...) return gen_error_set((code), __FILE__, __LINE__, __VA_ARGS__)

@@ -93,6 +93,11 @@ float *model_grads(model *m);
 const model_config *model_get_config(const model *m);
 /* Bytes of each arena: parameters, gradients, activations (incl. conv workspace), buffers. */
 size_t model_activation_bytes(const model *m);
+/* What model_create(cfg) would allocate, without allocating (for memory estimates): *params and
+ * *buffers floats (the gradients are another *params), *activation_bytes of the activation arena
+ * (activations of cfg->batch samples and the layers' workspaces). Sets the layers' thread count as
+ * model_create does. */
+int model_plan(const model_config *cfg, size_t *params, size_t *buffers, size_t *activation_bytes);
 
 /* All state_dict entries (parameters and buffers) in state_dict order. */
 int model_tensor_count(const model *m);

@@ -18,6 +18,9 @@ int world_size(void);
 /* The MPI library's version text, first line ("Open MPI v4.1.6, ..."), or "unknown". */
 void world_library_version(char *out, size_t size);
 
+/* Collective: the number of ranks of the job on this rank's node (shared-memory domain). */
+int world_ranks_on_node(int *count);
+
 /* Ends the process's part of the job given the subcommand's status and returns the exit status.
  * GEN_OK: MPI_Finalize, 0. A collective error (gen_error_mark_collective): rank 0 prints it once,
  * every rank finalizes and returns the same exit status. Any other error: this rank prints

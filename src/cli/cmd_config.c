@@ -2,12 +2,46 @@
  * learning-rate schedule it gives. */
 #include "cli/cli.h"
 
+#include "genesis/cubes.h"
 #include "genesis/error.h"
 #include "genesis/model.h"
+#include "genesis/train.h"
 #include "genesis/world.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* "; memory: ..." lines: the trainer's estimate per rank (README "Sizing a run") at 1 rank and at the
+ * rank counts up to 64 that divide the batch, with the cube counts and shape of [train] data when it
+ * can be read (else [prep]'s cube size and no data terms). Never an error: --check is about the
+ * configuration. */
+static void print_memory_estimate(const genesis_config *cfg)
+{
+    cubes_file f;
+    long long n_train = 0, n_val = 0;
+    int rows = 0, cols = 0, deps = 0, have_data = cubes_open(&f, cfg->train.data, CUBES_THIS_RANK) == GEN_OK;
+    if (have_data) {
+        for (int64_t i = 0; i < f.count; i++)
+            n_train += f.split[i] == SPLIT_TRAIN, n_val += f.split[i] == SPLIT_VALIDATION;
+        rows = f.rows, cols = f.cols, deps = f.deps;
+        cubes_close(&f);
+    }
+    gen_error_clear();
+    printf("; memory: estimated peak of one rank of genesis train, %s:\n",
+           have_data ? "with the cubes of [train] data" : "[train] data not readable: without the data terms");
+    for (int ranks = 1; ranks <= 64 && ranks <= cfg->train.batch; ranks *= 2) {
+        if (cfg->train.batch % ranks) continue;
+        struct train_memory m;
+        char text[256];
+        if (train_memory_estimate(cfg, ranks, n_train, n_val, rows, cols, deps, &m) != GEN_OK) {
+            printf(";   (no estimate: %s)\n", gen_error_message());
+            gen_error_clear();
+            return;
+        }
+        train_memory_describe(&m, text, sizeof text);
+        printf(";   %d rank(s): %s\n", ranks, text);
+    }
+}
 
 int cmd_config(int argc, char **argv)
 {
@@ -42,6 +76,7 @@ int cmd_config(int argc, char **argv)
                config_hash(&cfg));
         config_print(&cfg, stdout);
         printf("\n; schedule: %s\n", text);
+        print_memory_estimate(&cfg);
     }
     return GEN_OK;
 }

@@ -28,6 +28,7 @@ static int render(const struct preview_args *a, const struct config_corrupt *cc)
     unsigned *mask = NULL;
     int64_t *index = malloc(sizeof *index * (size_t)a->count);
     CHECK_GOTO(index, GEN_ERR_NOMEM, "out of memory");
+    CALL_GOTO(cubes_check_trainable(&f, a->cubes_path));
     int64_t n = 0, seen = 0;
     for (int64_t i = 0; i < f.count && n < a->count; i++)
         if (f.split[i] == a->split && seen++ >= a->first) index[n++] = i;

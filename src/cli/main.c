@@ -34,7 +34,9 @@ static const struct subcommand subcommands[] = {
      "\n"
      "--defaults  print every key: section, type, default, range and meaning\n"
      "--check     validate FILE (and the --set overrides) and print the resolved configuration;\n"
-     "            an error names the file, the line and the key, and exits with status 2\n"},
+     "            an error names the file, the line and the key, and exits with status 2; then the\n"
+     "            estimated peak memory of one rank of genesis train at 1, 2, 4, ... ranks (README:\n"
+     "            Memory checked up front)\n"},
     {"export", cmd_export, "a checkpoint's weights as HDF5 named by PyTorch state_dict keys",
      "usage: genesis export CKPT.h5 -o WEIGHTS.h5\n"
      "\n"
@@ -84,9 +86,10 @@ static const struct subcommand subcommands[] = {
      "cuts cubes as the paper does (borders, attempts, crop sizes, filter lung|foreground|none),\n"
      "splits the scans into train/validation/test, and writes [prep] output: under a temporary\n"
      "name, renamed when complete. Scans that cannot be used (unreadable, wrong dimensionality, NaN\n"
-     "voxels, too small, no cube passing the filter) are skipped with a warning naming the file and\n"
-     "counted in a final report, or stop the run when strict = true. The result does not depend on\n"
-     "the number of ranks.\n"
+     "or Inf voxels, a header declaring more voxels than the file holds, too small, no cube passing\n"
+     "the filter) are skipped with a warning naming the file and counted in a final report, or stop\n"
+     "the run when strict = true. A scan with NaN/Inf voxels is skipped whole, never patched: any\n"
+     "replacement value would be made-up tissue. The result does not depend on the number of ranks.\n"
      "[prep] inputs: comma-separated items, each a file, a glob, a folder (the scans directly in\n"
      "it: .nii, .nii.gz, .hdr, .mhd, .mha files, and its DICOM series when genesis was built with\n"
      "GDCM), a DICOM series \"DIR#SeriesInstanceUID\", or @LIST: a text file of such items, one a\n"
@@ -167,6 +170,13 @@ static const struct subcommand subcommands[] = {
      "folder; genesis status). With resume = auto, running the same command again continues from\n"
      "ckpt/latest, at any rank count. [train] init_from = WEIGHTS.h5 starts a fresh run from a\n"
      "weights file (genesis export, scripts/torch_to_genesis.py) instead of random weights.\n"
+     "Non-finite numbers (NaN/Inf in a step's loss, gradients or cubes, the starting weights or a\n"
+     "validation loss) stop every rank at the same step with one message naming the step and the\n"
+     "likely cause and exit status 65; ckpt/latest stays the last good checkpoint. [train]\n"
+     "nonfinite = skip drops such a step's update on every rank instead (counted in the epoch line,\n"
+     "metrics.csv with an empty train_loss, and the end line; 10 in a row stop the run).\n"
+     "Before allocating, the trainer estimates its memory per rank and stops (exit status 2) when\n"
+     "it exceeds the node's share (README: Sizing a run); genesis config --check prints it.\n"
      "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},

@@ -187,12 +187,13 @@ static int check_data_size(const nifti_image *nim, const char *path, size_t *byt
     struct stat st;
     CHECK(stat(iname, &st) == 0, GEN_ERR_IO, "%s: cannot open image data %s: %s", path, iname, strerror(errno));
     int64_t offset = (int64_t)nim->iname_offset;
-    int64_t room = nifti_is_gzfile(iname) ? (int64_t)st.st_size * 1032 : (int64_t)st.st_size - offset;
+    int gz = nifti_is_gzfile(iname);
+    int64_t room = gz ? (int64_t)st.st_size * 1032 : (int64_t)st.st_size - offset;
     CHECK(offset >= 0 && total <= room, GEN_ERR_DATA,
           "%s: truncated or corrupt: the header promises %lldx%lldx%lld voxels of %d bytes (%lld bytes from "
-          "byte %lld), more than the file's %lld bytes can hold", path, (long long)nim->dim[1],
+          "byte %lld), more than the file's %lld bytes%s can hold", path, (long long)nim->dim[1],
           (long long)nim->dim[2], (long long)nim->dim[3], nim->nbyper, (long long)total, (long long)offset,
-          (long long)st.st_size);
+          (long long)st.st_size, gz ? " (gzip: at most 1032 times that)" : "");
     *bytes = (size_t)total;
     return GEN_OK;
 }

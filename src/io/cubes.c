@@ -2,6 +2,7 @@
 #include "genesis/cubes.h"
 
 #include "genesis/collective.h"
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/h5par.h"
 #include "genesis/world.h"
@@ -301,6 +302,14 @@ int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope)
     f->format_version = (int)version;
     f->h5->cubes = H5Dopen2(f->h5->file, "cubes", H5P_DEFAULT);
     H5_CHECK_GOTO(f->h5->cubes >= 0, "missing dataset 'cubes' in", path);
+    hid_t type = H5Dget_type(f->h5->cubes);
+    H5T_class_t kind = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+    size_t type_size = type >= 0 ? H5Tget_size(type) : 0;
+    if (type >= 0) H5Tclose(type);
+    CHECK_GOTO(kind == H5T_FLOAT && type_size == 4, GEN_ERR_DATA,
+               "%s: dataset 'cubes' holds %s of %zu bytes, not float32: genesis cubes are float32 in [0, 1], "
+               "written by genesis prep", path,
+               kind == H5T_INTEGER ? "integers" : kind == H5T_FLOAT ? "floats" : "values", type_size);
     hsize_t dims[4] = {0};
     CALL_GOTO(read_cubes_shape(f->h5->file, f->h5->cubes, path, dims));
     f->count = (int64_t)dims[0];
@@ -310,9 +319,22 @@ int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope)
     CHECK_GOTO(f->split && f->scan_index, GEN_ERR_NOMEM, "out of memory reading %s", path);
     CALL_GOTO(read_whole(f->h5->file, path, "split", H5T_NATIVE_UINT8, f->split, f->count));
     CALL_GOTO(read_whole(f->h5->file, path, "scan_index", H5T_NATIVE_INT32, f->scan_index, f->count));
+    for (int64_t i = 0; i < f->count; i++)
+        CHECK_GOTO(f->split[i] <= SPLIT_TEST, GEN_ERR_DATA,
+                   "%s: dataset 'split' holds %d at cube %lld: the splits are 0 (train), 1 (validation) and "
+                   "2 (test)", path, f->split[i], (long long)i);
 cleanup:
     if (status != GEN_OK) cubes_close(f);
     return status;
+}
+
+int cubes_check_trainable(const cubes_file *f, const char *path)
+{
+    CHECK(config_cube_size_ok(f->rows, f->cols, f->deps), GEN_ERR_DATA,
+          "%s: cubes of %d x %d x %d: genesis trains on cubes whose every size is a multiple of 8 and >= %d "
+          "(prepare them again with [prep] cube_rows, cube_cols, cube_deps)", path, f->rows, f->cols, f->deps,
+          CONFIG_CUBE_MIN);
+    return GEN_OK;
 }
 
 static int compare_int64(const void *a, const void *b)

@@ -1,6 +1,7 @@
 /* The training-step benchmark behind `genesis bench`: per-layer forward/backward time and GFLOP/s,
  * whole step time, samples/s, GFLOP/s (SPEC.md's nominal ~244 GFLOP forward per 64x64x32 sample,
  * 3x per step), OpenBLAS's own sgemm 2048^3 in the same run as the ceiling, and peak RSS. */
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/model.h"
 #include "genesis/profile.h"
@@ -63,6 +64,8 @@ static int bench_check(const model_bench_options *o)
     CHECK(o->width >= 1 && o->batch >= 1 && o->steps >= 1 && o->warmup >= 0, GEN_ERR_USAGE,
           "bench: width %d, batch %d, steps %d must be >= 1 and warm-up %d >= 0", o->width,
           o->batch, o->steps, o->warmup);
+    CHECK(o->width <= CONFIG_WIDTH_MAX, GEN_ERR_USAGE, "bench: width %d must be in [1, %d] (as [model] width)",
+          o->width, CONFIG_WIDTH_MAX);
     CHECK(o->threads >= 1 && o->threads <= NN_THREADS_MAX, GEN_ERR_USAGE,
           "bench: threads %d must be in [1, %d]", o->threads, NN_THREADS_MAX);
     return GEN_OK;

@@ -2,6 +2,7 @@
  * table in PyTorch state_dict order with each tensor's name, shape and initialisation, the arenas
  * its tensors view, the activation arena's layout, the profile's layer events, and the accessors
  * of include/genesis/model.h. */
+#include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/model.h"
 #include "genesis/nn.h"
@@ -218,8 +219,8 @@ static void *alloc_floats(size_t floats)
 
 static int check_config(const model_config *cfg)
 {
-    CHECK(cfg->width >= 1 && cfg->width <= 1024, GEN_ERR_USAGE,
-          "model width %d must be in [1, 1024]", cfg->width);
+    CHECK(cfg->width >= 1 && cfg->width <= CONFIG_WIDTH_MAX, GEN_ERR_USAGE,
+          "model width %d must be in [1, %d]", cfg->width, CONFIG_WIDTH_MAX);
     CHECK(cfg->batch >= 1, GEN_ERR_USAGE, "model batch %d must be >= 1", cfg->batch);
     CHECK(cfg->D >= 8 && cfg->H >= 8 && cfg->W >= 8 && cfg->D % 8 == 0 && cfg->H % 8 == 0 &&
               cfg->W % 8 == 0,
@@ -248,17 +249,13 @@ static void bind_tensors(model *m)
     }
 }
 
-int model_create(model **out, const model_config *cfg)
+/* Everything of model_create but the arenas: shapes, the tensor table, the arenas' sizes. */
+static int plan_model(model *m, const model_config *cfg)
 {
-    CHECK(out && cfg, GEN_ERR_USAGE, "model_create: NULL argument");
-    *out = NULL;
     CALL(check_config(cfg));
-    int status = GEN_OK;
-    model *m = calloc(1, sizeof *m);
-    CHECK_ALLOC_GOTO(m, sizeof *m);
     m->cfg = *cfg;
     m->cfg.threads = cfg->threads ? cfg->threads : 1;
-    CALL_GOTO(nn_set_threads(m->cfg.threads)); /* before the workspace is sized for them */
+    CALL(nn_set_threads(m->cfg.threads)); /* before the workspace is sized for them */
     m->ws.tile_budget_bytes = cfg->tile_budget_bytes ? cfg->tile_budget_bytes : (size_t)4 << 20;
     m->layer_views = m->layer_view_storage;
     for (int l = 0; l < 4; l++) {
@@ -268,8 +265,29 @@ int model_create(model **out, const model_config *cfg)
         m->V[l] = (size_t)m->Dl[l] * m->Hl[l] * m->Wl[l];
         m->c[l] = cfg->width << l;
     }
-    CHECK_GOTO(build_layers(m) == 0, GEN_ERR_INTERNAL, "model_create: tensor table overflow");
+    CHECK(build_layers(m) == 0, GEN_ERR_INTERNAL, "model_create: tensor table overflow");
     layout_activations(m, NULL);
+    return GEN_OK;
+}
+
+int model_plan(const model_config *cfg, size_t *params, size_t *buffers, size_t *activation_bytes)
+{
+    model *m = calloc(1, sizeof *m);
+    CHECK_ALLOC(m, sizeof *m);
+    int status = plan_model(m, cfg);
+    *params = m->nparams, *buffers = m->nbuffers, *activation_bytes = m->act_floats * sizeof(float);
+    free(m);
+    return status;
+}
+
+int model_create(model **out, const model_config *cfg)
+{
+    CHECK(out && cfg, GEN_ERR_USAGE, "model_create: NULL argument");
+    *out = NULL;
+    int status = GEN_OK;
+    model *m = calloc(1, sizeof *m);
+    CHECK_ALLOC_GOTO(m, sizeof *m);
+    CALL_GOTO(plan_model(m, cfg));
     m->params = alloc_floats(m->nparams);
     m->grads = alloc_floats(m->nparams);
     m->buffers = alloc_floats(m->nbuffers);

@@ -164,8 +164,9 @@ static int make_plan(const struct config_prep *p, struct prep_plan *plan)
     CALL(normalize_options_from_config(p, &plan->norm));
     extract_options_default(&plan->extract);
     extract_options *e = &plan->extract;
-    CHECK(p->cube_rows % 8 == 0 && p->cube_cols % 8 == 0 && p->cube_deps % 8 == 0, GEN_ERR_USAGE,
-          "[prep] cube_rows, cube_cols, cube_deps must be multiples of 8 (the U-Net pools 3 times)");
+    CHECK(config_cube_size_ok(p->cube_rows, p->cube_cols, p->cube_deps), GEN_ERR_USAGE,
+          "[prep] cube_rows, cube_cols, cube_deps must be multiples of 8 (the U-Net pools 3 times) and >= %d "
+          "(local pixel shuffling needs 10 voxels): train and preview refuse other cubes", CONFIG_CUBE_MIN);
     e->rows = (int)p->cube_rows, e->cols = (int)p->cube_cols, e->deps = (int)p->cube_deps;
     e->cubes_per_scan = (int)p->cubes_per_scan;
     e->attempts_per_cube = (int)p->attempts_per_cube;

@@ -191,8 +191,9 @@ void metrics_step_row(struct trainer *t, double loss, double step_seconds, doubl
                       double comm_seconds)
 {
     if (t->rank != 0) return;
-    fprintf(t->metrics, "%lld,%lld,%.9g,%.9g,,%.4f,%.4f,%.4f,%.4f,,,\n", (long long)t->st.global_step,
-            (long long)t->st.epoch, t->st.lr, loss, (double)t->cfg->train.batch / step_seconds, data_seconds,
+    fprintf(t->metrics, "%lld,%lld,%.9g,", (long long)t->st.global_step, (long long)t->st.epoch, t->st.lr);
+    if (isfinite(loss)) fprintf(t->metrics, "%.9g", loss); /* empty: a skipped step (nonfinite = skip) */
+    fprintf(t->metrics, ",,%.4f,%.4f,%.4f,%.4f,,,\n", (double)t->cfg->train.batch / step_seconds, data_seconds,
             step_seconds - data_seconds - comm_seconds, comm_seconds);
 }
 

@@ -35,15 +35,8 @@ static int on_grads_ready(void *ctx, size_t first_final)
     return gradsync_ready((gradsync *)ctx, first_final);
 }
 
-/* *value := its mean over the ranks. */
-static int global_mean(struct trainer *t, double *value)
-{
-    CALL(world_sum_doubles(value, 1));
-    *value /= t->ranks;
-    return GEN_OK;
-}
-
-static int train_step(struct trainer *t, double *loss, double *seconds_data, double *seconds_comm)
+/* One step; *skipped: its update was dropped on every rank (non-finite numbers, nonfinite = skip). */
+static int train_step(struct trainer *t, double *loss, int *skipped, double *seconds_data, double *seconds_comm)
 {
     const float *x, *y;
     const int64_t *index;
@@ -52,6 +45,7 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     trainer_phase_stop(t, PHASE_DATA, t0);
     *seconds_data = profile_now() - t0;
     int b = (int)loader_local_batch(t->loader);
+    CALL(nonfinite_begin_step(t));
     t0 = profile_now();
     model_zero_grad(t->model);
     CALL(model_forward(t->model, loss, x, y, b));
@@ -64,11 +58,14 @@ static int train_step(struct trainer *t, double *loss, double *seconds_data, dou
     CALL(gradsync_finish(&t->sync));
     trainer_phase_stop(t, PHASE_COMM, t0);
     *seconds_comm = t->sync.wait_seconds - waited;
+    CALL(nonfinite_end_step(t, x, y, b, loss, skipped));
+    t->steps_this_run++;
+    if (*skipped) return GEN_OK;
     t0 = profile_now();
     CALL(optim_step(&t->optim, model_params(t->model), model_grads(t->model), t->st.lr));
     trainer_phase_stop(t, PHASE_OPTIM, t0);
     t->st.optimizer_steps = t->optim.step;
-    return global_mean(t, loss);
+    return GEN_OK;
 }
 
 /* Rank 0: RUN_DIR/curves.png redrawn from metrics.csv (flushed first), beside preview.png. A failure
@@ -186,10 +183,12 @@ static int setup(struct trainer *t)
     fclose(mem);
     CALL(run_folder_prepare(t));
     CALL(world_agree_shared(cubes_open(&t->data, c->data, CUBES_ALL_RANKS)));
+    CALL(gen_error_collective(cubes_check_trainable(&t->data, c->data)));
     loader_options lo = {.batch = c->batch, .seed = (uint64_t)c->seed, .window_steps = c->window_steps,
                          .cache = c->cache_shard, .corrupt = t->cfg->corrupt};
     CALL(gen_error_collective(config_corrupt_check(&lo.corrupt)));
     CALL(gen_error_collective(config_train_check(t->cfg)));
+    CALL(trainer_check_memory(t));
     CALL(loader_create(&t->loader, &t->data, &lo));
     CALL(create_model_and_optimizer(t));
     CALL(create_schedule(t));
@@ -197,6 +196,8 @@ static int setup(struct trainer *t)
     int resumed = 0;
     CALL(trainer_resume(t, &resumed));
     if (!resumed && c->init_from[0]) CALL(init_from_weights(t->model, c->init_from, t->rank));
+    if (resumed || c->init_from[0])
+        CALL(nonfinite_check_weights(t, resumed ? "the resumed checkpoint" : c->init_from));
     t->st.config_hash = config_hash(t->cfg);
     CALL(run_folder_open_files(t, resumed));
     log_run(t, "train: %s: %lld training cubes, %lld steps per epoch of %ld cubes (%lld per rank on %d rank(s)), "
@@ -222,6 +223,7 @@ static void teardown(struct trainer *t)
     loader_free(t->loader);
     cubes_close(&t->data);
     free(t->config_text);
+    free(t->buffers_saved);
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
@@ -260,7 +262,7 @@ static int peak_rss_mb(double *most)
 /* The progress line of the last `window` steps, every log_every steps and at the end of an epoch. */
 struct progress_window {
     double epoch_start, start, loss, comm_seconds;
-    int64_t first_step, steps;
+    int64_t first_step, steps, skipped; /* skipped: steps whose loss is not in `loss` */
 };
 
 static void log_progress(struct trainer *t, struct progress_window *w, int64_t steps)
@@ -271,10 +273,11 @@ static void log_progress(struct trainer *t, struct progress_window *w, int64_t s
     log_run(t, "train: epoch %lld step %lld/%lld loss %.6f lr %g | %.3f samples/s (%dx%ld) | epoch ETA %.0f s | "
                "comm %.1f%%",
             (long long)t->st.epoch, (long long)t->st.step_in_epoch, (long long)steps,
-            w->loss / (double)w->steps, t->st.lr, (double)(c->batch * w->steps) / (now - w->start),
+            w->steps > w->skipped ? w->loss / (double)(w->steps - w->skipped) : NAN, t->st.lr,
+            (double)(c->batch * w->steps) / (now - w->start),
             t->ranks, c->threads,
             per_step * (double)(steps - t->st.step_in_epoch), 100.0 * w->comm_seconds / (now - w->start));
-    w->start = now, w->loss = 0, w->comm_seconds = 0, w->steps = 0;
+    w->start = now, w->loss = 0, w->comm_seconds = 0, w->steps = 0, w->skipped = 0;
     metrics_flush(t);
 }
 
@@ -323,12 +326,17 @@ static int end_epoch(struct trainer *t, double epoch_start, int *stop, int *stop
                 (long long)loader_validation_batches(t->loader), v.seconds);
         return GEN_OK;
     }
+    CALL(nonfinite_check_validation(t, v.loss));
+    char skipped[96] = "";
+    if (t->skipped_in_epoch > 0)
+        snprintf(skipped, sizeof skipped, ", %lld step(s) skipped (non-finite)", (long long)t->skipped_in_epoch);
+    t->skipped_in_epoch = 0;
     int improved = v.loss < t->st.best_loss;
     if (improved) t->st.best_loss = v.loss, t->st.best_identity = v.identity, t->st.bad_epochs = 0;
     else t->st.bad_epochs++;
     log_run(t, "train: epoch %lld done: validation loss %.6f (identity %.6f, mean %.6f, gain %.3f)%s (best %.6f), "
-               "%.1f s (validation %.1f s)", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain,
-            improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start, v.seconds);
+               "%.1f s (validation %.1f s)%s", (long long)t->st.epoch, v.loss, v.identity, v.mean, v.gain,
+            improved ? " (improved)" : "", t->st.best_loss, profile_now() - epoch_start, v.seconds, skipped);
     log_breakdown(t, &v);
     metrics_validation_row(t, &v);
     run_folder_heartbeat(t);
@@ -360,15 +368,17 @@ static int run(struct trainer *t)
                                          .first_step = t->st.step_in_epoch};
         while (t->st.step_in_epoch < steps) {
             double step_start = profile_now(), loss = 0, data_s = 0, comm_s = 0;
+            int skipped = 0;
             t->st.lr = lr_schedule_at(&t->schedule, (long)t->st.epoch, (long)t->st.global_step);
-            CALL(train_step(t, &loss, &data_s, &comm_s));
+            CALL(train_step(t, &loss, &skipped, &data_s, &comm_s));
             t->st.step_in_epoch++;
             t->st.global_step++;
             double step_seconds = profile_now() - step_start;
             if (step_seconds > t->longest_stretch) t->longest_stretch = step_seconds;
-            metrics_step_row(t, loss, step_seconds, data_s, comm_s);
+            metrics_step_row(t, skipped ? NAN : loss, step_seconds, data_s, comm_s);
             run_folder_heartbeat(t);
-            window.loss += loss, window.comm_seconds += comm_s, window.steps++;
+            if (!skipped) window.loss += loss;
+            window.comm_seconds += comm_s, window.steps++, window.skipped += skipped;
             int done_steps = c->max_steps > 0 && t->st.global_step >= c->max_steps;
             if (t->st.global_step % c->log_every == 0 || t->st.step_in_epoch == steps || done_steps)
                 log_progress(t, &window, steps);
@@ -393,10 +403,16 @@ static int run(struct trainer *t)
     CALL(trainer_save_checkpoint(t, 0));
     double total = profile_now() - start, rss = 0;
     CALL(peak_rss_mb(&rss));
-    log_run(t, "train: done: %lld steps, epoch %lld, best validation loss %.6f, %.1f s, all-reduce wait %.2f s, "
+    char best[64], skipped[96] = "";
+    if (t->st.best_loss < HUGE_VAL) snprintf(best, sizeof best, "best validation loss %.6f", t->st.best_loss);
+    else snprintf(best, sizeof best, "no validation yet");
+    if (t->skipped_steps > 0)
+        snprintf(skipped, sizeof skipped, ", %lld step(s) skipped (non-finite numbers, nonfinite = skip)",
+                 (long long)t->skipped_steps);
+    log_run(t, "train: done: %lld steps%s, epoch %lld, %s, %.1f s, all-reduce wait %.2f s, "
                "BN all-reduce %.2f s, peak RSS per rank %.0f MB; resume with the same command (resume = auto "
                "continues from %s/latest)",
-            (long long)t->st.global_step, (long long)t->st.epoch, t->st.best_loss, total, t->sync.wait_seconds,
+            (long long)t->st.global_step, skipped, (long long)t->st.epoch, best, total, t->sync.wait_seconds,
             t->sync.bn_seconds, rss, t->ckpt_dir);
     if (t->opt->profile) print_profile(t, total);
     return GEN_OK;

@@ -40,6 +40,11 @@ struct trainer {
      * checkpoint is written; the longest of those stretches and of the checkpoint writes so far (s). */
     double longest_stretch, longest_checkpoint;
     int margin_warned;            /* the margin warning was given */
+    /* Non-finite numbers (nonfinite.c): steps of this invocation, steps skipped (nonfinite = skip) in
+     * all, in a row, in the epoch in progress; the batch-norm running statistics before the step. */
+    int64_t steps_this_run, skipped_steps, skipped_in_a_row, skipped_in_epoch;
+    float *buffers_saved;
+    size_t buffers_saved_floats;
 };
 
 /* Adds the time since `start` (profile_now()) to phase p. */
@@ -102,6 +107,29 @@ int trainer_save_checkpoint(struct trainer *t, int best_only);
 /* Collective. resume = auto: continue from ckpt/latest, or from an older checkpoint when the newest
  * cannot be read, with a warning. *resumed: whether a checkpoint was used. */
 int trainer_resume(struct trainer *t, int *resumed);
+
+/* ---- memory.c: the memory estimate, checked before allocating ---- */
+
+/* Collective, once the cubes file is open: logs the estimated peak per rank (struct train_memory),
+ * or stops every rank (GEN_ERR_USAGE, saying what to change) when it exceeds the node's memory
+ * (node_memory_limit) divided among the node's ranks, on any node. */
+int trainer_check_memory(struct trainer *t);
+
+/* ---- nonfinite.c: NaN/Inf in weights, inputs, loss, gradients (exit status 65) ---- */
+
+/* Collective: GEN_ERR_NONFINITE when the model's weights or running statistics (loaded from
+ * `source`) are not all finite. */
+int nonfinite_check_weights(struct trainer *t, const char *source);
+/* Before a step's forward: with nonfinite = skip, saves the batch-norm running statistics. */
+int nonfinite_begin_step(struct trainer *t);
+/* Collective, after the gradient all-reduce and before the optimizer step: *loss (this rank's) :=
+ * its mean over the ranks, and the ranks' verdict on the step's input x, y [batch cubes], loss and
+ * gradients, from one all-reduce. A bad step: GEN_ERR_NONFINITE naming the step and the likely
+ * cause (nonfinite = stop, or a skip limit reached), else *skip = 1 with the statistics restored. */
+int nonfinite_end_step(struct trainer *t, const float *x, const float *y, int batch, double *loss, int *skip);
+/* Collective (the loss is the same on every rank): GEN_ERR_NONFINITE when a validation loss is not
+ * finite. */
+int nonfinite_check_validation(struct trainer *t, double loss);
 
 /* ---- stop_policy.c: deadlines, signals, checkpoint timing at step boundaries ---- */
 

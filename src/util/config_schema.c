@@ -13,7 +13,7 @@
     {#sec, #field, type, offsetof(genesis_config, sec.field), def, lo, hi, choices, help}
 
 const struct config_key config_schema[] = {
-    ROW(model, width, TYPE_INT, "32", 1, 512, NULL,
+    ROW(model, width, TYPE_INT, "32", 1, CONFIG_WIDTH_MAX, NULL,
         "base number of channels of the 3D U-Net (32 in the paper; 4 or 8 for quick tests)"),
 
     ROW(prep, inputs, TYPE_STRING, "", 0, 0, NULL,
@@ -52,9 +52,12 @@ const struct config_key config_schema[] = {
         "foreground filter: a voxel is foreground above this normalised value"),
     ROW(prep, foreground_fraction, TYPE_FLOAT, "0.5", 0, 1, NULL,
         "foreground filter: keep a cube when at least this fraction of its voxels is foreground"),
-    ROW(prep, cube_rows, TYPE_INT, "64", 8, 1024, NULL, "cube size along x (rows); a multiple of 8"),
-    ROW(prep, cube_cols, TYPE_INT, "64", 8, 1024, NULL, "cube size along y (cols); a multiple of 8"),
-    ROW(prep, cube_deps, TYPE_INT, "32", 8, 1024, NULL, "cube size along z (deps); a multiple of 8"),
+    ROW(prep, cube_rows, TYPE_INT, "64", CONFIG_CUBE_MIN, 1024, NULL,
+        "cube size along x (rows); a multiple of 8, >= 16"),
+    ROW(prep, cube_cols, TYPE_INT, "64", CONFIG_CUBE_MIN, 1024, NULL,
+        "cube size along y (cols); a multiple of 8, >= 16"),
+    ROW(prep, cube_deps, TYPE_INT, "32", CONFIG_CUBE_MIN, 1024, NULL,
+        "cube size along z (deps); a multiple of 8, >= 16"),
     ROW(prep, crop_sizes, TYPE_STRING, "64", 0, 0, NULL,
         "in-plane crop sizes, comma-separated (e.g. 64,96,128): crops other than the cube size "
         "are resized to it (multi-scale cubes); cubes_per_scan cubes per size"),
@@ -139,6 +142,9 @@ const struct config_key config_schema[] = {
         "weights, when not resuming; names and shapes must match the model exactly"),
     ROW(train, deadline_margin_minutes, TYPE_FLOAT, "5", 0, 1e6, NULL,
         "stop this many minutes before a deadline, to leave time for the checkpoint"),
+    ROW(train, nonfinite, TYPE_CHOICE, "stop", 0, 0, "stop|skip",
+        "a step whose loss, gradients or input are not finite (NaN/Inf): stop (exit status 65, the last "
+        "good checkpoint stays latest) or skip its update on every rank (counted; 10 in a row stop)"),
 
     ROW(corrupt, flip_rate, TYPE_FLOAT, "0.4", 0, 1, NULL,
         "probability of each further flip (input and target together), up to flip_max"),

@@ -78,6 +78,7 @@ int gen_exit_code(int status)
     if (status == GEN_OK) return 0;
     if (status == GEN_ERR_USAGE) return 2;
     if (status == GEN_CONTINUE) return GEN_EXIT_CONTINUE;
+    if (status == GEN_ERR_NONFINITE) return GEN_EXIT_NONFINITE;
     return 1;
 }
 

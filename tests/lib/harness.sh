@@ -69,6 +69,34 @@ make_cubes() {
   prep_cubes 2 "$ini" "$dir/scans/*.nii.gz" "$dir/cubes.h5"
 }
 
+# tiny_ct_ini FILE: a configuration of width-2 runs on 16^3 cubes of small CT phantoms (make_scans NP
+# DIR COUNT 48,48,32; no filter, 4 cubes a scan): a step takes milliseconds. It ends with a [train]
+# section (batch 2, a progress line every step, checkpoints only at the end, no previews) that the
+# caller may append keys to.
+tiny_ct_ini() {
+  cat > "$1" <<INI
+[model]
+width = 2
+[prep]
+normalize = ct
+filter = none
+border_xy = 8
+border_z = 4
+cubes_per_scan = 4
+validation_fraction = 0.34
+test_fraction = 0
+cube_rows = 16
+cube_cols = 16
+cube_deps = 16
+crop_sizes = 16
+[train]
+batch = 2
+log_every = 1
+checkpoint_minutes = 0
+preview_epochs = 0
+INI
+}
+
 # phantom_ct_ini FILE: the [model] and [prep] sections of the width-4 runs on CT phantoms (lung
 # filter, small borders); the caller appends its [train] section (cat >> FILE <<INI).
 phantom_ct_ini() {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "nifti2_io.h"
 
@@ -272,6 +273,29 @@ static void test_damaged_files(void)
     st = volume_read(&r, pi, NULL);
     EXPECT(st == GEN_ERR_DATA && message_has("non-finite"), "Inf after scaling: %s",
            gen_error_message());
+
+    /* A header declaring 30000^3 voxels on a tiny file (.nii, then its .gz): a data error naming the
+     * scan and the declared size, before any allocation (not "out of memory"). */
+    const char *ph = tmp_path("huge.nii");
+    write_test_nifti(ph, NIFTI_FTYPE_NIFTI1_1, DT_INT16, 3, n, 1, 0, 0);
+    unsigned char *hdr = NULL;
+    long hlen = 0;
+    EXPECT(read_file(ph, &hdr, &hlen) == 0 && hlen > 48, "read back %s", ph);
+    for (int d = 1; d <= 3 && hlen > 48; d++) { /* NIfTI-1: short dim[8] at byte 40 */
+        short big = 30000;
+        memcpy(hdr + 40 + 2 * d, &big, sizeof big);
+    }
+    write_file(ph, hdr, hlen);
+    st = volume_read(&r, ph, NULL);
+    EXPECT(st == GEN_ERR_DATA && message_has(ph) && message_has("30000x30000x30000") &&
+               message_has("more than the file"),
+           "30000^3 header: %d %s", st, gen_error_message());
+    gzFile gz = gzopen(tmp_path("huge.nii.gz"), "wb");
+    EXPECT(gz != NULL && gzwrite(gz, hdr, (unsigned)hlen) == (int)hlen && gzclose(gz) == Z_OK, "gzip");
+    st = volume_read(&r, tmp_path("huge.nii.gz"), NULL);
+    EXPECT(st == GEN_ERR_DATA && message_has("more than the file") && message_has("gzip"),
+           "30000^3 header, gzip: %d %s", st, gen_error_message());
+    free(hdr);
 
     /* Missing file; a file that is not an image; a directory. */
     const char *missing = tmp_path("missing.nii.gz");
