@@ -16,8 +16,10 @@
  *              once per backward block, or the final MPI_Waitall), as libnbc's NBC_Progress does
  *              without an asynchronous progress thread.
  * The payload is not summed (the simulation needs the time only): each received piece that libnbc
- * would reduce charges pieces x reduce_per_float seconds of compute (nbc_set_reduce_cost). Buffers
- * must come from SMPI_SHARED_MALLOC so that SMPI copies nothing.
+ * would reduce charges pieces x reduce_per_float seconds of compute (nbc_set_reduce_cost). Every
+ * message is sent from and received into one scratch buffer from SMPI_SHARED_MALLOC, which SMPI does
+ * not copy: the caller's buffer only names the sizes (scale_sim's --fold makes it smaller than the
+ * bytes it stands for).
  */
 #include "nbc_allreduce.h"
 
@@ -30,14 +32,13 @@ enum { SLOTS = 4096, ROUNDS_MAX = 64, SENDS_MAX = 24, TAG_BASE = 17000, TAG_SPAN
 struct round {
     int sends, recv_peer; /* recv_peer -1: nothing received */
     int send_peer[SENDS_MAX];
-    long long send_offset[SENDS_MAX], send_bytes[SENDS_MAX];
+    long long send_bytes[SENDS_MAX];
     long long recv_bytes;
     long long reduce_elems; /* reduced after the round's receive */
 };
 
 struct handle {
     int used, done, tag, current, rounds, posted;
-    char *buf;
     MPI_Comm comm;
     struct round round[ROUNDS_MAX];
     MPI_Request rq[SENDS_MAX + 1];
@@ -64,10 +65,10 @@ static struct round *new_round(struct handle *h)
     return r;
 }
 
-static void add_send(struct round *r, int peer, long long offset, long long bytes)
+static void add_send(struct round *r, int peer, long long bytes)
 {
     if (r->sends == SENDS_MAX) return;
-    r->send_peer[r->sends] = peer, r->send_offset[r->sends] = offset, r->send_bytes[r->sends++] = bytes;
+    r->send_peer[r->sends] = peer, r->send_bytes[r->sends++] = bytes;
 }
 
 /* libnbc's allred_sched_diss: binomial reduce to 0, then binomial broadcast, whole buffer. */
@@ -84,7 +85,7 @@ static void schedule_binomial(struct handle *h, int me, int p, long long count, 
                 x->recv_peer = peer, x->recv_bytes = bytes, x->reduce_elems = count;
             }
         } else {
-            add_send(new_round(h), me - (1 << (r - 1)), 0, bytes);
+            add_send(new_round(h), me - (1 << (r - 1)), bytes);
             break;
         }
     }
@@ -97,7 +98,7 @@ static void schedule_binomial(struct handle *h, int me, int p, long long count, 
     for (int k = low - 1; k >= 0; k--)
         if (me + (1 << k) < p) {
             if (!x) x = new_round(h);
-            add_send(x, me + (1 << k), 0, bytes);
+            add_send(x, me + (1 << k), bytes);
         }
 }
 
@@ -110,9 +111,9 @@ static void schedule_redscat_allgather(struct handle *h, int me, int p, long lon
     for (int mask = p >> 1; mask >= 1; mask >>= 1, steps++) {
         int peer = me ^ mask;
         long long half = n / 2, keep_lo = (me & mask) ? lo + half : lo, keep_n = (me & mask) ? n - half : half;
-        long long give_lo = (me & mask) ? lo : lo + half, give_n = n - keep_n;
+        long long give_n = n - keep_n; /* the other half goes to the peer */
         struct round *x = new_round(h);
-        add_send(x, peer, give_lo * elem, give_n * elem);
+        add_send(x, peer, give_n * elem);
         x->recv_peer = peer, x->recv_bytes = keep_n * elem, x->reduce_elems = keep_n;
         seg_lo[steps] = lo, seg_n[steps] = n;
         lo = keep_lo, n = keep_n;
@@ -120,7 +121,7 @@ static void schedule_redscat_allgather(struct handle *h, int me, int p, long lon
     for (int s = steps - 1, mask = 1; s >= 0; s--, mask <<= 1) {
         int peer = me ^ mask;
         struct round *x = new_round(h);
-        add_send(x, peer, lo * elem, n * elem);
+        add_send(x, peer, n * elem);
         x->recv_peer = peer, x->recv_bytes = (seg_n[s] - n) * elem;
         lo = seg_lo[s], n = seg_n[s];
     }
@@ -130,6 +131,8 @@ static int post_round(struct handle *h)
 {
     const struct round *r = &h->round[h->current];
     long long need = r->recv_bytes > 0 ? r->recv_bytes : 1;
+    for (int s = 0; s < r->sends; s++)
+        if (r->send_bytes[s] > need) need = r->send_bytes[s];
     if (need > scratch_bytes) {
         if (scratch) SMPI_SHARED_FREE(scratch);
         scratch = SMPI_SHARED_MALLOC((size_t)need);
@@ -140,8 +143,8 @@ static int post_round(struct handle *h)
     if (r->recv_peer >= 0)
         rc = MPI_Irecv(scratch, (int)r->recv_bytes, MPI_BYTE, r->recv_peer, h->tag, h->comm, &h->rq[h->nrq++]);
     for (int s = 0; s < r->sends && rc == MPI_SUCCESS; s++) {
-        rc = MPI_Isend(h->buf + r->send_offset[s], (int)r->send_bytes[s], MPI_BYTE, r->send_peer[s], h->tag,
-                       h->comm, &h->rq[h->nrq++]);
+        rc = MPI_Isend(scratch, (int)r->send_bytes[s], MPI_BYTE, r->send_peer[s], h->tag, h->comm,
+                       &h->rq[h->nrq++]);
         bytes_sent += r->send_bytes[s];
         messages_sent++;
     }
@@ -182,7 +185,8 @@ int nbc_iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype t
     if (k == SLOTS) return MPI_ERR_INTERN;
     struct handle *h = &slots[k];
     h->used = 1, h->done = 0, h->current = 0, h->rounds = 0, h->nrq = 0, h->posted = 0;
-    h->buf = recvbuf, h->comm = comm, h->tag = TAG_BASE + sequence++ % TAG_SPAN;
+    (void)recvbuf;
+    h->comm = comm, h->tag = TAG_BASE + sequence++ % TAG_SPAN;
     *request = (MPI_Request)(intptr_t)(k + 1);
     int inplace = sendbuf == MPI_IN_PLACE, pof2 = (p & (p - 1)) == 0;
     int binomial = p < 4 || (long long)count * elem < 65536 || inplace || !pof2 || count < p;

@@ -8,6 +8,12 @@
  * project's. This header is force-included first in the simulation build (scripts/scale_sim). */
 #undef MPI_CALL
 
+extern MPI_Datatype sim_float_block; /* mpi/sim/scale_sim.c: gradsync.c's MPI_FLOAT here */
+#ifdef SIM_FOLD_FLOAT /* gradsync.c's build: SMPI's mpi.h defines MPI_FLOAT, so -D cannot */
+#undef MPI_FLOAT
+#define MPI_FLOAT sim_float_block
+#endif
+
 enum { NBC_BINOMIAL = 1, NBC_REDSCAT_ALLGATHER = 2 };
 
 int nbc_iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm,

@@ -30,7 +30,13 @@
  * The gradient scaling loop of gradsync_finish (g->grads[i] *= 1/P over every parameter) is the only
  * arithmetic of gradsync.c: the driver sets g.n = 0 after gradsync_init (n is used by nothing but
  * that loop) and injects n x scale_per_float seconds instead, so that 1024 simulated ranks do not
- * each run a 19 M-float loop on this machine. Likewise the copies into the staging send buffer
+ * each run a 19 M-float loop on this machine.
+ *
+ * --fold K: gradsync.c is compiled with MPI_FLOAT as sim_float_block (-DSIM_FOLD_FLOAT), K floats
+ * made here, and sees an arena of ceil(n / K) "floats" and buckets of bucket / K: the same bytes move
+ * in the same buckets (a bucket boundary moves by less than K floats), but each simulated rank maps
+ * K times less memory (SMPI's shared allocations are populated per rank). Default: the largest
+ * power of 2 up to 256 that keeps a bucket at >= 1024 (gradsync's minimum); --fold 1 is exact. Likewise the copies into the staging send buffer
  * (from GRADSYNC_STAGING_RANKS ranks on) are charged once per step at the finish, and scale_sim runs
  * with smpi/auto-shared-malloc-thresh so that the staging buffer, like the gradient arena, is one
  * shared mapping for all simulated ranks.
@@ -55,6 +61,8 @@ int world_mpi_error(int mpi_code, const char *what, const char *file, int line)
 {
     return gen_error_set(GEN_ERR_MPI, file, line, "MPI call failed: %s: code %d", what, mpi_code);
 }
+
+MPI_Datatype sim_float_block; /* K floats: gradsync.c's MPI_FLOAT in the simulation build */
 
 /* ---- the step trace ---- */
 enum { EVENTS_MAX = 512 };
@@ -94,7 +102,7 @@ static int read_trace(const char *path, struct trace *t)
 
 struct options {
     const char *trace1, *trace2;
-    int batch, bucket_kib, overlap, window_steps, sync_bn, read_exchange;
+    int batch, bucket_kib, overlap, window_steps, sync_bn, read_exchange, fold;
     double speedup, data_seconds, sample_bytes;
 };
 
@@ -161,7 +169,7 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
         case BN:
             if (size_ > 1 && o->sync_bn) CALL(gradsync_bn_allreduce(bn_sums, (int)t1->value[i], g));
             break;
-        case READY: CALL(gradsync_ready(g, (size_t)t1->value[i])); break;
+        case READY: CALL(gradsync_ready(g, (size_t)t1->value[i] / (size_t)o->fold)); break;
         case FINISH:
             CALL(gradsync_finish(g));
             if (size_ > 1) smpi_execute((double)t1->params * t1->scale_per_float);
@@ -182,7 +190,7 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.batch = 1, .bucket_kib = 8192, .overlap = 1, .window_steps = 16, .sync_bn = 1,
+    *o = (struct options){.fold = 0, .batch = 1, .bucket_kib = 8192, .overlap = 1, .window_steps = 16, .sync_bn = 1,
                           .read_exchange = 1, .speedup = 1, .sample_bytes = 512 * 1024};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -198,6 +206,7 @@ static int parse(int argc, char **argv, struct options *o)
         else if (!strcmp(k, "--window-steps")) o->window_steps = (int)x;
         else if (!strcmp(k, "--sync-bn")) o->sync_bn = (int)x;
         else if (!strcmp(k, "--read-exchange")) o->read_exchange = (int)x;
+        else if (!strcmp(k, "--fold")) o->fold = (int)x;
         else if (!strcmp(k, "--speedup")) o->speedup = x;
         else if (!strcmp(k, "--data-seconds")) o->data_seconds = x;
         else if (!strcmp(k, "--sample-bytes")) o->sample_bytes = x;
@@ -220,10 +229,18 @@ static int run(int argc, char **argv)
         CHECK(t2.count == t1.count && !memcmp(t1.kind, t2.kind, sizeof(enum kind) * (size_t)t1.count),
               GEN_ERR_DATA, "the traces %s and %s have different event sequences", o.trace1, o.trace2);
     }
-    nbc_set_reduce_cost(t1.reduce_per_float / o.speedup);
-    float *grads = SMPI_SHARED_MALLOC(t1.params * sizeof *grads);
+    size_t bucket_floats = (size_t)o.bucket_kib * 1024 / sizeof(float);
+    if (o.fold <= 0)
+        for (o.fold = 256; o.fold > 1 && bucket_floats / (size_t)o.fold < 1024;) o.fold /= 2;
+    CHECK(bucket_floats % (size_t)o.fold == 0 && bucket_floats / (size_t)o.fold >= 1024, GEN_ERR_USAGE,
+          "scale_sim: --fold %d must divide the bucket (%zu floats) and leave >= 1024", o.fold, bucket_floats);
+    MPI_Type_contiguous(o.fold, MPI_FLOAT, &sim_float_block);
+    MPI_Type_commit(&sim_float_block);
+    nbc_set_reduce_cost(t1.reduce_per_float * o.fold / o.speedup); /* per element of K floats */
+    size_t folded = (t1.params + (size_t)o.fold - 1) / (size_t)o.fold;
+    float *grads = SMPI_SHARED_MALLOC(folded * sizeof *grads);
     gradsync g;
-    CALL(gradsync_init(&g, grads, t1.params, (size_t)o.bucket_kib * 1024 / sizeof(float), o.overlap));
+    CALL(gradsync_init(&g, grads, folded, bucket_floats / (size_t)o.fold, o.overlap));
     g.n = 0; /* the 1/P scaling loop is injected, see the header */
     struct totals tot = {0};
     CALL(one_step(&o, &t1, o.trace2 ? &t2 : NULL, &g, 1, &tot, 0));
@@ -232,14 +249,15 @@ static int run(int argc, char **argv)
     int buckets = g.buckets;
     gradsync_free(&g);
     SMPI_SHARED_FREE(grads);
+    MPI_Type_free(&sim_float_block);
     if (rank_ == 0) {
         double w = o.window_steps;
         printf("result ranks %d step %.6f step_read %.6f step_plain %.6f wait %.6f bn %.6f bn_calls %ld "
-               "buckets %d nbc_bytes %lld nbc_messages %lld algorithm %s params %zu\n",
+               "buckets %d nbc_bytes %lld nbc_messages %lld algorithm %s params %zu fold %d\n",
                size_, (tot.step[0] + (w - 1) * tot.step[1]) / w, tot.step[0], tot.step[1], tot.wait[1], tot.bn[1],
                g.bn_calls / 2, buckets, bytes / 2, messages / 2,
                size_ == 1 ? "none" : nbc_last_algorithm() == NBC_BINOMIAL ? "binomial" : "redscat_allgather",
-               t1.params);
+               t1.params, o.fold);
     }
     return GEN_OK;
 }

@@ -2,7 +2,8 @@
  * scripts/scale_sim): which communications the step issues, in order, and the compute time
  * between them, measured on this machine.
  *
- *   build/tests/step_trace [--width W] [--batch B] [--threads T] [--size DxHxW] [--steps S] > trace.txt
+ *   build/tests/step_trace [--width W] [--batch B] [--threads T] [--size DxHxW] [--steps S]
+ *                          [--clock cpu|wall] > trace.txt
  *
  * It runs zero_grad + forward + backward + an SGD step of the model (src/model) with the two hooks
  * the trainer installs (src/train/train.c): the batch-norm reduce hook (nn.h: 2C+1 doubles, in
@@ -20,7 +21,8 @@
  *   scale_per_float S | reduce_per_float S       g *= 1/ranks, and a += b, per float
  * The event sequence comes from the model code itself, so it cannot drift from the trainer's.
  * Times are the CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID) with --threads 1, so that
- * other jobs on a shared machine do not inflate them; with more threads, wall time (profile_now).
+ * other jobs on a shared machine do not inflate them; with more threads, wall time (profile_now);
+ * --clock wall to compare with real runs made under the same load (scripts/scale_sim --validate).
  */
 #include "genesis/error.h"
 #include "genesis/model.h"
@@ -33,7 +35,7 @@
 
 enum { EVENTS_MAX = 512 };
 
-static int use_cpu_time; /* --threads 1: the thread's CPU time; else wall time */
+static int use_cpu_time = -2; /* --clock cpu|wall; default: cpu at --threads 1, else wall */
 
 static double now(void)
 {
@@ -186,13 +188,18 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--threads")) mc.threads = atoi(v);
         else if (!strcmp(k, "--steps")) steps = atoi(v);
         else if (!strcmp(k, "--size")) sscanf(v, "%dx%dx%d", &mc.D, &mc.H, &mc.W);
+        else if (!strcmp(k, "--clock")) use_cpu_time = !strcmp(v, "cpu") ? 1 : !strcmp(v, "wall") ? 0 : -1;
         else {
             fprintf(stderr, "step_trace: unknown option %s\n", k);
             return 2;
         }
     }
     if (steps < 1) steps = 1;
-    use_cpu_time = mc.threads == 1;
+    if (use_cpu_time == -2) use_cpu_time = mc.threads == 1;
+    if (use_cpu_time < 0) {
+        fprintf(stderr, "step_trace: --clock is cpu or wall\n");
+        return 2;
+    }
     if (run(&mc, steps) != GEN_OK) {
         fprintf(stderr, "step_trace: %s\n", gen_error_message());
         return 1;
