@@ -25,7 +25,8 @@
  *
  * Trace times are for the trace's batch and threads; --batch b scales each segment linearly
  * between the batch-1 and batch-2 traces (t1 + (b - 1)(t2 - t1)); --speedup s divides compute by
- * the threads' speed-up over the trace's threads.
+ * the threads' speed-up over the trace's threads; --serial-speedup divides the single-threaded work
+ * (libnbc's reductions, the staging copies, the 1/P scaling: one thread in the real trainer too).
  *
  * The gradient scaling loop of gradsync_finish (g->grads[i] *= 1/P over every parameter) is the only
  * arithmetic of gradsync.c: the driver sets g.n = 0 after gradsync_init (n is used by nothing but
@@ -103,7 +104,7 @@ static int read_trace(const char *path, struct trace *t)
 struct options {
     const char *trace1, *trace2;
     int batch, bucket_kib, overlap, window_steps, sync_bn, read_exchange, fold;
-    double speedup, data_seconds, sample_bytes;
+    double speedup, serial_speedup, data_seconds, sample_bytes;
 };
 
 /* Compute seconds of event i at the simulated batch and threads. */
@@ -172,8 +173,8 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
         case READY: CALL(gradsync_ready(g, (size_t)t1->value[i] / (size_t)o->fold)); break;
         case FINISH:
             CALL(gradsync_finish(g));
-            if (size_ > 1) smpi_execute((double)t1->params * t1->scale_per_float);
-            if (g->staging) smpi_execute((double)t1->params * t1->scale_per_float); /* the copies */
+            if (size_ > 1) smpi_execute((double)t1->params * t1->scale_per_float / o->serial_speedup);
+            if (g->staging) smpi_execute((double)t1->params * t1->scale_per_float / o->serial_speedup); /* copies */
             break;
         default: break;
         }
@@ -191,7 +192,7 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
 static int parse(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.fold = 0, .batch = 1, .bucket_kib = 8192, .overlap = 1, .window_steps = 16, .sync_bn = 1,
-                          .read_exchange = 1, .speedup = 1, .sample_bytes = 512 * 1024};
+                          .read_exchange = 1, .speedup = 1, .serial_speedup = 1, .sample_bytes = 512 * 1024};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         char *end = NULL;
@@ -208,6 +209,7 @@ static int parse(int argc, char **argv, struct options *o)
         else if (!strcmp(k, "--read-exchange")) o->read_exchange = (int)x;
         else if (!strcmp(k, "--fold")) o->fold = (int)x;
         else if (!strcmp(k, "--speedup")) o->speedup = x;
+        else if (!strcmp(k, "--serial-speedup")) o->serial_speedup = x;
         else if (!strcmp(k, "--data-seconds")) o->data_seconds = x;
         else if (!strcmp(k, "--sample-bytes")) o->sample_bytes = x;
         else FAIL(GEN_ERR_USAGE, "scale_sim: unknown option %s", k);
@@ -236,7 +238,7 @@ static int run(int argc, char **argv)
           "scale_sim: --fold %d must divide the bucket (%zu floats) and leave >= 1024", o.fold, bucket_floats);
     MPI_Type_contiguous(o.fold, MPI_FLOAT, &sim_float_block);
     MPI_Type_commit(&sim_float_block);
-    nbc_set_reduce_cost(t1.reduce_per_float * o.fold / o.speedup); /* per element of K floats */
+    nbc_set_reduce_cost(t1.reduce_per_float * o.fold / o.serial_speedup); /* per element of K floats */
     size_t folded = (t1.params + (size_t)o.fold - 1) / (size_t)o.fold;
     float *grads = SMPI_SHARED_MALLOC(folded * sizeof *grads);
     gradsync g;
