@@ -31,16 +31,16 @@
  * The gradient scaling loop of gradsync_finish (g->grads[i] *= 1/P over every parameter) is the only
  * arithmetic of gradsync.c: the driver sets g.n = 0 after gradsync_init (n is used by nothing but
  * that loop) and injects n x scale_per_float seconds instead, so that 1024 simulated ranks do not
- * each run a 19 M-float loop on this machine.
+ * each run a 19 M-float loop on this machine. Likewise the copies into the staging send buffer
+ * (from GRADSYNC_STAGING_RANKS ranks on) are charged once per step at the finish, and scale_sim runs
+ * with smpi/auto-shared-malloc-thresh so that the staging buffer, like the gradient arena, is one
+ * shared mapping for all simulated ranks.
  *
  * --fold K: gradsync.c is compiled with MPI_FLOAT as sim_float_block (-DSIM_FOLD_FLOAT), K floats
  * made here, and sees an arena of ceil(n / K) "floats" and buckets of bucket / K: the same bytes move
  * in the same buckets (a bucket boundary moves by less than K floats), but each simulated rank maps
  * K times less memory (SMPI's shared allocations are populated per rank). Default: the largest
- * power of 2 up to 256 that keeps a bucket at >= 1024 (gradsync's minimum); --fold 1 is exact. Likewise the copies into the staging send buffer
- * (from GRADSYNC_STAGING_RANKS ranks on) are charged once per step at the finish, and scale_sim runs
- * with smpi/auto-shared-malloc-thresh so that the staging buffer, like the gradient arena, is one
- * shared mapping for all simulated ranks.
+ * power of 2 up to 256 that keeps a bucket at >= 1024 (gradsync's minimum); --fold 1 is exact.
  */
 #include "genesis/collective.h"
 #include "genesis/error.h"
@@ -133,7 +133,8 @@ static int collective_read(const struct options *o)
     CHECK(rc == MPI_SUCCESS, GEN_ERR_MPI, "MPI_Alltoall failed");
     if (!o->read_exchange || size_ == 1) return GEN_OK;
     int cubes = o->batch * o->window_steps, bytes = (int)o->sample_bytes;
-    char *send = SMPI_SHARED_MALLOC((size_t)bytes * (size_t)cubes), *recv = SMPI_SHARED_MALLOC((size_t)bytes * (size_t)cubes);
+    size_t window = (size_t)bytes * (size_t)cubes;
+    char *send = SMPI_SHARED_MALLOC(window), *recv = SMPI_SHARED_MALLOC(window);
     MPI_Request *q = malloc(sizeof *q * (size_t)(2 * cubes));
     CHECK(send && recv && q, GEN_ERR_NOMEM, "out of memory");
     for (int k = 0; k < cubes && rc == MPI_SUCCESS; k++) {
@@ -141,8 +142,8 @@ static int collective_read(const struct options *o)
         rc = MPI_Irecv(recv + (size_t)k * (size_t)bytes, bytes, MPI_BYTE, (rank_ + hop) % size_, 900 + k,
                        MPI_COMM_WORLD, &q[2 * k]);
         if (rc == MPI_SUCCESS)
-            rc = MPI_Isend(send + (size_t)k * (size_t)bytes, bytes, MPI_BYTE, (rank_ - hop + size_) % size_, 900 + k,
-                           MPI_COMM_WORLD, &q[2 * k + 1]);
+            rc = MPI_Isend(send + (size_t)k * (size_t)bytes, bytes, MPI_BYTE, (rank_ - hop + size_) % size_,
+                           900 + k, MPI_COMM_WORLD, &q[2 * k + 1]);
     }
     if (rc == MPI_SUCCESS) rc = MPI_Waitall(2 * cubes, q, MPI_STATUSES_IGNORE);
     free(q);
@@ -174,7 +175,8 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
         case FINISH:
             CALL(gradsync_finish(g));
             if (size_ > 1) smpi_execute((double)t1->params * t1->scale_per_float / o->serial_speedup);
-            if (g->staging) smpi_execute((double)t1->params * t1->scale_per_float / o->serial_speedup); /* copies */
+            if (g->staging) /* the copies into the send buffer */
+                smpi_execute((double)t1->params * t1->scale_per_float / o->serial_speedup);
             break;
         default: break;
         }
@@ -191,7 +193,8 @@ static int one_step(const struct options *o, const struct trace *t1, const struc
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.fold = 0, .batch = 1, .bucket_kib = 8192, .overlap = 1, .window_steps = 16, .sync_bn = 1,
+    *o = (struct options){.fold = 0, .batch = 1, .bucket_kib = 8192, .overlap = 1, .window_steps = 16,
+                          .sync_bn = 1,
                           .read_exchange = 1, .speedup = 1, .serial_speedup = 1, .sample_bytes = 512 * 1024};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -256,7 +259,8 @@ static int run(int argc, char **argv)
         double w = o.window_steps;
         printf("result ranks %d step %.6f step_read %.6f step_plain %.6f wait %.6f bn %.6f bn_calls %ld "
                "buckets %d nbc_bytes %lld nbc_messages %lld algorithm %s params %zu fold %d\n",
-               size_, (tot.step[0] + (w - 1) * tot.step[1]) / w, tot.step[0], tot.step[1], tot.wait[1], tot.bn[1],
+               size_, (tot.step[0] + (w - 1) * tot.step[1]) / w, tot.step[0], tot.step[1], tot.wait[1],
+               tot.bn[1],
                g.bn_calls / 2, buckets, bytes / 2, messages / 2,
                size_ == 1 ? "none" : nbc_last_algorithm() == NBC_BINOMIAL ? "binomial" : "redscat_allgather",
                t1.params, o.fold);

@@ -165,7 +165,8 @@ static int run(const model_config *mc, int steps)
            mc->batch, mc->threads, mc->width, mc->D, mc->H, mc->W, use_cpu_time ? "thread_cpu" : "wall");
     for (int i = 0; i < count; i++) {
         const struct event *e = &r->ev[i];
-        if (e->kind == EV_COMPUTE || e->kind == EV_OPTIM) printf("%s %.6f\n", kind_names[e->kind], sum[i] / steps);
+        if (e->kind == EV_COMPUTE || e->kind == EV_OPTIM)
+            printf("%s %.6f\n", kind_names[e->kind], sum[i] / steps);
         else if (e->kind == EV_BN || e->kind == EV_READY) printf("%s %.0f\n", kind_names[e->kind], e->value);
         else printf("%s\n", kind_names[e->kind]);
     }
@@ -177,16 +178,24 @@ cleanup:
     return status;
 }
 
+/* A positive int, or -1. */
+static int positive(const char *text)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    return end != text && *end == '\0' && v > 0 && v < 1000000 ? (int)v : -1;
+}
+
 int main(int argc, char **argv)
 {
     model_config mc = {.width = 32, .batch = 1, .D = 64, .H = 64, .W = 32, .seed = 1, .threads = 1};
     int steps = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--width")) mc.width = atoi(v);
-        else if (!strcmp(k, "--batch")) mc.batch = atoi(v);
-        else if (!strcmp(k, "--threads")) mc.threads = atoi(v);
-        else if (!strcmp(k, "--steps")) steps = atoi(v);
+        if (!strcmp(k, "--width")) mc.width = positive(v);
+        else if (!strcmp(k, "--batch")) mc.batch = positive(v);
+        else if (!strcmp(k, "--threads")) mc.threads = positive(v);
+        else if (!strcmp(k, "--steps")) steps = positive(v);
         else if (!strcmp(k, "--size")) sscanf(v, "%dx%dx%d", &mc.D, &mc.H, &mc.W);
         else if (!strcmp(k, "--clock")) use_cpu_time = !strcmp(v, "cpu") ? 1 : !strcmp(v, "wall") ? 0 : -1;
         else {
@@ -194,7 +203,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (steps < 1) steps = 1;
+    if (mc.width < 1 || mc.batch < 1 || mc.threads < 1 || steps < 1) {
+        fprintf(stderr, "step_trace: --width, --batch, --threads and --steps take positive integers\n");
+        return 2;
+    }
     if (use_cpu_time == -2) use_cpu_time = mc.threads == 1;
     if (use_cpu_time < 0) {
         fprintf(stderr, "step_trace: --clock is cpu or wall\n");
