@@ -6,6 +6,7 @@
 #include "genesis/world.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Bucket b covers the arena's floats [begin[b + 1], begin[b]); begin[0] = n, begin[buckets] = 0. */
 int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int overlap)
@@ -19,6 +20,7 @@ int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int
     g->wait_seconds = 0;
     g->bn_seconds = 0;
     g->bn_calls = 0;
+    g->staging = NULL;
     if (bucket_floats < 1024) bucket_floats = 1024;
     g->buckets = (int)((n + bucket_floats - 1) / bucket_floats);
     if (g->buckets < 1) g->buckets = 1;
@@ -30,6 +32,10 @@ int gradsync_init(gradsync *g, float *grads, size_t n, size_t bucket_floats, int
         g->begin[b] = from_end >= n ? 0 : n - from_end;
     }
     g->begin[g->buckets] = 0;
+    if (g->ranks >= GRADSYNC_STAGING_RANKS) {
+        g->staging = malloc(sizeof *g->staging * (n > 0 ? n : 1));
+        CHECK(g->staging, GEN_ERR_NOMEM, "out of memory for the all-reduce's send buffer (%zu floats)", n);
+    }
     return GEN_OK;
 }
 
@@ -37,7 +43,8 @@ void gradsync_free(gradsync *g)
 {
     free(g->begin);
     free(g->requests);
-    g->begin = NULL, g->requests = NULL;
+    free(g->staging);
+    g->begin = NULL, g->requests = NULL, g->staging = NULL;
 }
 
 /* MPICH defines MPI_STATUSES_IGNORE as (MPI_Status *)1, which GCC 12's -Wstringop-overflow takes for
@@ -54,8 +61,12 @@ static int start_bucket(gradsync *g)
         g->requests[b] = MPI_REQUEST_NULL;
         return GEN_OK;
     }
-    MPI_CALL(MPI_Iallreduce(MPI_IN_PLACE, g->grads + lo, (int)count, MPI_FLOAT, MPI_SUM, g->comm,
-                            &g->requests[b]));
+    const void *send = MPI_IN_PLACE;
+    if (g->staging) { /* a separate send buffer: Open MPI then reduces by halving and doubling */
+        memcpy(g->staging + lo, g->grads + lo, sizeof *g->grads * count);
+        send = g->staging + lo;
+    }
+    MPI_CALL(MPI_Iallreduce(send, g->grads + lo, (int)count, MPI_FLOAT, MPI_SUM, g->comm, &g->requests[b]));
     return GEN_OK;
 }
 

@@ -7,6 +7,14 @@
  * final (gradsync_ready), each bucket lying entirely in [f, n) starts a non-blocking
  * MPI_Iallreduce (sum, in place); gradsync_finish starts the rest, waits for all and scales the
  * result to the mean over ranks. Every rank then holds the same gradient, bitwise.
+ *
+ * From GRADSYNC_STAGING_RANKS ranks on, each bucket is first copied into a send buffer of its own
+ * (staging, n floats more per rank) instead of being reduced in place: Open MPI's non-blocking
+ * all-reduce (libnbc) reduces an MPI_IN_PLACE buffer along a binomial tree, each round moving the
+ * whole bucket (2 log2 P bucket sizes through the root's link), but a separate send buffer by
+ * recursive halving and doubling (about 2 bucket sizes per rank): at 1024 ranks the gradient
+ * all-reduce is 5x shorter (README "Scaling", scripts/scale_sim). Below 4 ranks libnbc uses the
+ * binomial tree either way, so 1- to 3-rank runs keep the in-place path (and their results).
  */
 #ifndef GENESIS_GRADSYNC_H
 #define GENESIS_GRADSYNC_H
@@ -15,6 +23,8 @@
 
 #include <mpi.h>
 #include <stddef.h>
+
+enum { GRADSYNC_STAGING_RANKS = 4 };
 
 typedef struct gradsync {
     MPI_Comm comm;         /* MPI_COMM_WORLD */
@@ -30,6 +40,7 @@ typedef struct gradsync {
     double bn_seconds;     /* time in the batch-norm all-reduces (waiting for the other ranks
                               included), summed; bn_calls of them */
     long bn_calls;
+    float *staging;        /* [n] the all-reduces' send buffer from GRADSYNC_STAGING_RANKS ranks on; else NULL */
 } gradsync;
 
 /* Over every rank of the job (MPI_COMM_WORLD). */
