@@ -148,7 +148,8 @@ static int writer_gone(long pid, const char *host)
     return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-int output_lock(const char *path, char *lock_path, size_t size)
+/* output_lock's work; lock_path is filled whatever the outcome. */
+static int take_lock(const char *path, char *lock_path, size_t size)
 {
     int n = snprintf(lock_path, size, "%s.lock", path);
     CHECK(n >= 0 && (size_t)n < size, GEN_ERR_USAGE, "output path too long (%zu characters): %s",
@@ -186,6 +187,13 @@ int output_lock(const char *path, char *lock_path, size_t size)
                             "process writes %s", path, lock_path, path);
     }
     FAIL(GEN_ERR_USAGE, "%s: cannot take the lock %s", path, lock_path);
+}
+
+int output_lock(const char *path, char *lock_path, size_t size)
+{
+    int status = take_lock(path, lock_path, size);
+    if (status != GEN_OK) lock_path[0] = '\0'; /* not ours: output_unlock leaves it */
+    return status;
 }
 
 void output_unlock(const char *lock_path)
