@@ -181,6 +181,15 @@ int weights_file_width(const char *path, int *width)
     return GEN_OK;
 }
 
+int hdf5_file_kind(const char *path, const char **kind)
+{
+    hid_t file;
+    CALL(h5file_open_read(path, "", &file));
+    *kind = h5file_kind(file);
+    H5Fclose(file);
+    return GEN_OK;
+}
+
 int weights_is_checkpoint(const char *path, int *is_checkpoint)
 {
     hid_t file;

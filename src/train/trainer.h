@@ -40,6 +40,8 @@ struct trainer {
      * checkpoint is written; the longest of those stretches and of the checkpoint writes so far (s). */
     double longest_stretch, longest_checkpoint;
     int margin_warned;            /* the margin warning was given */
+    int created_dir, created_ckpt; /* rank 0: this run created the run folder, ckpt/ (removed when
+                                      a failed start leaves them empty) */
 };
 
 /* Adds the time since `start` (profile_now()) to phase p. */
@@ -76,6 +78,13 @@ int trainer_validate(struct trainer *t, int preview, struct validation_result *r
 
 /* Collective: creates the run folder and its ckpt/ (rank 0). */
 int run_folder_prepare(struct trainer *t);
+/* Collective (--fresh): rank 0 moves the run files the folder holds (ckpt/, config.ini, metrics.csv,
+ * validation.csv, train.log, heartbeat, preview.png, curves.png) to RUN_DIR/previous-YYYYmmdd-HHMMSS/
+ * and makes a new ckpt/. */
+int run_folder_move_aside(struct trainer *t);
+/* Rank 0, after a failed run: removes the run folder and ckpt/ if this run created them and they
+ * are empty. */
+void run_folder_remove_if_empty(struct trainer *t);
 /* Collective: rank 0 writes config.ini and opens metrics.csv (appending when resumed) and train.log. */
 int run_folder_open_files(struct trainer *t, int resumed);
 void run_folder_close_files(struct trainer *t);
