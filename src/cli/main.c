@@ -259,8 +259,11 @@ static int find_and_run(int argc, char **argv)
         FAIL(GEN_ERR_USAGE, "no command given");
     }
     const char *name = argv[0];
-    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h"))
-        return world_rank() == 0 ? print_help(argc > 1 ? argv[1] : NULL) : GEN_OK;
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+        const char *topic = argc > 1 ? argv[1] : NULL;
+        if (topic && (!strcmp(topic, "--help") || !strcmp(topic, "-h") || !strcmp(topic, "help"))) topic = NULL;
+        return world_rank() == 0 ? print_help(topic) : GEN_OK; /* help --help: the overview */
+    }
     if (!strcmp(name, "--version")) name = "version";
     const struct subcommand *sub = find_subcommand(name);
     CHECK(sub != NULL, GEN_ERR_USAGE, "unknown command '%s' (see 'genesis help')", name);

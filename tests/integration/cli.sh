@@ -20,6 +20,10 @@ expect "help lists the commands" has "smoke"
 expect "help exits 0" test $rc -eq 0
 run "$G" help config
 expect "help config shows usage" has "--defaults"
+for h in --help -h help; do
+  run "$G" help $h
+  expect "help $h shows the overview, exit 0" succeeded_with "commands:"
+done
 run "$G" frobnicate
 expect "unknown command exits 2" test $rc -eq 2
 expect "unknown command is named" has "unknown command 'frobnicate'"

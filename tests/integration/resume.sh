@@ -84,6 +84,19 @@ expect "--fresh: the new run's folder holds only its own checkpoints" \
 expect "--fresh: the new metrics.csv has the new run's 2 steps" \
   test "$(tail -n +2 "$t/run/metrics.csv" | wc -l)" = 2
 
+# SIGTERM to a rank under mpirun (what mpirun sends the ranks on a Ctrl-C): the message does not
+# pretend that the shell sees 75 whatever the launcher does
+"$MPIEXEC" -np 1 "$G" train "$t/r.ini" --set train.data="$t/cubes.h5" --set train.output="$t/term" \
+  --set train.max_steps=1000 > "$t/term.log" 2>&1 &
+job=$!
+for i in $(seq 1 600); do grep -q "step 2/" "$t/term.log" 2>/dev/null && break; sleep 0.1; done
+rank=$(sed -n 's/^pid //p' "$t/term/heartbeat")
+kill -TERM "$rank"; wait $job; rc=$?
+out=$(cat "$t/term.log")
+expect "SIGTERM to the rank: mpirun passes on 75 ($rc)" test $rc -eq 75
+expect "SIGTERM under mpirun: the message says what mpirun reports after a Ctrl-C" \
+  has "exiting with status 75 (continue me); if this SIGTERM is mpirun's forwarding of a Ctrl-C, mpirun itself exits with status 1"
+
 # a failed start leaves no empty run folder
 mkdir -p "$t/new"
 train --set train.output="$t/new/run" --set train.data="$t/missing.h5"
