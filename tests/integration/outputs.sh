@@ -124,6 +124,11 @@ expect "restore: its own scan refused even with --force" refused "is the input .
 expect "restore: the scan intact" test "$(sha256sum < "$scan")" = "$scan_sum"
 run "$MPIEXEC" -np 2 "$G" restore "$ck" "$scan" -o "$t/r.nii.gz" --png "$t/r.png"
 expect "restore writes (2 ranks)" test $rc -eq 0 -a -s "$t/r.nii.gz" -a -s "$t/r.png"
+expect "restore prints its plan and its progress" has_all "restore: 8 windows (2 x 2 x 2) of 64x64x32 voxels" \
+  "restore: windows 8/8 (100%), [0-9.]* windows/s"
+RUN_TIMEOUT=12 run "$G" restore "$ck" "$scan" -o "$t/huge.nii.gz" --stride 1
+expect "restore --stride 1: a warning about the huge plan at once" \
+  has "a huge plan: 18513 windows, 2314 times the 8 of the default stride"
 run "$MPIEXEC" -np 2 "$G" restore "$ck" "$scan" -o "$t/r.nii.gz"
 expect "restore: existing output refused, one message" once "r.nii.gz exists (replace it with --force)"
 run "$G" restore "$ck" "$scan" -o "$t/r2.nii.gz" --png "$t/r.png"
