@@ -182,8 +182,9 @@ static void describe_mismatch(const struct trainer *t, const char *path, char *o
 
 /* The advice when the run in the folder cannot be continued: never resume = never (that would mix
  * two runs in one folder). */
-#define START_OVER_ADVICE "to start a new run, choose another [train] output, or add --fresh to move the old run " \
-                          "to %s/previous-<date>-<time>/ first"
+#define START_OVER_ADVICE                                                                               \
+    "to start a new run, choose another [train] output, or add --fresh to move the old run to "         \
+    "%s/previous-<date>-<time>/ first"
 
 /* Collective: all candidates failed to read. One error saying why, from the newest. */
 static int explain_unreadable(struct trainer *t, const char *newest, const char *newest_error)

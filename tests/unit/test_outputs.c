@@ -44,7 +44,8 @@ static void test_output_check(void)
     const char *inputs[] = {input};
     EXPECT_OK(output_check(out, 0, "--force", inputs, 1)); /* absent */
     touch(out);
-    EXPECT(output_check(out, 0, "--force", inputs, 1) == GEN_ERR_USAGE && message_has("exists (replace it with --force)"),
+    EXPECT(output_check(out, 0, "--force", inputs, 1) == GEN_ERR_USAGE &&
+               message_has("exists (replace it with --force)"),
            "existing: %s", gen_error_message());
     EXPECT_OK(output_check(out, 1, "--force", inputs, 1));
     EXPECT(output_check(input, 1, "--force", inputs, 1) == GEN_ERR_USAGE && message_has("is the input"),
@@ -81,7 +82,8 @@ static void test_lock(void)
     const char *out = in_dir("cubes.h5");
     char lock[512], other[512];
     EXPECT_OK(output_lock(out, lock, sizeof lock));
-    EXPECT(output_lock(out, other, sizeof other) == GEN_ERR_USAGE && message_has("being written by another process"),
+    EXPECT(output_lock(out, other, sizeof other) == GEN_ERR_USAGE &&
+               message_has("being written by another process"),
            "second lock: %s", gen_error_message());
     EXPECT(other[0] == '\0', "a refused lock is not ours to remove");
     output_unlock(other);
