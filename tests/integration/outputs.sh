@@ -32,21 +32,7 @@ run "$G" phantom --count 2 --output-dir "$t/scans" --size 96,96,48 --first 1 --f
 expect "phantom --force replaces" test $rc -eq 0
 
 # prep
-cat > "$t/p.ini" <<INI
-[model]
-width = 4
-[prep]
-filter = none
-border_xy = 0
-border_z = 0
-cubes_per_scan = 4
-validation_fraction = 0.34
-test_fraction = 0
-[train]
-batch = 2
-log_every = 1
-checkpoint_minutes = 0
-INI
+tiny_run_ini "$t/p.ini"
 prep_cubes - "$t/p.ini" "$t/scans/*.nii.gz" "$t/cubes.h5"
 expect "prep writes cubes" test $rc -eq 0
 prep_cubes - "$t/p.ini" "$t/scans/*.nii.gz" "$t/cubes.h5"

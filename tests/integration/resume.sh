@@ -14,22 +14,8 @@ t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 RUN_TIMEOUT=120
 refused_with() { [ "$rc" -ne 0 ] && has "$1"; }
 
-cat > "$t/r.ini" <<INI
-[model]
-width = 4
-[prep]
-filter = none
-border_xy = 0
-border_z = 0
-cubes_per_scan = 4
-validation_fraction = 0.34
-test_fraction = 0
-[train]
-batch = 2
-log_every = 1
-checkpoint_minutes = 0
-checkpoint_steps = 2
-INI
+tiny_run_ini "$t/r.ini"
+echo "checkpoint_steps = 2" >> "$t/r.ini"
 make_cubes "$t/r.ini" "$t" 3 96,96,48
 expect "scans and cubes" test $rc -eq 0
 train() { run "$G" train "$t/r.ini" --set train.data="$t/cubes.h5" --set train.output="$t/run" "$@"; }
