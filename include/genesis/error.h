@@ -23,6 +23,7 @@
 #define GENESIS_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum gen_status {
     GEN_OK = 0,
@@ -44,6 +45,9 @@ enum gen_status {
 int gen_error_set(int code, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int gen_error_setv(int code, const char *file, int line, const char *fmt, va_list ap);
+/* vsnprintf into out[size] that says so when the text did not fit: its end is replaced by
+ * " ... [cut: N characters in all]" (error messages and log lines with over-long paths). */
+void gen_vformat(char *out, size_t size, const char *fmt, va_list ap);
 /* Appends a traceback frame to the current error; returns code. */
 int gen_error_trace(int code, const char *file, int line);
 /* Marks the current error as seen identically by every rank (a collective error): the top level

@@ -103,7 +103,7 @@ int curves_draw(const struct run_metrics *m, const char *title, uint8_t **rgb, s
 const char *curves_run_name(const char *folder, char *name, size_t size);
 
 /* Reads metrics_path and writes png_path (temporary file + rename, atomic_file.h). Refuses
- * (GEN_ERR_USAGE) a png_path that exists and is not a regular file, or is metrics_path itself.
+ * (GEN_ERR_USAGE, output_check) a png_path that is not a regular file, or is metrics_path itself.
  * layout may be NULL. */
 int curves_write_png(const char *metrics_path, const char *png_path, const char *title,
                      struct curves_layout *layout);

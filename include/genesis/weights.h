@@ -36,6 +36,9 @@ int weights_file_width(const char *path, int *width);
 int checkpoint_read_config(const char *path, genesis_config *cfg);
 /* Only the weights of a checkpoint: /params and /buffers into m (names and shapes checked). */
 int checkpoint_read_weights(const char *path, model *m);
+/* What the HDF5 file path is: "a genesis checkpoint", "a genesis weights file", "a genesis cubes
+ * file" or "an HDF5 file that genesis did not write" (a static string). */
+int hdf5_file_kind(const char *path, const char **kind);
 /* 1 if path is a genesis checkpoint (has a /state group), 0 if not (e.g. a weights file). */
 int weights_is_checkpoint(const char *path, int *is_checkpoint);
 

@@ -4,8 +4,11 @@
 #include "genesis/checkpoint.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
+#include "genesis/weights.h"
 #include "genesis/world.h"
 
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +86,34 @@ static int describe_checkpoint(const char *path)
     return GEN_OK;
 }
 
+static int describe_weights(const char *path, int width)
+{
+    printf("%s: genesis weights file (PyTorch state_dict names, genesis export), U-Net width %d\n", path, width);
+    printf("use:        [train] init_from = %s, or python3 scripts/genesis_to_torch.py %s unet3d.pt\n", path, path);
+    return GEN_OK;
+}
+
+/* Rank 0: a checkpoint (a /state group), a weights file (its format attribute), else a cubes file. */
+static int describe(const char *path)
+{
+    struct stat st;
+    CHECK(stat(path, &st) == 0, GEN_ERR_IO, "%s: %s", path, strerror(errno));
+    CHECK(S_ISREG(st.st_mode), GEN_ERR_USAGE, "%s is %s, not a cubes file or a checkpoint", path,
+          S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+    const char *kind = "";
+    if (hdf5_file_kind(path, &kind) != GEN_OK) gen_error_clear(); /* describe_cubes says why */
+    if (!strcmp(kind, "a genesis checkpoint")) return describe_checkpoint(path);
+    int width;
+    if (!strcmp(kind, "a genesis weights file")) {
+        CALL(weights_file_width(path, &width));
+        return describe_weights(path, width);
+    }
+    return describe_cubes(path);
+}
+
 int cmd_info(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "usage: genesis info FILE");
     if (world_rank() != 0) return GEN_OK;
-    /* a checkpoint has a /state group; anything else is taken for a cubes file */
-    return checkpoint_has_state(argv[0]) ? describe_checkpoint(argv[0]) : describe_cubes(argv[0]);
+    return describe(argv[0]);
 }

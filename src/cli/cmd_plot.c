@@ -1,6 +1,7 @@
 /* genesis plot: curves.png of a run from its metrics.csv (include/genesis/plot.h). */
 #include "cli/cli.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
 #include "genesis/plot.h"
@@ -43,9 +44,9 @@ static int plot(const char *run, const char *output, int force)
 {
     struct plot_paths p;
     CALL(resolve_paths(run, output, &p));
-    struct stat st;
-    CHECK(!output || force || lstat(output, &st) != 0, GEN_ERR_USAGE,
-          "plot: %s exists (add --force to replace it)", output);
+    const char *inputs[] = {p.metrics};
+    /* the default RUN_DIR/curves.png is the trainer's picture, always replaced */
+    CALL(output_check(p.output, output ? force : 1, "--force", inputs, 1));
     struct curves_layout L;
     CALL(curves_write_png(p.metrics, p.output, p.title, &L));
     log_info("plot: %s: loss (%s y) and learning rate (%s y) of %s against steps 0..%.0f", p.output,

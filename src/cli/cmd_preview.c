@@ -1,6 +1,7 @@
 /* genesis preview: a PNG of corrupted inputs beside their targets for cubes of a cubes file. */
 #include "cli/cli.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/corrupt.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
@@ -12,15 +13,17 @@
 #include <string.h>
 
 struct preview_args {
-    const char *cubes_path, *output;
+    const char *cubes_path, *output, *config_path;
     long count, first, epoch, seed;
-    int split;
+    int split, force;
 };
 
 /* Renders samples of `split` starting at its `first`-th cube. Rank 0 alone. */
 static int render(const struct preview_args *a, const struct config_corrupt *cc)
 {
     int status = GEN_OK;
+    const char *input_files[] = {a->cubes_path, a->config_path};
+    CALL(output_check(a->output, a->force, "--force", input_files, 2));
     cubes_file f;
     CALL(cubes_open(&f, a->cubes_path, CUBES_THIS_RANK));
     struct corrupt_workspace *ws = NULL;
@@ -61,7 +64,6 @@ cleanup:
 int cmd_preview(int argc, char **argv)
 {
     struct preview_args a = {.count = 4, .epoch = 0, .seed = 1, .split = SPLIT_TRAIN};
-    const char *config_path = NULL;
     char *sets[CLI_MAX_SETS];
     int set_count = 0;
     for (int i = 0; i < argc; i++) {
@@ -71,6 +73,10 @@ int cmd_preview(int argc, char **argv)
             a.cubes_path = o;
             continue;
         }
+        if (!strcmp(o, "--force")) {
+            a.force = 1;
+            continue;
+        }
         if (i + 1 >= argc) FAIL_ALL(GEN_ERR_USAGE, "preview: unknown or incomplete option '%s'", o);
         const char *v = argv[++i];
         if (!strcmp(o, "-o")) a.output = v;
@@ -78,7 +84,7 @@ int cmd_preview(int argc, char **argv)
         else if (!strcmp(o, "--first")) CALL(cli_parse_long(o, v, 0, 1L << 40, &a.first));
         else if (!strcmp(o, "--epoch")) CALL(cli_parse_long(o, v, 0, 1L << 31, &a.epoch));
         else if (!strcmp(o, "--seed")) CALL(cli_parse_long(o, v, 0, 2147483647, &a.seed));
-        else if (!strcmp(o, "--config")) config_path = v;
+        else if (!strcmp(o, "--config")) a.config_path = v;
         else if (!strcmp(o, "--set") && set_count < CLI_MAX_SETS) sets[set_count++] = argv[i];
         else if (!strcmp(o, "--split")) {
             if (!strcmp(v, "train")) a.split = SPLIT_TRAIN;
@@ -88,10 +94,10 @@ int cmd_preview(int argc, char **argv)
         } else FAIL_ALL(GEN_ERR_USAGE, "preview: unknown option '%s' (see genesis help preview)", o);
     }
     if (!a.cubes_path || !a.output)
-        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split S] [--first I] "
+        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis preview CUBES.h5 -o OUT.png [--force] [-n N] [--split S] [--first I] "
                                 "[--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]");
     genesis_config cfg;
-    CALL(world_load_config(&cfg, config_path, sets, set_count));
+    CALL(world_load_config(&cfg, a.config_path, sets, set_count));
     CALL(gen_error_collective(config_corrupt_check(&cfg.corrupt)));
     if (world_rank() != 0) return GEN_OK;
     return render(&a, &cfg.corrupt);

@@ -2,6 +2,7 @@
  * NIfTI out. */
 #include "cli/cli.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
 #include "genesis/restore.h"
@@ -25,15 +26,30 @@ static int parse_triple(const char *option, const char *text, int out[3])
     return GEN_OK;
 }
 
+/* Rank 0: the output policy (atomic_file.h) for -o and --png; the checkpoint and the scan are the
+ * inputs. */
+static int check_outputs(const struct restore_options *o, int force)
+{
+    const char *inputs[] = {o->checkpoint, o->input};
+    CALL(output_check(o->output, force, "--force", inputs, 2));
+    if (!o->png) return GEN_OK;
+    CHECK(strcmp(o->png, o->output), GEN_ERR_USAGE, "restore: -o and --png name the same file %s", o->png);
+    return output_check(o->png, force, "--force", inputs, 2);
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct restore_options o = {.seed = 1, .batch = 2};
     const char *paths[2] = {NULL, NULL};
-    int count = 0;
+    int count = 0, force = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--corrupt")) {
             o.corrupt = 1;
+            continue;
+        }
+        if (!strcmp(a, "--force")) {
+            force = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -58,9 +74,10 @@ int cmd_restore(int argc, char **argv)
         else FAIL_ALL(GEN_ERR_USAGE, "restore: unknown option '%s' (see genesis help restore)", a);
     }
     if (count != 2 || !o.output)
-        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--corrupt] "
+        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--force] [--corrupt] "
                                 "[--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]");
     o.checkpoint = paths[0], o.input = paths[1];
+    CALL(world_agree_shared(world_rank() == 0 ? check_outputs(&o, force) : GEN_OK));
     struct restore_report r;
     CALL(restore_run(&o, &r));
     log_info("restore: %s: %lld windows on %d rank(s), %.1f s", o.output, (long long)r.windows, world_size(),

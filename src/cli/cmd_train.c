@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv)
     struct train_options opt = {0};
     for (int i = 0; i < args.rest_count; i++) {
         if (!strcmp(args.rest[i], "--profile")) opt.profile = 1;
+        else if (!strcmp(args.rest[i], "--fresh")) opt.fresh = 1;
         else FAIL_ALL(GEN_ERR_USAGE, "train: unknown option '%s' (see genesis help train)", args.rest[i]);
     }
     genesis_config cfg;

@@ -38,30 +38,34 @@ static const struct subcommand subcommands[] = {
      "            estimated peak memory of one rank of genesis train at 1, 2, 4, ... ranks (README:\n"
      "            Memory checked up front)\n"},
     {"export", cmd_export, "a checkpoint's weights as HDF5 named by PyTorch state_dict keys",
-     "usage: genesis export CKPT.h5 -o WEIGHTS.h5\n"
+     "usage: genesis export CKPT.h5 -o WEIGHTS.h5 [--force]\n"
      "\n"
      "Writes every parameter and batch-norm buffer of the checkpoint's model (width from the\n"
      "checkpoint's own configuration) as a dataset at the root of WEIGHTS.h5, named by its PyTorch\n"
      "state_dict key (e.g. down_tr64.ops.0.conv1.weight), in PyTorch's shape and layout, float32\n"
      "(num_batches_tracked: int64 scalar), with attributes format, format_version, width and\n"
-     "genesis_version; written under a temporary name and renamed. Then:\n"
+     "genesis_version; written under a temporary name and renamed. An existing WEIGHTS.h5 is replaced\n"
+     "only with --force, never when it is the checkpoint itself or not a regular file (README: Outputs).\n"
+     "Then:\n"
      "  python3 scripts/genesis_to_torch.py WEIGHTS.h5 unet3d.pt [--form plain|checkpoint]\n"
      "The reverse, scripts/torch_to_genesis.py, writes the same format from a .pt; [train] init_from\n"
      "starts pretraining from such a file.\n"},
     {"forward", cmd_forward, "run a checkpoint's or weights file's model on arrays (PyTorch checks)",
-     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5\n"
+     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5 [--force]\n"
      "\n"
      "Runs the U-Net of MODEL.h5 (a checkpoint or a weights file) on /input of INPUT.h5, float32\n"
      "[N, 1, D, H, W] with D, H, W multiples of 8, as one batch (batch-norm statistics of that\n"
      "batch, as the reference's ContBatchNorm3d), and writes the sigmoid output as /output\n"
-     "[N, 1, D, H, W] to OUTPUT.h5: to compare genesis with a PyTorch model given the same weights.\n"},
+     "[N, 1, D, H, W] to OUTPUT.h5: to compare genesis with a PyTorch model given the same weights.\n"
+     "An existing OUTPUT.h5 is replaced only with --force, never an input (README: Outputs).\n"},
     {"phantom", cmd_phantom, "write synthetic CT-like scans (Hounsfield units) as NIfTI",
      "usage: [mpirun -np N] genesis phantom --count N --output-dir DIR [--size X,Y,Z] [--seed S]\n"
-     "                                     [--first I]\n"
+     "                                     [--first I] [--force]\n"
      "\n"
      "Writes DIR/phantom_NNNN.nii.gz (int16 HU, RAS, 1.5 mm in z): a body with fat and soft tissue,\n"
      "two lungs near -800 HU with vessels, heart, aorta, spine, ribs and sternum near +700, noise.\n"
-     "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder is created.\n"
+     "Scan I is a pure function of (seed, I). Default size 256,256,96. The folder is created. Existing\n"
+     "scans of the same names are refused before any is written, unless --force (README: Outputs).\n"
      "Example: genesis phantom --count 20 --output-dir scans/ --size 512,512,300\n"},
     {"plot", cmd_plot, "curves.png of a run: loss, baselines and learning rate from metrics.csv",
      "usage: genesis plot RUN_DIR [-o FILE [--force]]\n"
@@ -96,6 +100,9 @@ static const struct subcommand subcommands[] = {
      "line (# comments; relative paths are relative to LIST's folder). Formats: NIfTI-1/2 and\n"
      "ANALYZE (.nii, .nii.gz, .hdr/.img); MetaImage (.mhd with its .raw/.zraw or LIST of slice\n"
      "files, .mha; zlib-compressed or not; LPS geometry turned into NIfTI's RAS); DICOM series.\n"
+     "An existing output is replaced only with [prep] overwrite = true, never a scan or a file that is\n"
+     "not a regular file (README: Outputs). OUTPUT.lock refuses a second prep to the same output,\n"
+     "naming its PID; a killed prep's lock and partial file are recognised and removed.\n"
      "Example: mpirun -np 8 genesis prep conf/chest_ct.ini --set prep.inputs='/data/luna16/subset*/*.mhd'\n"},
     {"info", cmd_info, "describe a cubes file or a checkpoint",
      "usage: genesis info FILE\n"
@@ -105,15 +112,16 @@ static const struct subcommand subcommands[] = {
      "checkpoint: epoch and step, learning rate, optimizer, best validation loss with its identity\n"
      "baseline and gain (1 - loss / identity) and the epochs since, configuration hash.\n"},
     {"preview", cmd_preview, "PNG of corrupted inputs beside their targets for cubes of a cubes file",
-     "usage: genesis preview CUBES.h5 -o OUT.png [-n N] [--split train|validation|test] [--first I]\n"
+     "usage: genesis preview CUBES.h5 -o OUT.png [--force] [-n N] [--split train|validation|test] [--first I]\n"
      "                       [--epoch E] [--seed S] [--config FILE] [--set corrupt.key=value]...\n"
      "\n"
      "For N cubes (default 4) of the split from its I-th on, draws the corruptions of SPEC.md as\n"
      "training would at (seed, epoch, sample index), and writes one row per sample: the corrupted\n"
      "input beside the target at depths 2/6, 3/6, 4/6 and 5/6, labelled with the sample index and\n"
-     "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set.\n"},
+     "the corruptions drawn. Corruption settings come from [corrupt] of --config and --set. An existing\n"
+     "OUT.png is replaced only with --force, never an input (README: Outputs).\n"},
     {"restore", cmd_restore, "run a trained model over a whole scan (blended windows) -> NIfTI",
-     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--corrupt]\n"
+     "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--force] [--corrupt]\n"
      "                       [--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
      "\n"
      "Normalises the scan as prep did (the checkpoint's [prep] normalize/window/percentiles, in the\n"
@@ -125,7 +133,10 @@ static const struct subcommand subcommands[] = {
      "writes float32 NIfTI with the input's header (dims, qform/sform). SCAN is any scan prep reads\n"
      "(NIfTI, MetaImage .mhd/.mha, a DICOM series folder or DIR#UID); for a MetaImage or DICOM scan\n"
      "the NIfTI gets the scan's geometry (its LPS axes as RAS). Under MPI the windows are spread\n"
-     "over the ranks; rank 0 writes.\n"
+     "over the ranks; rank 0 writes. It prints the plan, then windows done/total, rate and ETA every\n"
+     "10 s, and warns at once when the plan is over 8 times the default stride's windows.\n"
+     "--force    replace an existing RESTORED.nii.gz / SLICES.png (never the scan or the checkpoint, never\n"
+     "           a file that is not a regular file: README: Outputs)\n"
      "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
      "           flips; keyed by --seed and the window index), to show what the model restores\n"
      "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"
@@ -156,7 +167,7 @@ static const struct subcommand subcommands[] = {
      "host.\n"
      "Example: genesis status run --stale-minutes 30\n"},
     {"train", cmd_train, "data-parallel Models Genesis pretraining, resumable",
-     "usage: mpirun -np N genesis train CONFIG [--set section.key=value]... [--profile]\n"
+     "usage: mpirun -np N genesis train CONFIG [--set section.key=value]... [--profile] [--fresh]\n"
      "\n"
      "Trains the 3D U-Net ([model] width) to restore corrupted cubes of [train] data: every epoch a\n"
      "permutation of the training cubes (keyed by seed and epoch); each global batch ([train] batch,\n"
@@ -177,7 +188,11 @@ static const struct subcommand subcommands[] = {
      "metrics.csv with an empty train_loss, and the end line; 10 in a row stop the run).\n"
      "Before allocating, the trainer estimates its memory per rank and stops (exit status 2) when\n"
      "it exceeds the node's share (README: Sizing a run); genesis config --check prints it.\n"
-     "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"},
+     "A checkpoint that does not fit the configuration (another width) is an error saying what differs;\n"
+     "resume = never in a folder holding a run is refused.\n"
+     "--profile   at the end, a table of time per phase and per layer (GFLOP/s)\n"
+     "--fresh     start over in a folder holding a run: its files are first moved to\n"
+     "            RUN_DIR/previous-YYYYmmdd-HHMMSS/ (a decision by hand: not in a resubmitted job script)\n"},
     {"version", cmd_version, "print the versions of genesis and of the libraries it runs on",
      "usage: genesis --version   (or: genesis version)\n"},
 };
@@ -277,8 +292,11 @@ static int find_and_run(int argc, char **argv)
         FAIL(GEN_ERR_USAGE, "no command given");
     }
     const char *name = argv[0];
-    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h"))
-        return world_rank() == 0 ? print_help(argc > 1 ? argv[1] : NULL) : GEN_OK;
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+        const char *topic = argc > 1 ? argv[1] : NULL;
+        if (topic && (!strcmp(topic, "--help") || !strcmp(topic, "-h") || !strcmp(topic, "help"))) topic = NULL;
+        return world_rank() == 0 ? print_help(topic) : GEN_OK; /* help --help: the overview */
+    }
     if (!strcmp(name, "--version")) name = "version";
     const struct subcommand *sub = find_subcommand(name);
     CHECK(sub != NULL, GEN_ERR_USAGE, "unknown command '%s' (see 'genesis help')", name);

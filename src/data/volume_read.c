@@ -92,9 +92,12 @@ static int check_dims(const char *path, const nifti_image *nim)
           "supported",
           path, (long long)ndim, (long long)extra, (long long)nim->dim[1],
           (long long)(ndim >= 2 ? nim->dim[2] : 1), (long long)(ndim >= 3 ? nim->dim[3] : 1));
-    CHECK(ndim >= 3 && nim->dim[3] > 1, GEN_ERR_DATA,
-          "%s: 2-D image (%lldx%lld, dim[0] = %lld); a 3-D volume is required", path,
-          (long long)nim->dim[1], (long long)(ndim >= 2 ? nim->dim[2] : 1), (long long)ndim);
+    int64_t size[3] = {nim->dim[1], ndim >= 2 ? nim->dim[2] : 1, ndim >= 3 ? nim->dim[3] : 1};
+    int axes = (size[0] > 1) + (size[1] > 1) + (size[2] > 1); /* axes longer than one voxel */
+    static const char *const shape_names[] = {"a single voxel", "a 1-D image", "a 2-D image", "a 3-D image"};
+    CHECK(size[2] > 1, GEN_ERR_DATA,
+          "%s: %s (%lldx%lldx%lld voxels, dim[0] = %lld); a 3-D volume with more than one slice is required",
+          path, shape_names[axes], (long long)size[0], (long long)size[1], (long long)size[2], (long long)ndim);
     return GEN_OK;
 }
 
@@ -217,6 +220,9 @@ static int load_voxels(nifti_image *nim, const char *path)
     while (ok && got < bytes) { /* chunks: znz's gzip path reads at most INT_MAX bytes a call */
         size_t want = bytes - got < ((size_t)1 << 30) ? bytes - got : ((size_t)1 << 30);
         size_t n = znzread((char *)nim->data + got, 1, want, f);
+        /* zlib's error (-1 from gzread, seen as a huge size_t) is a corrupt stream, not a count */
+        CHECK_GOTO(n <= want, GEN_ERR_DATA, "%s: corrupt gzip data: the image data cannot be decompressed after "
+                   "%zu of %zu bytes", path, got, bytes);
         got += n;
         if (n < want) break;
     }

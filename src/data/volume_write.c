@@ -2,6 +2,7 @@
  * (include/genesis/volume.h). */
 #include "genesis/volume.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "volume_internal.h"
 
@@ -136,7 +137,7 @@ static int write_and_verify(nifti_image *nim, const char *path, const volume *v,
           path);
     int ok = back->dim[1] == v->dim[0] && back->dim[2] == v->dim[1] && back->dim[3] == v->dim[2];
     int64_t need = back->iname_offset + back->nvox * back->nbyper;
-    char iname[4096];
+    char iname[4200];
     snprintf(iname, sizeof iname, "%s", back->iname ? back->iname : path);
     nifti_image_free(back);
     CHECK(ok, GEN_ERR_IO, "%s: writing failed (dimensions read back differ)", path);
@@ -151,6 +152,43 @@ static int write_and_verify(nifti_image *nim, const char *path, const volume *v,
     return GEN_OK;
 }
 
+/* The extension of an output name nifti_type_for accepted. */
+static const char *nifti_extension(const char *path)
+{
+    static const char *const known[] = {".nii.gz", ".hdr.gz", ".nii", ".hdr"};
+    for (int i = 0; i < 4; i++)
+        if (volume_ends_with(path, known[i])) return known[i];
+    return "";
+}
+
+/* The data file of a header name of a pair: NAME.hdr -> NAME.img, NAME.hdr.gz -> NAME.img.gz. */
+static void image_name_of(char *out, size_t size, const char *hdr)
+{
+    snprintf(out, size, "%s", hdr);
+    char *dot = strstr(out + strlen(out) - (volume_ends_with(hdr, ".gz") ? 7 : 4), ".hdr");
+    if (dot) memcpy(dot, ".img", 4);
+}
+
+/* Renames the written temporary file(s) over path (the data file of a pair first). */
+static int commit_output(const char *tmp, const char *path, int pair)
+{
+    if (pair) {
+        char tmp_img[4200], img[4200];
+        image_name_of(tmp_img, sizeof tmp_img, tmp);
+        image_name_of(img, sizeof img, path);
+        CALL(atomic_file_commit(tmp_img, img));
+    }
+    return atomic_file_commit(tmp, path);
+}
+
+static void remove_output(const char *tmp, int pair)
+{
+    char tmp_img[4200];
+    unlink(tmp);
+    image_name_of(tmp_img, sizeof tmp_img, tmp);
+    if (pair) unlink(tmp_img);
+}
+
 int volume_write(const volume *v, const char *path, const volume_write_options *opt)
 {
     volume_write_options defaults = {VOLUME_FLOAT32, 0, NULL, NULL, 0};
@@ -162,8 +200,13 @@ int volume_write(const volume *v, const char *path, const volume_write_options *
     int nifti_type = 0;
     CALL(nifti_type_for(path, opt->nifti2, &nifti_type));
     CALL(check_writable_dir(path));
+    /* written under a temporary name in the same folder (its extension kept: it chooses the format),
+     * then renamed over path (atomic_file.h) */
+    char tmp[4200];
+    CALL(atomic_file_tmp_name_ext(tmp, sizeof tmp, path, nifti_extension(path)));
+    int pair = volume_ends_with(path, ".hdr") || volume_ends_with(path, ".hdr.gz");
 
-    int status = GEN_OK;
+    int status = GEN_OK, written = 0;
     nifti_image *nim = NULL;
     int datatype = opt->dtype == VOLUME_INT16 ? DT_INT16 : DT_FLOAT32;
     if (opt->header_from != NULL) {
@@ -198,15 +241,19 @@ int volume_write(const volume *v, const char *path, const volume_write_options *
     nim->scl_inter = 0.0;
     if (opt->descrip != NULL) snprintf(nim->descrip, sizeof nim->descrip, "%s", opt->descrip);
     nim->nifti_type = nifti_type;
-    CHECK_GOTO(nifti_set_filenames(nim, path, 0, 1) == 0, GEN_ERR_USAGE,
+    CHECK_GOTO(nifti_set_filenames(nim, tmp, 0, 1) == 0, GEN_ERR_USAGE,
                "%s: libnifti refused the output name", path);
     nim->nifti_type = nifti_type; /* nifti_set_filenames may guess NIfTI-1 from the extension */
     free(nim->data);
     nim->data = malloc((size_t)nim->nvox * (size_t)nim->nbyper);
     CHECK_ALLOC_GOTO(nim->data, (size_t)nim->nvox * (size_t)nim->nbyper);
     store_voxels(nim->data, opt->dtype, v);
-    CALL_GOTO(write_and_verify(nim, path, v, opt->gzip_level));
+    written = 1; /* from here on the temporary file(s) may exist */
+    CALL_GOTO(write_and_verify(nim, tmp, v, opt->gzip_level));
+    CALL_GOTO(commit_output(tmp, path, pair));
+    written = 0;
 cleanup:
+    if (written) remove_output(tmp, pair);
     nifti_image_free(nim);
     return status;
 }

@@ -129,6 +129,35 @@ struct restore_state {
     double err[3];            /* window sums: output vs clean, corrupted vs clean, voxels */
 };
 
+/* A plan this many times the windows of the default stride (half a window) is called huge; rank 0
+ * prints the progress every RESTORE_PROGRESS_SECONDS and at the end. */
+enum { HUGE_PLAN_FACTOR = 8, RESTORE_PROGRESS_SECONDS = 10 };
+
+/* Windows along an axis of n voxels at stride `stride` (axis_corners' count). */
+static int64_t axis_window_count(int64_t n, int c, int stride)
+{
+    return n <= c ? 1 : (n - c + stride - 1) / stride + 1;
+}
+
+/* Rank 0: the plan, and a warning when it is huge (e.g. --stride 1: tens of thousands of windows). */
+static void report_plan(const struct restore_state *s, const struct restore_options *o)
+{
+    int64_t usual = 1;
+    int stride[3];
+    for (int a = 0; a < 3; a++) {
+        stride[a] = o->stride[a] ? o->stride[a] : s->win.c[a] / 2;
+        usual *= axis_window_count(s->vol.dim[a], s->win.c[a], s->win.c[a] / 2);
+    }
+    log_info("restore: %lld windows (%d x %d x %d) of %dx%dx%d voxels at stride %d,%d,%d on %d rank(s)",
+             (long long)s->win.total, s->win.count[0], s->win.count[1], s->win.count[2], s->win.c[0], s->win.c[1],
+             s->win.c[2], stride[0], stride[1], stride[2], world_size());
+    if (s->win.total > HUGE_PLAN_FACTOR * usual)
+        log_warn("restore: a huge plan: %lld windows, %.0f times the %lld of the default stride (half a window): "
+                 "it takes that many times longer (progress every %d s)",
+                 (long long)s->win.total, (double)s->win.total / (double)usual, (long long)usual,
+                 RESTORE_PROGRESS_SECONDS);
+}
+
 static int prepare(struct restore_state *s, const struct restore_options *o)
 {
     CALL(checkpoint_read_config(o->checkpoint, &s->cfg));
@@ -158,6 +187,7 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
         s->win.count[a] = axis_corners(s->vol.dim[a], c[a], stride, s->win.corner[a], max);
     }
     s->win.total = (int64_t)s->win.count[0] * s->win.count[1] * s->win.count[2];
+    if (world_rank() == 0) report_plan(s, o);
     model_config shape = {.batch = o->batch, .D = c[0], .H = c[1], .W = c[2]};
     CALL(model_load_file(&s->model, o->checkpoint, &shape, NULL));
     if (o->corrupt) {
@@ -173,6 +203,14 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
     return GEN_OK;
 }
 
+/* Rank 0: windows done (rank 0's count times the ranks: they run in step) of total, after seconds. */
+static void report_progress(int64_t done, int64_t total, double seconds)
+{
+    double rate = (double)done / seconds;
+    log_info("restore: windows %lld/%lld (%.0f%%), %.2f windows/s, ETA %.0f s", (long long)done, (long long)total,
+             100.0 * (double)done / (double)total, rate, rate > 0 ? (double)(total - done) / rate : 0.0);
+}
+
 /* This rank's windows k = rank, rank + P, ... in batches through the model. */
 static int run_windows(struct restore_state *s, const struct restore_options *o, int rank, int ranks)
 {
@@ -183,7 +221,13 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
     int64_t *index = malloc(sizeof(int64_t) * (size_t)B);
     CHECK_GOTO(clean && x && target && index, GEN_ERR_NOMEM, "out of memory");
     int64_t mine = s->win.total > rank ? (s->win.total - rank + ranks - 1) / ranks : 0;
+    double start = profile_now(), last_report = start;
     for (int64_t first = 0; first < mine; first += B) {
+        double now = profile_now();
+        if (rank == 0 && now - last_report >= RESTORE_PROGRESS_SECONDS) {
+            report_progress(first * ranks, s->win.total, now - start);
+            last_report = now;
+        }
         int real = (int)(mine - first < B ? mine - first : B);
         for (int b = 0; b < B; b++) index[b] = rank + (first + (b < real ? b : b % real)) * ranks;
         for (int b = 0; b < B; b++) {
@@ -204,6 +248,7 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
             s->err[2] += (double)cube;
         }
     }
+    if (rank == 0 && mine > 0) report_progress(s->win.total, s->win.total, profile_now() - start);
 cleanup:
     free(clean), free(x), free(target), free(index);
     return status;

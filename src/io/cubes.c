@@ -292,7 +292,10 @@ int cubes_open(cubes_file *f, const char *path, enum cubes_scope scope)
     f->h5 = malloc(sizeof *f->h5);
     CHECK_ALLOC(f->h5, sizeof *f->h5);
     f->h5->file = f->h5->cubes = -1;
+    CALL_GOTO(h5file_check_regular(path));
     CALL_GOTO(h5par_open(path, scope == CUBES_ALL_RANKS ? MPI_COMM_WORLD : MPI_COMM_SELF, 0, &f->h5->file));
+    CHECK_GOTO(h5file_has(f->h5->file, "cubes"), GEN_ERR_DATA, "%s is %s, not a cubes file (genesis prep writes "
+               "those)", path, h5file_kind(f->h5->file));
     int64_t version = 0;
     CHECK_GOTO(read_attr(f->h5->file, "format_version", H5T_NATIVE_INT64, &version, 1) == GEN_OK, GEN_ERR_DATA,
                "%s: not a genesis cubes file (no format_version attribute)", path);

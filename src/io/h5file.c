@@ -2,13 +2,38 @@
 #include "io/h5file.h"
 
 #include "genesis/error.h"
+#include "genesis/weights.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+int h5file_check_regular(const char *path)
+{
+    struct stat st;
+    CHECK(stat(path, &st) == 0, GEN_ERR_IO, "%s: %s", path, strerror(errno));
+    CHECK(!S_ISDIR(st.st_mode), GEN_ERR_IO, "%s is a folder, not a file", path);
+    CHECK(S_ISREG(st.st_mode), GEN_ERR_IO, "%s is not a regular file (a device, fifo or socket)", path);
+    return GEN_OK;
+}
+
+const char *h5file_kind(hid_t file)
+{
+    if (h5file_has(file, "state")) return "a genesis checkpoint";
+    if (h5file_has(file, "cubes")) return "a genesis cubes file";
+    char *format = NULL;
+    int weights = H5Aexists(file, "format") > 0 && h5file_read_attr_text(file, "format", &format) == GEN_OK &&
+                  !strcmp(format, WEIGHTS_FORMAT);
+    free(format);
+    gen_error_clear();
+    return weights ? "a genesis weights file" : "an HDF5 file that genesis did not write";
+}
 
 int h5file_open_read(const char *path, const char *hint, hid_t *file)
 {
+    CALL(h5file_check_regular(path));
     h5par_quiet();
     hid_t fapl = h5par_unlocked_access();
     *file = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;

@@ -11,9 +11,18 @@
 
 #define H5FILE_MAX_RANK 8
 
+/* GEN_OK if path is a regular file (a symbolic link is followed); else GEN_ERR_IO naming what it
+ * is (missing, a folder, a device...): checked before HDF5 opens it, whose MPI-IO driver would print
+ * pages of its own errors for a folder. */
+int h5file_check_regular(const char *path);
+/* What a genesis HDF5 file is, from its contents: "a genesis checkpoint" (/state), "a genesis weights
+ * file" (attribute format = WEIGHTS_FORMAT), "a genesis cubes file" (/cubes), or "an HDF5 file that
+ * genesis did not write". */
+const char *h5file_kind(hid_t file);
 /* Opens path read-only, without HDF5's file locking (h5par_unlocked_access). Fails with
- * GEN_ERR_DATA "<path>: not a readable HDF5 file<hint>[: <HDF5's reason>]" (hint e.g. " (truncated
- * or corrupted?)", or ""). */
+ * GEN_ERR_IO for a path that is not a regular file (h5file_check_regular), or with GEN_ERR_DATA
+ * "<path>: not a readable HDF5 file<hint>[: <HDF5's reason>]" (hint e.g. " (truncated or
+ * corrupted?)", or ""). */
 int h5file_open_read(const char *path, const char *hint, hid_t *file);
 /* Creates path (truncating it) with file-access list fapl (H5P_DEFAULT: a plain POSIX file without
  * HDF5's file locking, h5par_unlocked_access). Fails

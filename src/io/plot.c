@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "genesis/png.h"
 #include "io/canvas.h"
@@ -539,26 +540,12 @@ const char *curves_run_name(const char *folder, char *name, size_t size)
     return name;
 }
 
-/* png_path must be absent, or a regular file other than metrics_path. */
-static int check_output(const char *metrics_path, const char *png_path)
-{
-    struct stat out, in;
-    if (lstat(png_path, &out) != 0) {
-        CHECK(errno == ENOENT, GEN_ERR_IO, "cannot check %s: %s", png_path, strerror(errno));
-        return GEN_OK;
-    }
-    CHECK(S_ISREG(out.st_mode), GEN_ERR_USAGE, "%s exists and is not a regular file: not replacing it",
-          png_path);
-    CHECK(stat(metrics_path, &in) != 0 || in.st_dev != out.st_dev || in.st_ino != out.st_ino, GEN_ERR_USAGE,
-          "%s is the metrics file being read: not replacing it", png_path);
-    return GEN_OK;
-}
-
 int curves_write_png(const char *metrics_path, const char *png_path, const char *title,
                      struct curves_layout *layout)
 {
     CHECK(metrics_path && png_path, GEN_ERR_USAGE, "curves_write_png: no path");
-    CALL(check_output(metrics_path, png_path));
+    const char *inputs[] = {metrics_path};
+    CALL(output_check(png_path, 1, "--force", inputs, 1)); /* the trainer replaces curves.png */
     int status = GEN_OK;
     struct run_metrics m;
     struct curves_layout local;

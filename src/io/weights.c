@@ -181,6 +181,15 @@ int weights_file_width(const char *path, int *width)
     return GEN_OK;
 }
 
+int hdf5_file_kind(const char *path, const char **kind)
+{
+    hid_t file;
+    CALL(h5file_open_read(path, "", &file));
+    *kind = h5file_kind(file);
+    H5Fclose(file);
+    return GEN_OK;
+}
+
 int weights_is_checkpoint(const char *path, int *is_checkpoint)
 {
     hid_t file;
@@ -266,15 +275,18 @@ int forward_file_write_output(const char *path, const float *y, const int64_t di
 {
     hsize_t shape[5];
     for (int d = 0; d < 5; d++) shape[d] = (hsize_t)dims[d];
+    char tmp[4200];
+    CALL(atomic_file_tmp_name(tmp, sizeof tmp, path)); /* written beside path, then renamed over it */
     hid_t file;
-    CALL(h5file_create(path, H5P_DEFAULT, "cannot create", &file));
+    CALL(h5file_create(tmp, H5P_DEFAULT, "cannot create", &file));
     hid_t space = H5Screate_simple(5, shape, NULL);
     hid_t dset = space >= 0 ? H5Dcreate2(file, "output", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
                                          H5P_DEFAULT) : -1;
     int written = dset >= 0 && H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0;
     if (dset >= 0) H5Dclose(dset);
     if (space >= 0) H5Sclose(space);
-    written = H5Fclose(file) >= 0 && written;
+    written = H5Fclose(file) >= 0 && written && fsync_path(tmp, 0) == GEN_OK;
+    if (!written) unlink(tmp);
     CHECK(written, GEN_ERR_IO, "cannot write /output to %s", path);
-    return GEN_OK;
+    return atomic_file_commit(tmp, path);
 }

@@ -1,6 +1,7 @@
 /* genesis prep: the scans of a study into one cubes file (include/genesis/prep.h). */
 #include "genesis/prep.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/collective.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
@@ -69,20 +70,17 @@ static int split_scans(const struct config_prep *p, const struct scan_list *list
     return GEN_OK;
 }
 
-/* The output's folder must exist and be writable; an existing output needs overwrite = true. */
-static int check_output(const struct config_prep *p)
+/* Rank 0: the output policy of every command (atomic_file.h) for [prep] output, whose inputs are
+ * the scans: an existing output is replaced only with overwrite = true, never a scan or a
+ * non-regular file. */
+static int check_output(const struct config_prep *p, const struct scan_list *list)
 {
-    char copy[CONFIG_PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", p->output);
-    const char *dir = dirname(copy);
-    struct stat st;
-    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode), GEN_ERR_IO,
-          "[prep] output '%s': folder '%s' does not exist", p->output, dir);
-    CHECK(access(dir, W_OK) == 0, GEN_ERR_IO, "[prep] output '%s': folder '%s' is not writable",
-          p->output, dir);
-    CHECK(access(p->output, F_OK) != 0 || p->overwrite, GEN_ERR_USAGE,
-          "[prep] output '%s' exists (set overwrite = true to replace it)", p->output);
-    return GEN_OK;
+    const char **inputs = malloc(sizeof *inputs * (size_t)(list->count ? list->count : 1));
+    CHECK_ALLOC(inputs, sizeof *inputs * (size_t)(list->count ? list->count : 1));
+    for (int64_t i = 0; i < list->count; i++) inputs[i] = list->paths[i];
+    int status = output_check(p->output, p->overwrite, "[prep] overwrite = true", inputs, (int)list->count);
+    free(inputs);
+    return status;
 }
 
 static int parse_crop_sizes(const char *text, int *sizes, int *count)
@@ -247,11 +245,15 @@ static int check_allocated(int allocated, const char *what)
     return GEN_OK;
 }
 
-/* Rank 0: checks the output, lists the scans and splits them; *split: [list->count] enum split. */
-static int list_and_split(const struct config_prep *p, struct scan_list *list, int32_t **split)
+/* Rank 0: lists the scans, checks the output and takes its lock (lock: its name, for output_unlock;
+ * a concurrent prep to the same output is refused), and splits the scans; *split: [list->count]
+ * enum split. */
+static int list_and_split(const struct config_prep *p, struct scan_list *list, int32_t **split, char *lock,
+                          size_t lock_size)
 {
-    CALL(check_output(p));
     CALL(prep_list_inputs(p->inputs, list));
+    CALL(check_output(p, list));
+    CALL(output_lock(p->output, lock, lock_size));
     *split = calloc((size_t)list->count, sizeof **split);
     CALL(check_allocated(*split != NULL, "the split"));
     CALL(split_scans(p, list, *split));
@@ -374,9 +376,7 @@ static int finish_on_root(const struct config_prep *p, const cubes_scan_record *
         for (int64_t i = 0; i < count; i++)
             if (records[i].skipped[0]) log_info("  %s", records[i].skipped);
     }
-    CHECK(rename(partial, p->output) == 0, GEN_ERR_IO, "cannot rename %s to %s: %s", partial, p->output,
-          strerror(errno));
-    return GEN_OK;
+    return atomic_file_commit(partial, p->output);
 }
 
 int prep_run(const genesis_config *cfg, struct prep_report *report)
@@ -393,11 +393,11 @@ int prep_run(const genesis_config *cfg, struct prep_report *report)
     int32_t *split = NULL;             /* [list.count] enum split of each scan */
     cubes_scan_record *records = NULL; /* [list.count] the /scans table; a rank fills its scans' rows */
     cubes_writer *w = NULL;
-    char partial[CONFIG_PATH_MAX + 64] = "";
+    char partial[CONFIG_PATH_MAX + 64] = "", lock[CONFIG_PATH_MAX + 8] = "";
     double range[2] = {1e30, -1e30};   /* [min, max] cube value: this rank's, then every rank's */
 
     /* Rank 0 checks the output and lists and splits the scans; everybody learns the outcome. */
-    CALL_GOTO(world_agree_shared(rank == 0 ? list_and_split(p, &list, &split) : GEN_OK));
+    CALL_GOTO(world_agree_shared(rank == 0 ? list_and_split(p, &list, &split, lock, sizeof lock) : GEN_OK));
     CALL_GOTO(broadcast_scans(&list, &split));
 
     /* The partial file's name is the same on every rank: rank 0's pid makes it unique. */
@@ -429,6 +429,7 @@ int prep_run(const genesis_config *cfg, struct prep_report *report)
 cleanup:
     (void)cubes_writer_close(w); /* only after a failure; its partial file is removed below */
     if (rank == 0 && status != GEN_OK && partial[0]) unlink(partial);
+    if (rank == 0) output_unlock(lock);
     status = world_agree_shared(status);
     report->seconds = profile_now() - start;
     free(records), free(list.paths), free(split);

@@ -7,6 +7,7 @@
 #include "genesis/collective.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/weights.h"
 #include "genesis/world.h"
 
 #include <dirent.h>
@@ -129,19 +130,26 @@ int trainer_save_checkpoint(struct trainer *t, int best_only)
 enum { MAX_CANDIDATES = 16 };
 typedef char candidate_path[CONFIG_PATH_MAX + 64];
 
-/* Rank 0: the checkpoints to resume from, newest first: the one `latest` names, then the step
- * files, newest first. */
-static int list_candidates(const char *ckpt_dir, candidate_path *candidates, int *count)
+/* Rank 0: the checkpoints to resume from, newest first: the one `latest` names (when it exists: a
+ * missing target is a warning), then the step files, newest first. *holds_run: whether ckpt/
+ * holds a run at all (a step checkpoint, `latest` or best.h5). */
+static int list_candidates(struct trainer *t, candidate_path *candidates, int *count, int *holds_run)
 {
+    const char *ckpt_dir = t->ckpt_dir;
     char path[CONFIG_PATH_MAX + 64], name[256] = "";
     *count = 0;
+    snprintf(path, sizeof path, "%s/best.h5", ckpt_dir);
+    *holds_run = access(path, F_OK) == 0;
     snprintf(path, sizeof path, "%s/latest", ckpt_dir);
     FILE *f = fopen(path, "r");
     if (f && fgets(name, sizeof name, f)) {
         name[strcspn(name, "\n")] = '\0';
-        snprintf(candidates[(*count)++], sizeof candidates[0], "%s/%s", ckpt_dir, name);
+        snprintf(candidates[*count], sizeof candidates[0], "%s/%s", ckpt_dir, name);
+        if (access(candidates[*count], F_OK) == 0) (*count)++;
+        else warn_run(t, "%s names %s, which does not exist (removed by hand?); trying the other checkpoints",
+                      path, name);
     }
-    if (f) fclose(f);
+    if (f) *holds_run = 1, fclose(f);
     char **names;
     int n;
     CALL(list_checkpoints(ckpt_dir, &names, &n));
@@ -149,19 +157,65 @@ static int list_candidates(const char *ckpt_dir, candidate_path *candidates, int
         if (!strcmp(names[i], name)) continue;
         snprintf(candidates[(*count)++], sizeof candidates[0], "%s/%s", ckpt_dir, names[i]);
     }
+    *holds_run = *holds_run || n > 0;
     free_names(names, n);
     return GEN_OK;
+}
+
+/* Rank 0: what differs between the checkpoint at path and the configuration in the keys that fix
+ * the model's and the optimizer's tensors ("" when none does or its configuration is unreadable). */
+static void describe_mismatch(const struct trainer *t, const char *path, char *out, size_t size)
+{
+    genesis_config stored;
+    out[0] = '\0';
+    if (checkpoint_read_config(path, &stored) != GEN_OK) {
+        gen_error_clear();
+        return;
+    }
+    if (stored.model.width != t->cfg->model.width)
+        snprintf(out, size, "the checkpoint has [model] width %ld, the configuration says %ld", stored.model.width,
+                 t->cfg->model.width);
+    else if (stored.train.optimizer != t->cfg->train.optimizer)
+        snprintf(out, size, "the checkpoint was trained with [train] optimizer = %s, the configuration says %s",
+                 optim_kind_name(stored.train.optimizer + 1), optim_kind_name(t->cfg->train.optimizer + 1));
+}
+
+/* The advice when the run in the folder cannot be continued: never resume = never (that would mix
+ * two runs in one folder). */
+#define START_OVER_ADVICE                                                                               \
+    "to start a new run, choose another [train] output, or add --fresh to move the old run to "         \
+    "%s/previous-<date>-<time>/ first"
+
+/* Collective: all candidates failed to read. One error saying why, from the newest. */
+static int explain_unreadable(struct trainer *t, const char *newest, const char *newest_error)
+{
+    char why[512] = "";
+    if (t->rank == 0) describe_mismatch(t, newest, why, sizeof why);
+    CALL(world_broadcast(why, sizeof why, 0));
+    if (why[0])
+        FAIL_ALL(GEN_ERR_USAGE, "cannot continue the run in %s: %s (%s). To continue it, use the checkpoint's "
+                 "setting; " START_OVER_ADVICE, t->dir, why, newest, t->dir);
+    FAIL_ALL(GEN_ERR_DATA, "no readable checkpoint in %s (the newest, %s: %s); " START_OVER_ADVICE, t->ckpt_dir,
+             newest, newest_error, t->dir);
 }
 
 int trainer_resume(struct trainer *t, int *resumed)
 {
     *resumed = 0;
-    if (t->cfg->train.resume != RESUME_AUTO) return GEN_OK;
     candidate_path candidates[MAX_CANDIDATES];
-    int count = 0;
-    CALL(world_agree_shared(t->rank == 0 ? list_candidates(t->ckpt_dir, candidates, &count) : GEN_OK));
+    int count = 0, holds_run = 0;
+    if (t->opt && t->opt->fresh) CALL(run_folder_move_aside(t));
+    CALL(world_agree_shared(t->rank == 0 ? list_candidates(t, candidates, &count, &holds_run) : GEN_OK));
     CALL(world_broadcast(&count, sizeof count, 0));
+    CALL(world_broadcast(&holds_run, sizeof holds_run, 0));
     CALL(world_broadcast(candidates, sizeof candidates, 0));
+    if (t->cfg->train.resume != RESUME_AUTO) {
+        if (holds_run)
+            FAIL_ALL(GEN_ERR_USAGE, "%s holds another run (checkpoints in %s): resume = never would mix a new run "
+                     "with it; " START_OVER_ADVICE, t->dir, t->ckpt_dir, t->dir);
+        return GEN_OK;
+    }
+    char newest_error[1024] = "";
     for (int i = 0; i < count; i++) {
         int status = world_agree_shared(checkpoint_read(candidates[i], t->model, &t->optim, &t->st));
         if (status == GEN_OK) {
@@ -173,12 +227,12 @@ int trainer_resume(struct trainer *t, int *resumed)
             *resumed = 1;
             return GEN_OK;
         }
+        if (i == 0) snprintf(newest_error, sizeof newest_error, "%s", gen_error_message());
         if (t->rank == 0)
             warn_run(t, "cannot resume from %s: %s; trying an older checkpoint", candidates[i],
                      gen_error_message());
         gen_error_clear();
     }
-    if (count > 0)
-        FAIL_ALL(GEN_ERR_DATA, "no readable checkpoint in %s (set resume = never to start over)", t->ckpt_dir);
+    if (count > 0) return explain_unreadable(t, candidates[0], newest_error);
     return GEN_OK;
 }

@@ -8,6 +8,7 @@
 #include "genesis/signals.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void stop_policy_start(struct trainer *t)
@@ -41,6 +42,15 @@ int stop_policy_agree(struct trainer *t, int *checkpoint, int *stop)
     return GEN_OK;
 }
 
+/* What the shell will see besides genesis's own status: Open MPI's mpirun turns a Ctrl-C (SIGINT)
+ * into SIGTERM for the ranks, which then exit 75, while mpirun itself exits 1. */
+static const char *launcher_note(const char *why)
+{
+    if (strcmp(why, "SIGTERM") || !getenv("OMPI_COMM_WORLD_SIZE")) return "";
+    return "; if this SIGTERM is mpirun's forwarding of a Ctrl-C, mpirun itself exits with status 1, not 75: "
+           "either way, run the same command to continue";
+}
+
 int stop_now(struct trainer *t, int request)
 {
     const char *why = signals_first_name()[0] ? signals_first_name() : "the deadline";
@@ -50,7 +60,7 @@ int stop_now(struct trainer *t, int request)
                 why, (long long)t->st.global_step);
         return GEN_OK;
     }
-    log_run(t, "train: %s: checkpoint written after step %lld; exiting with status %d (continue me)", why,
-            (long long)t->st.global_step, GEN_EXIT_CONTINUE);
+    log_run(t, "train: %s: checkpoint written after step %lld; exiting with status %d (continue me)%s", why,
+            (long long)t->st.global_step, GEN_EXIT_CONTINUE, launcher_note(why));
     return GEN_CONTINUE;
 }

@@ -424,5 +424,6 @@ int train_run(const genesis_config *cfg, const struct train_options *opt)
     int status = run(&t);
     if (status != GEN_OK && status != GEN_CONTINUE) run_folder_log_error(&t, gen_error_message());
     teardown(&t);
+    if (status != GEN_OK && status != GEN_CONTINUE) run_folder_remove_if_empty(&t);
     return status;
 }

@@ -45,6 +45,8 @@ struct trainer {
     int64_t steps_this_run, skipped_steps, skipped_in_a_row, skipped_in_epoch;
     float *buffers_saved;
     size_t buffers_saved_floats;
+    int created_dir, created_ckpt; /* rank 0: this run created the run folder, ckpt/ (removed when
+                                      a failed start leaves them empty) */
 };
 
 /* Adds the time since `start` (profile_now()) to phase p. */
@@ -81,6 +83,13 @@ int trainer_validate(struct trainer *t, int preview, struct validation_result *r
 
 /* Collective: creates the run folder and its ckpt/ (rank 0). */
 int run_folder_prepare(struct trainer *t);
+/* Collective (--fresh): rank 0 moves the run files the folder holds (ckpt/, config.ini, metrics.csv,
+ * validation.csv, train.log, heartbeat, preview.png, curves.png) to RUN_DIR/previous-YYYYmmdd-HHMMSS/
+ * and makes a new ckpt/. */
+int run_folder_move_aside(struct trainer *t);
+/* Rank 0, after a failed run: removes the run folder and ckpt/ if this run created them and they
+ * are empty. */
+void run_folder_remove_if_empty(struct trainer *t);
 /* Collective: rank 0 writes config.ini and opens metrics.csv (appending when resumed) and train.log. */
 int run_folder_open_files(struct trainer *t, int resumed);
 void run_folder_close_files(struct trainer *t);

@@ -24,12 +24,21 @@ static void trace_append(const char *file, int line)
              used ? " <- " : "", file, line);
 }
 
+void gen_vformat(char *out, size_t size, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, size, fmt, ap);
+    if (n < 0 || (size_t)n < size) return;
+    char mark[64];
+    int m = snprintf(mark, sizeof mark, " ... [cut: %d characters in all]", n);
+    if (m > 0 && (size_t)m < size) memcpy(out + size - 1 - (size_t)m, mark, (size_t)m + 1);
+}
+
 int gen_error_setv(int code, const char *file, int line, const char *fmt, va_list ap)
 {
     current.code = code;
     current.collective = 0;
     current.traceback[0] = '\0';
-    vsnprintf(current.message, sizeof current.message, fmt, ap);
+    gen_vformat(current.message, sizeof current.message, fmt, ap);
     trace_append(file, line);
     return code;
 }

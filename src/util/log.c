@@ -1,6 +1,8 @@
 /* Logging (include/genesis/log.h). One owner of the rank and verbosity: this file. */
 #include "genesis/log.h"
 
+#include "genesis/error.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -19,7 +21,7 @@ static void emit(FILE *f, const char *prefix, const char *fmt, va_list ap)
 {
     /* One fprintf per line keeps lines of different ranks from interleaving mid-line. */
     char line[4096];
-    vsnprintf(line, sizeof line, fmt, ap);
+    gen_vformat(line, sizeof line, fmt, ap);
     fprintf(f, "%s%s\n", prefix, line);
     fflush(f);
 }

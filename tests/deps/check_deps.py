@@ -51,7 +51,9 @@ HEADER_MODULE = {
     'prep.h': 'prep',
     'restore.h': 'infer', 'infer.h': 'infer',
     # io's shared HDF5 helpers (h5error.h: HDF5's error detail, implemented in mpi/h5par.c)
-    'atomic_file.h': 'io', 'h5error.h': 'mpi',
+    'h5error.h': 'mpi',
+    # the output policy of every command and atomic replacement (util: data's NIfTI writer uses it)
+    'atomic_file.h': 'util',
     'loader.h': 'train', 'signals.h': 'train', 'train.h': 'train',
 }
 

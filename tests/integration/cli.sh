@@ -20,6 +20,10 @@ expect "help lists the commands" has "smoke"
 expect "help exits 0" test $rc -eq 0
 run "$G" help config
 expect "help config shows usage" has "--defaults"
+for h in --help -h help; do
+  run "$G" help $h
+  expect "help $h shows the overview, exit 0" succeeded_with "commands:"
+done
 run "$G" frobnicate
 expect "unknown command exits 2" test $rc -eq 2
 expect "unknown command is named" has "unknown command 'frobnicate'"
@@ -96,16 +100,16 @@ expect "plot: replaces its own curves.png" test $rc -eq 0
 run "$G" plot "$t/run" -o "$t/other.png"
 expect "plot -o FILE writes FILE" test $rc -eq 0 -a -s "$t/other.png"
 run "$G" plot "$t/run" -o "$t/other.png"
-expect "plot -o onto an existing file: exit 2, names --force" exits_with 2 "other.png exists (add --force"
+expect "plot -o onto an existing file: exit 2, names --force" exits_with 2 "other.png exists (replace it with --force)"
 run "$G" plot "$t/run/metrics.csv" -o "$t/other.png" --force
 expect "plot -o FILE --force replaces FILE (RUN_DIR given as its metrics.csv)" test $rc -eq 0
 sum=$(sha256sum < "$t/run/metrics.csv")
 run "$G" plot "$t/run" -o "$t/run/metrics.csv" --force
-expect "plot -o onto its own metrics.csv: refused" exits_with 2 "is the metrics file being read"
+expect "plot -o onto its own metrics.csv: refused" exits_with 2 "is the input .*metrics.csv of this command"
 expect "plot -o onto its own metrics.csv: the file intact" test "$(sha256sum < "$t/run/metrics.csv")" = "$sum"
 mkdir "$t/folder.png"
 run "$G" plot "$t/run" -o "$t/folder.png" --force
-expect "plot -o onto a folder: refused" exits_with 2 "folder.png exists and is not a regular file"
+expect "plot -o onto a folder: refused" exits_with 2 "folder.png exists and is a folder: never replaced"
 expect "plot -o onto a folder: the folder intact" test -d "$t/folder.png"
 printf '41,4,0.1,0.02' >> "$t/run/metrics.csv"
 run "$G" plot "$t/run"

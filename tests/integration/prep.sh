@@ -100,12 +100,12 @@ expect "strict = true: no output, no partial file" test -z "$(ls $t | grep stric
 # Outputs: an existing file is refused unless overwrite = true; a missing folder before any work.
 prep_cubes - $conf "$t/scans/*.nii.gz" $t/cubes1.h5
 expect "existing output refused (exit 2)" test $rc -eq 2
-expect "existing output refused: message" has "exists (set overwrite = true"
+expect "existing output refused: message" has "exists (replace it with \[prep\] overwrite = true)"
 prep_cubes - $conf "$t/scans/*.nii.gz" $t/cubes1.h5 --set prep.overwrite=true
 expect "overwrite = true replaces it" test $rc -eq 0
 prep_cubes 2 $conf "$t/scans/*.nii.gz" $t/nowhere/cubes.h5
 expect "missing output folder: exit 1" test $rc -eq 1
-expect "missing output folder: one message" once "folder '$t/nowhere' does not exist"
+expect "missing output folder: one message" once "cannot write $t/nowhere/cubes.h5: folder $t/nowhere: No such file or directory"
 prep_cubes - $conf "$t/none/*.nii.gz" $t/x.h5
 expect "inputs matching nothing: exit 2" test $rc -eq 2
 expect "inputs matching nothing: message" has "no scan matches '$t/none/\*.nii.gz'"

@@ -5,7 +5,8 @@
 # uninterrupted run's. The PBS script goes through qsub (slurm-wlm-torque) on the same Slurm, with
 # a resubmission, and runs directly with PBS_* variables set. prep.sbatch prepares the cubes;
 # prep.pbs, run directly, passes the patterns of GENESIS_SETS to genesis unexpanded. scancel
-# --signal=INT --batch ends a self-requeuing chain after a checkpoint.
+# --signal=INT --batch ends a self-requeuing chain after a checkpoint. A second private Slurm started
+# beside the first (as a second copy of the suite would) gets its own ports and cluster name.
 set -u
 G=${GENESIS:?set GENESIS to the genesis executable}
 SRC=${GENESIS_SOURCE_DIR:?}
@@ -24,6 +25,16 @@ if ! command -v slurmctld >/dev/null || ! command -v qsub >/dev/null; then
   echo "FAILED: slurm-wlm and slurm-wlm-torque are not installed (scripts/setup --test installs them)"; exit 1
 fi
 expect "private Slurm starts" slurm_start $t/slurm || { finish; exit 1; }
+ours=$(timeout 10 scontrol show config | awk '$1 == "ClusterName" {print $3}')
+expect "private Slurm: the controller that answers is ours ($ours)" test "$ours" = "$SLURM_CLUSTER"
+# A second private Slurm beside it (as a second copy of the suite would start): its own ports and
+# name, both answer with their own names, and stopping it leaves ours running.
+second=$( (slurm_start $t/slurm2 >$t/slurm2.log 2>&1 &&
+           timeout 10 scontrol show config | awk '$1 == "ClusterName" {print $3}'; slurm_stop) )
+expect "a second private Slurm starts beside the first, with its own name ($second)" \
+  test -n "$second" -a "$second" != "$ours" || cat $t/slurm2.log
+expect "the first Slurm still answers with its own name after the second stopped" \
+  test "$(timeout 10 scontrol show config | awk '$1 == "ClusterName" {print $3}')" = "$ours"
 
 cat > $t/run.ini <<INI
 [model]

@@ -97,6 +97,27 @@ preview_epochs = 0
 INI
 }
 
+# tiny_run_ini FILE: a run of seconds on 96x96x48 phantoms (make_scans NP DIR 3 96,96,48): width 4,
+# filter none, no borders, 4 cubes per scan (8 training cubes from 3 scans), batch 2, a log line per
+# step, no timed checkpoints; [train] is last (the caller may append keys to it).
+tiny_run_ini() {
+  cat > "$1" <<INI
+[model]
+width = 4
+[prep]
+filter = none
+border_xy = 0
+border_z = 0
+cubes_per_scan = 4
+validation_fraction = 0.34
+test_fraction = 0
+[train]
+batch = 2
+log_every = 1
+checkpoint_minutes = 0
+INI
+}
+
 # phantom_ct_ini FILE: the [model] and [prep] sections of the width-4 runs on CT phantoms (lung
 # filter, small borders); the caller appends its [train] section (cat >> FILE <<INI).
 phantom_ct_ini() {

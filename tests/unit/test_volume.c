@@ -170,6 +170,12 @@ static void test_dimensionality(void)
     st = volume_read(&v, p2, NULL);
     EXPECT(st == GEN_ERR_DATA && message_has(p2) && message_has("2-D"), "2-D: %d %s", st,
            gen_error_message());
+    const char *p1 = tmp_path("voxel.nii");
+    const int64_t one_voxel[4] = {1, 1, 1, 1};
+    write_test_nifti(p1, NIFTI_FTYPE_NIFTI1_1, DT_FLOAT32, 3, one_voxel, 0, 0, 1);
+    st = volume_read(&v, p1, NULL);
+    EXPECT(st == GEN_ERR_DATA && message_has("a single voxel (1x1x1") && !message_has("2-D"),
+           "1x1x1: %d %s", st, gen_error_message());
 
     const char *pc = tmp_path("complex.nii");
     int64_t dims[8] = {3, 4, 4, 4, 1, 1, 1, 1};
@@ -255,6 +261,8 @@ static void test_damaged_files(void)
         int st = volume_read(&r, p, NULL);
         EXPECT(st == GEN_ERR_DATA && message_has(p), "corrupt at %ld: status %d, '%s'", flips[c],
                st, gen_error_message());
+        EXPECT(!message_has("18446744073709551615"), "corrupt at %ld: zlib's -1 is not a byte count: '%s'",
+               flips[c], gen_error_message());
     }
     free(buf);
 
