@@ -1,6 +1,7 @@
 /* Parallel-HDF5 helpers (include/genesis/h5par.h) and HDF5 errors (include/genesis/h5error.h). */
 #include "genesis/h5par.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
 
@@ -122,26 +123,11 @@ static hid_t mpio_access(MPI_Comm comm)
 
 /* A path this system cannot name is refused before MPI-IO sees it (Open MPI's components format
  * paths into fixed buffers; world.c leaves out the one that overflowed at ~240 characters). */
-static int check_path(const char *path)
-{
-    size_t len = strlen(path);
-    CHECK(len < PATH_MAX, GEN_ERR_IO, "%.60s...: a path of %zu characters, longer than this system allows (%d)",
-          path, len, PATH_MAX - 1);
-    for (const char *name = path; *name; name += *name == '/') {
-        size_t n = strcspn(name, "/");
-        CHECK(n <= NAME_MAX, GEN_ERR_IO,
-              "%.60s...: a name of %zu characters in path %.60s..., longer than this system allows (%d)", name,
-              n, path, NAME_MAX);
-        name += n;
-    }
-    return GEN_OK;
-}
-
 /* Creates (truncating) or opens path with the MPI-IO driver on comm. */
 static int open_mpio(const char *path, MPI_Comm comm, int create, int writable, hid_t *file)
 {
     int status = GEN_OK;
-    CALL(check_path(path));
+    CALL(path_check_length(path));
     h5par_quiet();
     hid_t fapl = mpio_access(comm);
     H5_CHECK(fapl >= 0, "cannot set up MPI-IO access for", path);

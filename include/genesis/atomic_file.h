@@ -26,6 +26,10 @@ int atomic_file_tmp_name(char *tmp, size_t size, const char *path);
 /* The same with the temporary mark before path's extension `ext` (a suffix of path, e.g. ".nii.gz":
  * writers that choose the format by the name): "<path without ext>.tmp-<pid><ext>". */
 int atomic_file_tmp_name_ext(char *tmp, size_t size, const char *path, const char *ext);
+/* A path the OS takes: shorter than PATH_MAX and no name over NAME_MAX. GEN_ERR_IO otherwise, with a
+ * message that says which limit (the path shown by its first 60 characters). Checked before a path
+ * reaches a library that would crash on it (Open MPI's MPI-IO) or answer only "File name too long". */
+int path_check_length(const char *path);
 /* fsync of a file, or of a folder (directory = 1). */
 int fsync_path(const char *path, int directory);
 /* Renames tmp (complete and synced) over path, then syncs path's folder. On a failed rename tmp is

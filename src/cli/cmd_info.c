@@ -1,6 +1,7 @@
 /* genesis info: what is in a cubes file or a checkpoint (its format, contents and settings). */
 #include "cli/cli.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/checkpoint.h"
 #include "genesis/cubes.h"
 #include "genesis/error.h"
@@ -97,6 +98,7 @@ static int describe_weights(const char *path, int width)
 static int describe(const char *path)
 {
     struct stat st;
+    CALL(path_check_length(path));
     CHECK(stat(path, &st) == 0, GEN_ERR_IO, "%s: %s", path, strerror(errno));
     CHECK(S_ISREG(st.st_mode), GEN_ERR_USAGE, "%s is %s, not a cubes file or a checkpoint", path,
           S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");

@@ -1,6 +1,7 @@
 /* Serial HDF5 files (include/genesis/h5file.h). */
 #include "io/h5file.h"
 
+#include "genesis/atomic_file.h"
 #include "genesis/error.h"
 #include "genesis/weights.h"
 
@@ -13,6 +14,7 @@
 int h5file_check_regular(const char *path)
 {
     struct stat st;
+    CALL(path_check_length(path));
     CHECK(stat(path, &st) == 0, GEN_ERR_IO, "%s: %s", path, strerror(errno));
     CHECK(!S_ISDIR(st.st_mode), GEN_ERR_IO, "%s is a folder, not a file", path);
     CHECK(S_ISREG(st.st_mode), GEN_ERR_IO, "%s is not a regular file (a device, fifo or socket)", path);

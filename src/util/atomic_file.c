@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,4 +200,19 @@ int output_lock(const char *path, char *lock_path, size_t size)
 void output_unlock(const char *lock_path)
 {
     if (lock_path && lock_path[0]) unlink(lock_path);
+}
+
+int path_check_length(const char *path)
+{
+    size_t len = strlen(path);
+    CHECK(len < PATH_MAX, GEN_ERR_IO, "%.60s...: a path of %zu characters, longer than this system allows (%d)",
+          path, len, PATH_MAX - 1);
+    for (const char *name = path; *name; name += *name == '/') {
+        size_t n = strcspn(name, "/");
+        CHECK(n <= NAME_MAX, GEN_ERR_IO,
+              "%.60s...: a name of %zu characters in path %.60s..., longer than this system allows (%d)", name,
+              n, path, NAME_MAX);
+        name += n;
+    }
+    return GEN_OK;
 }
