@@ -3,7 +3,9 @@
  * into the all-reduce of its loss, so every rank learns it at the same step. [train] nonfinite =
  * stop ends the run with GEN_ERR_NONFINITE (exit status 65) before anything of the bad step is
  * written; skip drops the step's update on every rank (the batch-norm running statistics its
- * forward touched are put back), and CONFIG_NONFINITE_SKIP_LIMIT skips in a row stop anyway. */
+ * forward touched are put back), and CONFIG_NONFINITE_SKIP_LIMIT skips in a row stop anyway. A step
+ * whose gradients are all exactly zero while its loss is not (a saturated, dead model: what a far too
+ * high learning rate leaves when the numbers stay finite) stops the run the same way, in both modes. */
 #include "trainer.h"
 
 #include "genesis/collective.h"
@@ -20,6 +22,14 @@ static int any_nonfinite(const float *v, size_t n)
     int bad = 0;
     for (size_t i = 0; i < n; i++) bad |= !isfinite(v[i]);
     return bad;
+}
+
+/* One pass over the gradients: *nonfinite = 1 when any is NaN/Inf, *zero = 1 when every one is 0. */
+static void gradient_state(const float *g, size_t n, int *nonfinite, int *zero)
+{
+    int bad = 0, nonzero = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(g[i]), nonzero |= g[i] != 0.0f;
+    *nonfinite = bad, *zero = !nonzero;
 }
 
 /* Fills `where` with what the run folder keeps after a stop: the last good checkpoint, or none. */
@@ -118,13 +128,29 @@ static void describe_step(const struct trainer *t, const double *verdict, char *
 int nonfinite_end_step(struct trainer *t, const float *x, const float *y, int batch, double *loss, int *skip)
 {
     const size_t voxels = (size_t)batch * t->data.rows * t->data.cols * t->data.deps;
-    /* [loss, ranks with a non-finite input, ... loss, ... gradient]: one all-reduce, so every rank
-     * holds the same verdict; the loss is summed as before (the sums are element-wise). */
-    double verdict[4] = {*loss, any_nonfinite(x, voxels) || any_nonfinite(y, voxels), !isfinite(*loss),
-                         any_nonfinite(model_grads(t->model), model_num_params(t->model))};
-    CALL(world_sum_doubles(verdict, 4));
+    /* [loss, ranks with a non-finite input, ... loss, ... gradient, ranks whose (all-reduced)
+     * gradients are all exactly 0]: one all-reduce, so every rank holds the same verdict; the loss is
+     * summed as before (the sums are element-wise). */
+    int grad_nonfinite, grad_zero;
+    gradient_state(model_grads(t->model), model_num_params(t->model), &grad_nonfinite, &grad_zero);
+    double verdict[5] = {*loss, any_nonfinite(x, voxels) || any_nonfinite(y, voxels), !isfinite(*loss),
+                         grad_nonfinite, grad_zero};
+    CALL(world_sum_doubles(verdict, 5));
     *loss = verdict[0] / t->ranks;
     *skip = verdict[1] + verdict[2] + verdict[3] > 0;
+    if (!*skip && verdict[4] == t->ranks && *loss > 0) {
+        /* Finite but dead: a loss and not one non-zero gradient means the sigmoid output has
+         * saturated (exactly 0 or 1 in float32 everywhere), which a healthy model never does; no
+         * later step can change it. Stopped before this step's update, as a non-finite step is. */
+        char kept[CONFIG_PATH_MAX + 96];
+        kept_checkpoint(t, kept, sizeof kept);
+        FAIL_ALL(GEN_ERR_NONFINITE, "training stopped at step %lld (epoch %lld): the run diverged: the loss is %g "
+                 "but every gradient is exactly 0: the model's output has saturated and it cannot learn any "
+                 "more; likely cause: the learning rate is too high (lr %g at this step; [train] learning_rate "
+                 "= %g): lower learning_rate or add warmup_steps; %s",
+                 (long long)(t->st.global_step + 1), (long long)t->st.epoch, *loss, t->st.lr,
+                 t->cfg->train.learning_rate, kept);
+    }
     if (!*skip) {
         t->skipped_in_a_row = 0;
         return GEN_OK;

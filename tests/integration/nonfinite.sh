@@ -37,26 +37,39 @@ assert all(np.isfinite(f[g][k][...]).all() for g in ('params','buffers') for k i
 }
 
 # 1. A diverging learning rate (weight decay x lr = 1e6 flips and grows every weight): at 1 and 2
-# ranks the same step, status 65, one message naming the step and the learning rate; latest stays
-# the step-2 checkpoint, nothing of the bad step written.
+# ranks the same step S, status 65, one message naming the step and the learning rate; latest stays
+# the checkpoint of step S - 1 (a checkpoint every step), nothing of the bad step written. (Here the
+# output saturates before the numbers overflow: the stop is the all-zero-gradient one of 1b.)
 for np in 1 2; do
   train $np --set train.output=$t/lr$np --set train.learning_rate=1e6 --set train.weight_decay=1 \
-      --set train.max_steps=16 --set train.checkpoint_steps=2
+      --set train.max_steps=16 --set train.checkpoint_steps=1
   expect "lr 1e6 at $np rank(s): exit status 65" test $rc -eq 65
   [ $rc -eq 65 ] || echo "$out" | tail -5
   expect "lr 1e6 at $np rank(s): one message naming the step and the learning rate" \
       once "error: training stopped at step [0-9]* (epoch 0): .*likely cause: the learning rate is too high"
   step[$np]=$(grep -o 'training stopped at step [0-9]*' <<<"$out" | head -1)
-  expect "lr 1e6 at $np rank(s): latest is still the last good checkpoint" \
-      test "$(cat $t/lr$np/ckpt/latest)" = step-00000002.h5
+  s=${step[$np]##* }; good=$(printf 'step-%08d.h5' $(( ${s:-1} - 1 )))
+  expect "lr 1e6 at $np rank(s): latest is still the last good checkpoint ($good)" \
+      test "$(cat $t/lr$np/ckpt/latest)" = "$good"
   expect "lr 1e6 at $np rank(s): that checkpoint is finite, no later one, no best.h5" \
-      eval 'finite_params $t/lr$np/ckpt/step-00000002.h5 && [ "$(ls $t/lr$np/ckpt)" = "latest
-step-00000002.h5" ]'
+      eval 'finite_params $t/lr$np/ckpt/$good && [ "$(ls $t/lr$np/ckpt | grep -v latest | tail -1)" = "$good" ] &&
+            [ ! -e $t/lr$np/ckpt/best.h5 ]'
   expect "lr 1e6 at $np rank(s): train.log says why" grep -q "train: error: training stopped at step" \
       $t/lr$np/train.log
 done
 expect "lr 1e6: 1 and 2 ranks stop at the same step (${step[1]:-})" \
     test -n "${step[1]:-}" -a "${step[1]:-}" = "${step[2]:-}"
+
+# 1b. A far too high learning rate that stays finite (no weight decay: batch norm and the sigmoid keep
+# the numbers finite) saturates the output: every gradient exactly 0. It stops the same way, saying
+# the run diverged, at 1 and 2 ranks, also with nonfinite = skip.
+for np in 1 2; do
+  train $np --set train.output=$t/sat$np --set train.learning_rate=10000 --set train.max_steps=16 \
+      --set train.nonfinite=skip
+  expect "lr 1e4 at $np rank(s): a saturated model stops with status 65" test $rc -eq 65
+  expect "lr 1e4 at $np rank(s): one message, the run diverged, the learning rate named" \
+      once "error: training stopped at step [0-9]* (epoch 0): the run diverged: .*every gradient is exactly 0.*learning rate is too high"
+done
 
 # 2. NaN voxels in the training cubes: stop (default) at 2 ranks, naming the input.
 nan_cubes $t/nan_train.h5 0 0
@@ -107,7 +120,7 @@ expect "NaN validation loss: status 65, said once, no best.h5" \
     eval '[ $rc -eq 65 ] && once "error: training stopped: the validation loss of epoch 0" && [ ! -e $t/val/ckpt/best.h5 ]'
 
 # 6. NaN init_from weights: refused before the first step, at 1 and 2 ranks.
-genesis_on - export $t/lr1/ckpt/step-00000002.h5 -o $t/w.h5
+genesis_on - export "$t/lr1/ckpt/$(cat $t/lr1/ckpt/latest)" -o $t/w.h5
 $PY -c "import sys,h5py,numpy as np
 f=h5py.File(sys.argv[1],'r+'); k=[k for k in f if k.endswith('conv1.weight')][0]; x=f[k][...]; x.flat[0]=np.nan; f[k][...]=x" \
     $t/w.h5
