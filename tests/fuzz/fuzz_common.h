@@ -11,4 +11,9 @@
  * finding. */
 void fuzz_write_file(const uint8_t *data, size_t size, const char *suffix, char *path, size_t path_size);
 
+/* Reads path with volume_read (reorient_ras as given) and, when it succeeds, touches every voxel (so
+ * that ASan sees a short array) and aborts unless each is finite (volume_read's promise); frees it
+ * and clears the error. */
+void fuzz_read_volume(const char *path, int reorient_ras);
+
 #endif
