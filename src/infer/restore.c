@@ -211,7 +211,17 @@ static void report_progress(int64_t done, int64_t total, double seconds)
              100.0 * (double)done / (double)total, rate, rate > 0 ? (double)(total - done) / rate : 0.0);
 }
 
-/* This rank's windows k = rank, rank + P, ... in batches through the model. */
+int restore_batch_windows(int64_t g, int64_t windows, int batch, int64_t *j)
+{
+    const int64_t batches = (windows + batch - 1) / batch;
+    int real = 0; /* the members g + b G < windows come first */
+    while (real < batch && g + real * batches < windows) real++;
+    for (int b = 0; b < batch; b++) j[b] = g + (int64_t)(b < real ? b : b % real) * batches;
+    return real;
+}
+
+/* This rank's windows k = rank + j P (j = 0 .. mine - 1) through the model, batch g holding the
+ * windows j of restore_batch_windows (restore.h). */
 static int run_windows(struct restore_state *s, const struct restore_options *o, int rank, int ranks)
 {
     size_t cube = (size_t)s->win.c[0] * s->win.c[1] * s->win.c[2];
@@ -222,14 +232,15 @@ static int run_windows(struct restore_state *s, const struct restore_options *o,
     CHECK_GOTO(clean && x && target && index, GEN_ERR_NOMEM, "out of memory");
     int64_t mine = s->win.total > rank ? (s->win.total - rank + ranks - 1) / ranks : 0;
     double start = profile_now(), last_report = start;
-    for (int64_t first = 0; first < mine; first += B) {
+    const int64_t batches = (mine + B - 1) / B;
+    for (int64_t g = 0; g < batches; g++) {
         double now = profile_now();
         if (rank == 0 && now - last_report >= RESTORE_PROGRESS_SECONDS) {
-            report_progress(first * ranks, s->win.total, now - start);
+            report_progress(g * B * ranks, s->win.total, now - start);
             last_report = now;
         }
-        int real = (int)(mine - first < B ? mine - first : B);
-        for (int b = 0; b < B; b++) index[b] = rank + (first + (b < real ? b : b % real)) * ranks;
+        int real = restore_batch_windows(g, mine, B, index);
+        for (int b = 0; b < B; b++) index[b] = rank + index[b] * ranks;
         for (int b = 0; b < B; b++) {
             float *cb = clean + cube * (size_t)b, *xb = x + cube * (size_t)b;
             cut_window(cb, s->vol.data, s->vol.dim, &s->win, index[b]);

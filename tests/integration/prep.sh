@@ -63,7 +63,7 @@ if [ -f $mri/ch2.nii.gz ]; then
   run "$MPIEXEC" -np 2 "$G" prep "$GENESIS_SOURCE_DIR/conf/quickstart.ini" --set prep.output=$t/mri.h5
   expect "prep of the real MRI volumes" test $rc -eq 0
   run "$G" info $t/mri.h5
-  expect "all three MRI volumes used" has "3, of which 3 used"
+  expect "all four MRI volumes used" has "4, of which 4 used"
 else
   bad "mricron-data is not installed ($mri/ch2.nii.gz missing)"
 fi
