@@ -138,7 +138,8 @@ class Validation:
             with open(log, 'w') as f:
                 f.write(p.stdout + p.stderr)
         if p.returncode != 0:
-            raise RuntimeError('failed (%d): %s\n%s' % (p.returncode, ' '.join(cmd), (p.stdout + p.stderr)[-2000:]))
+            tail = (p.stdout + p.stderr)[-2000:]
+            raise RuntimeError('failed (%d): %s\n%s' % (p.returncode, ' '.join(cmd), tail))
         return p.stdout
 
     def make_data(self):
@@ -211,6 +212,11 @@ class Validation:
             sim['1'].append(self.predict(1, solo, real[1][-1]['data'], 'trace-solo-%d.txt' % r))
             sim['2'].append(self.predict(2, pair, real[2][-1]['data'], 'trace-pair-%d.txt' % r))
             sim['2-solo'].append(self.predict(2, solo, real[2][-1]['data'], 'trace-solo-%d.txt' % r))
+            for ranks in (1, 2):  # this repeat alone: a repeat disturbed by other jobs shows here
+                p, m = sim[str(ranks)][-1], real[ranks][-1]
+                print('  repeat %d: %d rank(s): simulated step %.3f s (%+.1f%%), all-reduce wait %.4f s'
+                      % (r + 1, ranks, p['step'], 100 * relative_error(p['step'], m['step']), p['wait']),
+                      flush=True)
         measured = {n: {k: median_of(real[n], k) for k in ('step', 'wait', 'bn', 'data')} for n in (1, 2)}
         predicted = {1: {k: median_of(sim['1'], k) for k in ('step', 'wait', 'bn')},
                      2: {k: median_of(sim['2'], k) for k in ('step', 'wait', 'bn')}}
