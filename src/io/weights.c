@@ -268,6 +268,7 @@ int forward_file_read_input(const char *path, float **x, int64_t dims[5])
 cleanup:
     if (dset >= 0) H5Dclose(dset);
     H5Fclose(file);
+    if (status != GEN_OK) free(*x), *x = NULL; /* the caller owns *x only on success */
     return status;
 }
 
