@@ -15,8 +15,10 @@ int model_load_file(model **out, const char *path, const model_config *shape, ge
 
 /* Runs the model of model_path (checkpoint or weights file) on the dataset /input, float32
  * [N, 1, D, H, W] (D, H, W multiples of 8) of input_path, in one batch of N (batch-norm statistics
- * of that batch, as the reference's ContBatchNorm3d), and writes its sigmoid output as /output,
- * float32 [N, 1, D, H, W], to output_path (genesis forward: comparisons with PyTorch). */
-int weights_forward_file(const char *model_path, const char *input_path, const char *output_path);
+ * of that batch, as the reference's ContBatchNorm3d; with bn_running the model's running estimates,
+ * as PyTorch's BatchNorm3d in eval()), and writes its sigmoid output as /output, float32
+ * [N, 1, D, H, W], to output_path (genesis forward: comparisons with PyTorch). */
+int weights_forward_file(const char *model_path, const char *input_path, const char *output_path,
+                         int bn_running);
 
 #endif

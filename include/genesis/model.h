@@ -80,6 +80,12 @@ const float *model_input_grad(const model *m);
  * see nn_reduce_hook. The hook struct is copied. */
 void model_set_bn_hook(model *m, const nn_reduce_hook *hook);
 
+/* Which statistics batch norm normalises with in model_forward: 0 (the default) the current batch's,
+ * as the reference's ContBatchNorm3d always does, updating the running estimates; 1 the running
+ * estimates (PyTorch's BatchNorm3d in eval()), updating nothing, and model_backward is refused.
+ * 1 suits inference on windows unlike a training batch (a batch of empty background). */
+void model_set_bn_running(model *m, int running);
+
 /* Called during model_backward each time a block's gradients are final: every gradient at arena
  * offset >= first_final (floats) will not change any more in this backward. Backward finalises
  * blocks from the last in state_dict order (out_tr) to the first (down_tr64). NULL: no calls. */

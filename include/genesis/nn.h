@@ -126,6 +126,14 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
                         const float *weight, const float *bias, const batchnorm3d_shape *s,
                         const nn_reduce_hook *hook);
 
+/* Evaluation-mode forward (PyTorch's BatchNorm3d in eval()): normalises with the given running
+ * estimates instead of the batch's statistics, xhat = (x - running_mean) / sqrt(running_var + eps),
+ * out = weight * xhat + bias (then ReLU if s->relu). No sums, no hook, nothing updated, and no
+ * backward (invstd [C] is written if not NULL, for reference). out or xhat may be NULL or inp. */
+int batchnorm3d_forward_running(float *out, float *xhat, float *invstd, const float *inp,
+                                const float *running_mean, const float *running_var,
+                                const float *weight, const float *bias, const batchnorm3d_shape *s);
+
 /* Backward from the normalised input: dy = dout (times the ReLU mask weight*xhat+bias > 0 when
  * s->relu), then with global sums over the batch (the hook sees 2C+1 doubles: [0, C) sum dy,
  * [C, 2C) sum dy*xhat, [2C] = N*S):

@@ -29,6 +29,8 @@ struct restore_options {
     int corrupt;         /* corrupt every window before the model */
     uint64_t seed;       /* corruption seed */
     int batch;           /* windows per forward (>= 1; 2 or more recommended) */
+    int bn_running;      /* 1: batch norm with the checkpoint's running estimates (eval mode);
+                            0: each batch's own statistics, as in training (needs batch >= 2) */
     int cube[3];         /* window size; 0: the checkpoint's [prep] cube size */
     int stride[3];       /* 0: half the window */
 };

@@ -49,20 +49,25 @@ int cmd_export(int argc, char **argv)
 int cmd_forward(int argc, char **argv)
 {
     const char *paths[2] = {NULL, NULL}, *output = NULL;
-    int count = 0, force = 0;
+    int count = 0, force = 0, bn_running = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) output = argv[++i];
         else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (argv[i][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "forward: unknown or incomplete option '%s'", argv[i]);
+        else if (!strcmp(argv[i], "--bn") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (strcmp(v, "running") && strcmp(v, "batch"))
+                FAIL_ALL(GEN_ERR_USAGE, "forward: --bn must be batch or running, got '%s'", v);
+            bn_running = !strcmp(v, "running");
+        } else if (argv[i][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "forward: unknown or incomplete option '%s'", argv[i]);
         else if (count < 2) paths[count++] = argv[i];
         else FAIL_ALL(GEN_ERR_USAGE, "forward: too many arguments ('%s')", argv[i]);
     }
     if (count != 2 || !output)
-        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5 [--force]");
+        FAIL_ALL(GEN_ERR_USAGE, "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5 [--force] [--bn batch|running]");
     int status = GEN_OK;
     if (world_rank() == 0) {
         status = output_check(output, force, "--force", paths, 2);
-        if (status == GEN_OK) status = weights_forward_file(paths[0], paths[1], output);
+        if (status == GEN_OK) status = weights_forward_file(paths[0], paths[1], output, bn_running);
     }
     if (status == GEN_OK && world_rank() == 0) log_info("forward: %s: /output of %s on %s", output, paths[0], paths[1]);
     return on_rank0(status);

@@ -51,12 +51,13 @@ static const struct subcommand subcommands[] = {
      "The reverse, scripts/torch_to_genesis.py, writes the same format from a .pt; [train] init_from\n"
      "starts pretraining from such a file.\n"},
     {"forward", cmd_forward, "run a checkpoint's or weights file's model on arrays (PyTorch checks)",
-     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5 [--force]\n"
+     "usage: genesis forward MODEL.h5 INPUT.h5 -o OUTPUT.h5 [--force] [--bn batch|running]\n"
      "\n"
      "Runs the U-Net of MODEL.h5 (a checkpoint or a weights file) on /input of INPUT.h5, float32\n"
      "[N, 1, D, H, W] with D, H, W multiples of 8, as one batch (batch-norm statistics of that\n"
      "batch, as the reference's ContBatchNorm3d), and writes the sigmoid output as /output\n"
      "[N, 1, D, H, W] to OUTPUT.h5: to compare genesis with a PyTorch model given the same weights.\n"
+     "--bn running: batch norm with the model's running estimates instead (PyTorch's eval() mode).\n"
      "An existing OUTPUT.h5 is replaced only with --force, never an input (README: Outputs).\n"},
     {"phantom", cmd_phantom, "write synthetic CT-like scans (Hounsfield units) as NIfTI",
      "usage: [mpirun -np N] genesis phantom --count N --output-dir DIR [--size X,Y,Z] [--seed S]\n"
@@ -122,14 +123,14 @@ static const struct subcommand subcommands[] = {
      "OUT.png is replaced only with --force, never an input (README: Outputs).\n"},
     {"restore", cmd_restore, "run a trained model over a whole scan (blended windows) -> NIfTI",
      "usage: [mpirun -np N] genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--force] [--corrupt]\n"
-     "                       [--seed S] [--png SLICES.png] [--batch B] [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
+     "                       [--seed S] [--png SLICES.png] [--batch B] [--bn running|batch]\n"
+     "                       [--stride N|X,Y,Z] [--cube X,Y,Z]\n"
      "\n"
      "Normalises the scan as prep did (the checkpoint's [prep] normalize/window/percentiles, in the\n"
      "scan's voxel grid), runs the checkpoint's model over it in overlapping windows of the training\n"
      "cube size (--cube, default [prep] cube_rows x cube_cols x cube_deps) at --stride (default half\n"
      "a window; the last window of an axis is clamped to its end, an axis shorter than a window is\n"
-     "padded with its edge voxels), B windows per forward (default 2: batch norm uses the batch's\n"
-     "statistics), blends the outputs with triangular weights, maps them back to input units and\n"
+     "padded with its edge voxels), B windows per forward (default 2), blends the outputs with triangular weights, maps them back to input units and\n"
      "writes float32 NIfTI with the input's header (dims, qform/sform). SCAN is any scan prep reads\n"
      "(NIfTI, MetaImage .mhd/.mha, a DICOM series folder or DIR#UID); for a MetaImage or DICOM scan\n"
      "the NIfTI gets the scan's geometry (its LPS axes as RAS). Under MPI the windows are spread\n"
@@ -140,6 +141,9 @@ static const struct subcommand subcommands[] = {
      "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
      "           flips; keyed by --seed and the window index), to show what the model restores\n"
      "--png      axial slices at 1/4, 1/2, 3/4 depth: input | corrupted | restored\n"
+     "--bn       running (default): batch norm with the checkpoint's running estimates, as PyTorch's\n"
+     "           eval() mode; batch: each batch's own statistics, as training and the reference's\n"
+     "           ContBatchNorm3d do (a batch of empty background windows then comes out grey)\n"
      "Prints mean squared errors in normalised units: restored vs input and, with --corrupt, the\n"
      "corrupted windows vs input; then, as training does, the restored volume's error beside the\n"
      "identity baseline (the corrupted input, with --corrupt), the mean baseline (the scan's mean\n"

@@ -190,6 +190,7 @@ static int prepare(struct restore_state *s, const struct restore_options *o)
     if (world_rank() == 0) report_plan(s, o);
     model_config shape = {.batch = o->batch, .D = c[0], .H = c[1], .W = c[2]};
     CALL(model_load_file(&s->model, o->checkpoint, &shape, NULL));
+    model_set_bn_running(s->model, o->bn_running);
     if (o->corrupt) {
         struct config_corrupt cc = s->cfg.corrupt;
         cc.flip_rate = 0; /* a flip moves the target too: nothing to restore */

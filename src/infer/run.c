@@ -36,7 +36,8 @@ cleanup:
 
 /* ---- a forward pass on arrays from a file (io/weights.c reads and writes them) ----------- */
 
-int weights_forward_file(const char *model_path, const char *input_path, const char *output_path)
+int weights_forward_file(const char *model_path, const char *input_path, const char *output_path,
+                         int bn_running)
 {
     int status = GEN_OK;
     float *x = NULL;
@@ -45,6 +46,7 @@ int weights_forward_file(const char *model_path, const char *input_path, const c
     CALL_GOTO(forward_file_read_input(input_path, &x, dims));
     model_config shape = {.batch = (int)dims[0], .D = (int)dims[2], .H = (int)dims[3], .W = (int)dims[4]};
     CALL_GOTO(model_load_file(&m, model_path, &shape, NULL));
+    model_set_bn_running(m, bn_running);
     CALL_GOTO(model_forward(m, NULL, x, NULL, (int)dims[0]));
     CALL_GOTO(forward_file_write_output(output_path, model_output(m), dims));
 cleanup:

@@ -183,10 +183,16 @@ static int lu_forward(model *m, int i, int n)
                                   tensor_data(m, L->t_conv_b), &cs, &m->ws));
     }
     const batchnorm3d_shape bs = bn_shape(m, L, n);
-    TIMED_CALL(m, L->bn.forward, 0,
-               batchnorm3d_forward(NULL, L->xhat, NULL, L->invstd, tensor_data(m, L->t_mean),
-                                   tensor_data(m, L->t_var), L->xhat, tensor_data(m, L->t_bn_w),
-                                   tensor_data(m, L->t_bn_b), &bs, &m->hook));
+    if (m->bn_running)
+        TIMED_CALL(m, L->bn.forward, 0,
+                   batchnorm3d_forward_running(NULL, L->xhat, L->invstd, L->xhat, tensor_data(m, L->t_mean),
+                                               tensor_data(m, L->t_var), tensor_data(m, L->t_bn_w),
+                                               tensor_data(m, L->t_bn_b), &bs));
+    else
+        TIMED_CALL(m, L->bn.forward, 0,
+                   batchnorm3d_forward(NULL, L->xhat, NULL, L->invstd, tensor_data(m, L->t_mean),
+                                       tensor_data(m, L->t_var), L->xhat, tensor_data(m, L->t_bn_w),
+                                       tensor_data(m, L->t_bn_b), &bs, &m->hook));
     return GEN_OK;
 }
 
@@ -383,6 +389,8 @@ int model_backward(model *m)
     CHECK(m != NULL, GEN_ERR_USAGE, "model_backward: NULL model");
     CHECK(m->has_target, GEN_ERR_USAGE,
           "model_backward: needs a forward pass with a target just before");
+    CHECK(!m->bn_running, GEN_ERR_USAGE,
+          "model_backward: batch norm uses the running estimates (model_set_bn_running): no backward");
     CALL(nn_set_threads(m->cfg.threads));
     const int n = m->n_last;
     float *const *G = m->level_grad;

@@ -355,6 +355,7 @@ void model_set_bn_hook(model *m, const nn_reduce_hook *hook)
     else
         memset(&m->hook, 0, sizeof m->hook);
 }
+void model_set_bn_running(model *m, int running) { m->bn_running = running != 0; }
 void model_set_grad_ready_hook(model *m, model_grad_ready_fn fn, void *ctx)
 {
     m->grad_ready = fn;

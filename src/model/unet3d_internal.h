@@ -90,6 +90,7 @@ struct model {
     nn_workspace ws;
 
     nn_reduce_hook hook;
+    int bn_running; /* 1: BN normalises with the running estimates (model_set_bn_running) */
     model_grad_ready_fn grad_ready; /* NULL: nobody listens */
     void *grad_ready_ctx;
     int n_last, has_target;

@@ -50,6 +50,34 @@ static void slab_sums(const float *x, long S, double *sum, double *sumsq)
     *sumsq += (q[0] + q[1]) + (q[2] + q[3]);
 }
 
+/* The elementwise pass: per (n, c) slab, xhat = (x - mean[c]) * invstd[c], out = weight[c] * xhat +
+ * bias[c] (ReLU if s->relu). out or xhat may be NULL or the same array as inp. */
+static void normalise(float *out, float *xhat, const float *inp, const double *mean_c,
+                      const double *invstd_c, const float *weight, const float *bias,
+                      const batchnorm3d_shape *s)
+{
+    const int N = s->N, C = s->C;
+    const long S = s->S;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
+    for (int nc = 0; nc < N * C; nc++) {
+        const int c = nc % C;
+        const size_t base = (size_t)nc * S;
+        const float mean = (float)mean_c[c], invstd = (float)invstd_c[c];
+        const float g = weight[c], b = bias[c];
+        if (xhat && !out) { /* normalise only (the model's in-place use) */
+            for (long i = 0; i < S; i++) xhat[base + i] = (inp[base + i] - mean) * invstd;
+            continue;
+        }
+        for (long i = 0; i < S; i++) {
+            float xh = (inp[base + i] - mean) * invstd;
+            float y = g * xh + b;
+            if (xhat) xhat[base + i] = xh;
+            if (s->relu) y = y < 0.0f ? 0.0f : y;
+            if (out) out[base + i] = y;
+        }
+    }
+}
+
 int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_invstd,
                         float *running_mean, float *running_var, const float *inp,
                         const float *weight, const float *bias, const batchnorm3d_shape *s,
@@ -85,27 +113,31 @@ int batchnorm3d_forward(float *out, float *xhat, float *save_mean, float *save_i
         sums[c] = mean;     /* reuse the array: mean and invstd per channel */
         sums[C + c] = invstd;
     }
-#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)N * C * S))
-    for (int nc = 0; nc < N * C; nc++) {
-        const int c = nc % C;
-        const size_t base = (size_t)nc * S;
-        const float mean = (float)sums[c], invstd = (float)sums[C + c];
-        const float g = weight[c], b = bias[c];
-        if (xhat && !out) { /* normalise only (the model's in-place use) */
-            for (long i = 0; i < S; i++) xhat[base + i] = (inp[base + i] - mean) * invstd;
-            continue;
-        }
-        for (long i = 0; i < S; i++) {
-            float xh = (inp[base + i] - mean) * invstd;
-            float y = g * xh + b;
-            if (xhat) xhat[base + i] = xh;
-            if (s->relu) y = y < 0.0f ? 0.0f : y;
-            if (out) out[base + i] = y;
-        }
-    }
+    normalise(out, xhat, inp, sums, sums + C, weight, bias, s);
 cleanup:
     free(sums);
     return status;
+}
+
+int batchnorm3d_forward_running(float *out, float *xhat, float *invstd, const float *inp,
+                                const float *running_mean, const float *running_var,
+                                const float *weight, const float *bias, const batchnorm3d_shape *s)
+{
+    CALL(bn_check(s, "batchnorm3d_forward_running"));
+    CHECK(inp && running_mean && running_var && weight && bias, GEN_ERR_USAGE,
+          "batchnorm3d_forward_running: NULL tensor");
+    const int C = s->C;
+    double *stats = malloc(2 * (size_t)C * sizeof *stats); /* [0, C) mean, [C, 2C) invstd */
+    CHECK_ALLOC(stats, 2 * (size_t)C * sizeof *stats);
+    for (int c = 0; c < C; c++) {
+        const double var = running_var[c] > 0.0f ? running_var[c] : 0.0; /* a variance: >= 0 */
+        stats[c] = running_mean[c];
+        stats[C + c] = 1.0 / sqrt(var + s->eps);
+        if (invstd) invstd[c] = (float)stats[C + c];
+    }
+    normalise(out, xhat, inp, stats, stats + C, weight, bias, s);
+    free(stats);
+    return GEN_OK;
 }
 
 enum { SUM_LANES = 8 };

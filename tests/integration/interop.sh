@@ -117,6 +117,39 @@ print(f'width 32, 2 x 64x64x32: max abs difference genesis vs PyTorch {d:.3g} (m
 assert d <= 1e-4, d
 PY
 
+# Evaluation mode: batch norm with the running estimates (genesis forward/restore --bn running) is
+# PyTorch's F.batch_norm with training=False on the same buffers.
+run "$G" forward $ckpt $t/input.h5 -o $t/genesis_eval.h5 --bn running
+expect "genesis forward --bn running" test $rc -eq 0
+expect "--bn running agrees with PyTorch's evaluation-mode batch norm: max abs difference <= 1e-4" \
+  $PY - $t <<'PY'
+import sys, h5py, numpy as np, torch, torch.nn.functional as F
+from make_golden import UNet3D, ContBatchNorm3d
+t = sys.argv[1]
+torch.set_num_threads(2)
+m = UNet3D(32)
+m.load_state_dict(torch.load(f'{t}/w32_plain.pt'), strict=True)
+for bn in m.modules():
+    if isinstance(bn, ContBatchNorm3d):
+        bn.forward = lambda x, bn=bn: F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                                   False, 0.0, bn.eps)
+with h5py.File(f'{t}/input.h5') as f:
+    x = f['input'][...]
+with torch.no_grad():
+    a = m(torch.from_numpy(x)).numpy()
+with h5py.File(f'{t}/genesis_eval.h5') as f:
+    b = f['output'][...]
+with h5py.File(f'{t}/genesis_out.h5') as f:
+    batch_stats = f['output'][...]
+d = float(np.max(np.abs(a - b)))
+print(f'running statistics: max abs difference genesis vs PyTorch {d:.3g}; '
+      f'differs from batch statistics by {float(np.max(np.abs(b - batch_stats))):.3g}')
+assert d <= 1e-4, d
+assert np.max(np.abs(b - batch_stats)) > 1e-3, 'the running estimates made no difference: not exercised'
+PY
+run "$G" forward $ckpt $t/input.h5 -o $t/x.h5 --bn mean
+expect "forward refuses an unknown --bn" refused "--bn"
+
 # ---- torch -> genesis -> torch, exact ---------------------------------------------------------
 run $PY $SRC/scripts/torch_to_genesis.py $t/w32_checkpoint.pt $t/w32_back.h5
 expect "torch_to_genesis reads the checkpoint form" test $rc -eq 0

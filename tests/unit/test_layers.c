@@ -168,6 +168,41 @@ static void test_batchnorm(int N, int C, long S, int relu)
 
 /* Two "ranks" hold the two halves of a batch; with the hook adding the other's sums, each half
  * is normalised with the whole batch's statistics, and backward too. */
+/* Evaluation mode against the formula in double: out = g (x - rm) / sqrt(rv + eps) + b (ReLU), in
+ * place too; one value per channel is fine here (no batch statistics), and rm/rv stay unchanged. */
+static void test_batchnorm_running(int N, int C, long S, int relu)
+{
+    size_t n = (size_t)N * C * S;
+    const double eps = 1e-5;
+    float *x = rand_tensor(n, -2.f, 3.f), *g = rand_tensor(C, 0.5f, 1.5f), *b = rand_tensor(C, -.5f, .5f);
+    float *rm = rand_tensor(C, -1, 1), *rv = rand_tensor(C, 0.f, 2), *invstd = calloc(1, C * sizeof *invstd);
+    float *out = calloc(1, n * sizeof *out), *xhat = calloc(1, n * sizeof *xhat), *inplace = malloc(n * sizeof *inplace);
+    float *rm0 = malloc(C * sizeof *rm0), *rv0 = malloc(C * sizeof *rv0);
+    double *want = calloc(1, n * sizeof *want), *want_xhat = calloc(1, n * sizeof *want_xhat);
+    memcpy(rm0, rm, C * sizeof *rm0);
+    memcpy(rv0, rv, C * sizeof *rv0);
+    memcpy(inplace, x, n * sizeof *inplace);
+    for (int k = 0; k < N; k++)
+        for (int c = 0; c < C; c++)
+            for (long i = 0; i < S; i++) {
+                size_t j = ((size_t)k * C + c) * S + i;
+                want_xhat[j] = ((double)x[j] - rm[c]) / sqrt((double)rv[c] + eps);
+                want[j] = g[c] * want_xhat[j] + b[c];
+                if (relu && want[j] < 0) want[j] = 0;
+            }
+    batchnorm3d_shape s = {N, C, S, 0.1, eps, relu};
+    EXPECT_OK(batchnorm3d_forward_running(out, xhat, invstd, x, rm, rv, g, b, &s));
+    expect_tensor_close("bn running out", out, want, n, 1e-5, 0);
+    expect_tensor_close("bn running xhat", xhat, want_xhat, n, 1e-5, 0);
+    EXPECT(!memcmp(rm, rm0, C * sizeof *rm) && !memcmp(rv, rv0, C * sizeof *rv), "running estimates changed");
+    for (int c = 0; c < C; c++)
+        EXPECT(fabs(invstd[c] - 1 / sqrt(rv[c] + eps)) <= 1e-5 / sqrt(rv[c] + eps), "invstd[%d]", c);
+    EXPECT_OK(batchnorm3d_forward_running(NULL, inplace, NULL, inplace, rm, rv, g, b, &s));
+    expect_tensor_close("bn running xhat in place", inplace, want_xhat, n, 1e-5, 0);
+    free(x), free(g), free(b), free(rm), free(rv), free(invstd), free(out), free(xhat), free(inplace);
+    free(rm0), free(rv0), free(want), free(want_xhat);
+}
+
 static void test_batchnorm_hook(void)
 {
     const int N = 4, C = 3, h = 2;
@@ -382,6 +417,9 @@ int main(void)
             test_batchnorm(irand(1, 4), irand(1, 9), irand(2, 300), r & 1);
         test_batchnorm(2, 4, 16 * 16 * 8, 1);
         test_batchnorm_hook();
+        test_batchnorm_running(2, 3, 5 * 7 * 3, 0);
+        test_batchnorm_running(1, 4, 1, 1);
+        test_batchnorm_running(irand(1, 4), irand(1, 9), irand(1, 300), 1);
         test_elementwise(1);
         test_elementwise(1001);
         test_maxpool(2, 3, 4, 6, 8);

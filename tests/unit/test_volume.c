@@ -305,6 +305,36 @@ static void test_damaged_files(void)
            "30000^3 header, gzip: %d %s", st, gen_error_message());
     free(hdr);
 
+    /* dim[0] out of 1..7 in both byte orders (libnifti2 would walk its dims past a stack array, and
+     * in a NIfTI-1 header too): refused before libnifti converts the header. NIfTI-1 int16 dim[8] at
+     * byte 40, NIfTI-2 int64 dim[8] at byte 16. Then the same files with dim[0] = 3 byte-swapped (a
+     * big-endian header: libnifti swaps the whole header) still read. */
+    const int types[2] = {NIFTI_FTYPE_NIFTI1_1, NIFTI_FTYPE_NIFTI2_1};
+    for (int k = 0; k < 2; k++) {
+        const char *pd = tmp_path(k ? "dim0_n2.nii" : "dim0_n1.nii");
+        write_test_nifti(pd, types[k], DT_INT16, 3, n, 1, 0, 0);
+        EXPECT(read_file(pd, &hdr, &hlen) == 0 && hlen > (k ? 540 : 348), "read back %s", pd);
+        const char *ps = tmp_path(k ? "swapped_n2.nii" : "swapped_n1.nii");
+        swap_nifti_header(hdr, k + 1); /* the whole header big-endian: dim[0] = 3 swapped */
+        write_file(ps, hdr, hlen);
+        EXPECT_OK(volume_read(&r, ps, NULL));
+        EXPECT(r.dim[0] == 4 && r.dim[1] == 4 && r.dim[2] == 4, "byte-swapped NIfTI-%d header read", k + 1);
+        volume_free(&r);
+        swap_nifti_header(hdr, k + 1);
+        if (k == 0) {
+            int16_t bad = 0x0909; /* 2313 either way */
+            memcpy(hdr + 40, &bad, sizeof bad);
+        } else {
+            int64_t bad = 0x0909090909090909; /* huge either way */
+            memcpy(hdr + 16, &bad, sizeof bad);
+        }
+        write_file(pd, hdr, hlen);
+        st = volume_read(&r, pd, NULL);
+        EXPECT(st == GEN_ERR_DATA && message_has(pd) && message_has("corrupt header (dim[0]"),
+               "NIfTI-%d dim[0] out of range: %d %s", k + 1, st, gen_error_message());
+        free(hdr);
+    }
+
     /* Missing file; a file that is not an image; a directory. */
     const char *missing = tmp_path("missing.nii.gz");
     st = volume_read(&r, missing, NULL);

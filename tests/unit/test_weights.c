@@ -97,7 +97,7 @@ static void unreadable_files(const char *dir, model *m, const char *weights, con
     hsize_t in_dims[5] = {1, 1, 8, 8, 8};
     text_dataset(f, "input", 5, in_dims);
     H5Fclose(f);
-    status = weights_forward_file(weights, input, output);
+    status = weights_forward_file(weights, input, output, 0);
     EXPECT(status == GEN_ERR_DATA && strstr(gen_error_message(), "cannot read /input"),
            "unreadable /input: %d %s", status, gen_error_message());
     gen_error_clear();
