@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <string.h>
 
 static int allreduce(void *values, int n, MPI_Datatype type, MPI_Op op)
 {
@@ -41,6 +42,39 @@ int world_broadcast(void *buffer, size_t bytes, int root)
         MPI_CALL(MPI_Bcast(p, piece, MPI_BYTE, root, MPI_COMM_WORLD));
         p += piece, bytes -= (size_t)piece;
     }
+    return GEN_OK;
+}
+
+/* MPI counts are int: a message of any size goes in pieces of at most INT_MAX bytes. */
+static int send_bytes(const unsigned char *p, size_t bytes, int to)
+{
+    for (; bytes > 0;) {
+        int piece = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        MPI_CALL(MPI_Send(p, piece, MPI_BYTE, to, 0, MPI_COMM_WORLD));
+        p += piece, bytes -= (size_t)piece;
+    }
+    return GEN_OK;
+}
+
+static int recv_bytes(unsigned char *p, size_t bytes, int from)
+{
+    for (; bytes > 0;) {
+        int piece = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        MPI_CALL(MPI_Recv(p, piece, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        p += piece, bytes -= (size_t)piece;
+    }
+    return GEN_OK;
+}
+
+int world_gather_to_root(const void *mine, void *all, size_t bytes, int senders)
+{
+    const int rank = world_rank();
+    CHECK(senders >= 1 && senders <= world_size(), GEN_ERR_USAGE, "world_gather_to_root: %d senders of %d ranks",
+          senders, world_size());
+    if (rank > 0) return rank < senders ? send_bytes(mine, bytes, 0) : GEN_OK;
+    unsigned char *out = all;
+    if (bytes) memcpy(out, mine, bytes);
+    for (int r = 1; r < senders; r++) CALL(recv_bytes(out + (size_t)r * bytes, bytes, r));
     return GEN_OK;
 }
 

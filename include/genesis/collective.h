@@ -24,6 +24,10 @@ int world_sum_doubles_to_root(double *values, int n);
 int world_or_bytes_to_root(unsigned char *values, int n);
 /* Copies `bytes` bytes of rank root's buffer into every rank's buffer. */
 int world_broadcast(void *buffer, size_t bytes, int root);
+/* Ranks 0 .. senders - 1 each contribute `bytes` bytes of `mine`; rank 0 receives them in rank order
+ * into `all` (senders x bytes; unused elsewhere, may be NULL there). Ranks >= senders send nothing.
+ * Every rank calls it with the same bytes and senders (1 <= senders <= ranks). */
+int world_gather_to_root(const void *mine, void *all, size_t bytes, int senders);
 /* Exclusive prefix sum: *before = sum of `mine` over the ranks below this one; *total = the sum
  * over every rank. */
 int world_exscan_int64(int64_t mine, int64_t *before, int64_t *total);

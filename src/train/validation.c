@@ -93,13 +93,60 @@ static int dump_batch(FILE *dump, const char *path, const float *x, const float 
     return GEN_OK;
 }
 
+/* The preview shows the first validation batch of rank 0 and of the next ranks, up to this many
+ * samples in all (but always rank 0's whole batch). */
+#define PREVIEW_SAMPLES 4
+
+/* Collective (every rank calls it at the first validation batch of a preview epoch): ranks 0 .. k-1
+ * send their b samples (input x, target y, output, index, corruption mask) to rank 0, which writes
+ * RUN_DIR/preview.png of the k b samples in rank order. *side: rank 0's status of the picture. */
 static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index,
-                         const unsigned *masks, int b)
+                         const unsigned *masks, int b, int *side)
 {
     const model_config *mc = model_get_config(t->model);
-    char path[CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/preview.png", t->dir);
-    return preview_write_png(path, x, y, model_output(t->model), b, mc->D, mc->H, mc->W, index, masks);
+    const size_t V = (size_t)mc->D * mc->H * mc->W, nf = (size_t)b * V;
+    int senders = PREVIEW_SAMPLES / b;
+    senders = senders < 1 ? 1 : senders > t->ranks ? t->ranks : senders;
+    /* a rank's record: x, y, output [b][V] floats each, then index [b] int64, then masks [b] */
+    const size_t bytes = 3 * nf * sizeof(float) + (size_t)b * (sizeof(int64_t) + sizeof(unsigned));
+    const int n = senders * b;
+    const int sender = t->rank < senders, root = t->rank == 0;
+    unsigned char *mine = sender ? malloc(bytes) : NULL, *all = root ? malloc(bytes * (size_t)senders) : NULL;
+    float *px = root ? malloc(3 * sizeof(float) * V * (size_t)n) : NULL;
+    int64_t *pindex = root ? malloc(sizeof(int64_t) * (size_t)n) : NULL;
+    unsigned *pmasks = root ? malloc(sizeof(unsigned) * (size_t)n) : NULL;
+    int status = GEN_OK;
+    /* every rank agrees on the buffers before the messages: a rank that failed must not leave rank 0
+     * waiting for its message */
+    int have = (!sender || mine) && (!root || (all && px && pindex && pmasks));
+    if (!have)
+        gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the preview (%zu bytes per rank)", bytes);
+    CALL_GOTO(world_agree(have ? GEN_OK : GEN_ERR_NOMEM));
+    if (!sender) goto cleanup;
+    memcpy(mine, x, nf * sizeof(float));
+    memcpy(mine + nf * sizeof(float), y, nf * sizeof(float));
+    memcpy(mine + 2 * nf * sizeof(float), model_output(t->model), nf * sizeof(float));
+    memcpy(mine + 3 * nf * sizeof(float), index, (size_t)b * sizeof(int64_t));
+    memcpy(mine + 3 * nf * sizeof(float) + (size_t)b * sizeof(int64_t), masks, (size_t)b * sizeof(unsigned));
+    CALL_GOTO(world_gather_to_root(mine, all, bytes, senders));
+    if (t->rank == 0 && *side == GEN_OK) {
+        float *py = px + V * (size_t)n, *po = py + V * (size_t)n;
+        for (int r = 0; r < senders; r++) {
+            const unsigned char *rec = all + (size_t)r * bytes;
+            memcpy(px + (size_t)r * nf, rec, nf * sizeof(float));
+            memcpy(py + (size_t)r * nf, rec + nf * sizeof(float), nf * sizeof(float));
+            memcpy(po + (size_t)r * nf, rec + 2 * nf * sizeof(float), nf * sizeof(float));
+            memcpy(pindex + (size_t)r * b, rec + 3 * nf * sizeof(float), (size_t)b * sizeof(int64_t));
+            memcpy(pmasks + (size_t)r * b, rec + 3 * nf * sizeof(float) + (size_t)b * sizeof(int64_t),
+                   (size_t)b * sizeof(unsigned));
+        }
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/preview.png", t->dir);
+        *side = preview_write_png(path, px, py, po, n, mc->D, mc->H, mc->W, pindex, pmasks);
+    }
+cleanup:
+    free(mine), free(all), free(px), free(pindex), free(pmasks);
+    return status;
 }
 
 /* GENESIS_VALIDATION_DUMP: this rank's dump file (*dump NULL when the variable is unset). */
@@ -135,7 +182,7 @@ static int validate_batches(struct trainer *t, int preview, FILE *dump, const ch
         sum += l;
         add_batch(sums, x, y, model_output(t->model), masks, b, V);
         if (dump && *side == GEN_OK) *side = dump_batch(dump, dump_path, x, y, model_output(t->model), masks, b, V);
-        if (v == 0 && preview && t->rank == 0 && *side == GEN_OK) *side = write_preview(t, x, y, index, masks, b);
+        if (v == 0 && preview) CALL(write_preview(t, x, y, index, masks, b, side));
         r->batches_done = v + 1;
         int checkpoint_due; /* unused here: validation ends with the epoch's checkpoint decisions */
         CALL(stop_policy_agree(t, &checkpoint_due, &r->stop_request));

@@ -128,6 +128,14 @@ assert means[-1] < 0.9 * means[0], 'train loss did not fall by 10%'
 assert min(val[-3:]) < val[0], 'validation loss did not fall'
 PY
 expect "preview.png and best.h5 written" test -s $t/mri/preview.png -a -s $t/mri/ckpt/best.h5
+expect "preview.png shows the global batch of 2 (1 sample per rank, gathered): two rows, 1599x332 (one: 1599x181)" \
+  $PY - $t/mri/preview.png <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read(24)
+assert d[:8] == b'\x89PNG\r\n\x1a\n', d
+print('preview size', struct.unpack('>II', d[16:24]))
+assert struct.unpack('>II', d[16:24]) == (1599, 332)
+PY
 expect "curves.png refreshed with preview.png (a 1000x760 PNG), no warning" $PY - $t/mri/curves.png <<'PY'
 import struct, sys
 d = open(sys.argv[1], 'rb').read(24)
