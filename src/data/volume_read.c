@@ -138,12 +138,13 @@ int volume_check_finite(const char *path, const volume *v)
          (double)v->data[first]);
 }
 
-/* libnifti2 converts a binary header after deciding its byte order from dim[0] alone (outside 0..7:
- * swapped), then walks dim[2..dim[0]] of its fixed array of 8 on the stack before checking dim[0]:
- * a dim[0] out of range in both byte orders writes past the array (found by fuzzing,
- * tests/fuzz/README.md). Decided here as libnifti does, on the raw bytes of the file it will read
- * (nifti_findhdrname: the .hdr of an .img); also says the version (*nver: 1 or 2, by sizeof_hdr).
- * A header too short to convert is left to libnifti, which refuses it. */
+/* libnifti2 reads a binary header in the byte order its sizeof_hdr says (348 or 540, or either
+ * byte-swapped), then walks dim[2..dim[0]] of its fixed array of 8 on the stack before checking
+ * dim[0]: a dim[0] outside 1..7 in that order writes past the array (found by fuzzing,
+ * tests/fuzz/README.md). Checked here on the raw bytes of the file libnifti will read
+ * (nifti_findhdrname: the .hdr of an .img), in the same byte order; also says the version (*nver:
+ * 2 by sizeof_hdr 540, else 1). A header too short or of another size is left to libnifti, which
+ * refuses it. */
 static int check_raw_dim0(const char *path, int *nver)
 {
     unsigned char h[540]; /* the NIfTI-2 header; NIfTI-1 and ANALYZE use the first 348 bytes */
@@ -160,20 +161,23 @@ static int check_raw_dim0(const char *path, int *nver)
     if (got > sizeof h || got < 348) return GEN_OK; /* (size_t)-1: zlib's error */
     int32_t sizeof_hdr;
     memcpy(&sizeof_hdr, h, sizeof sizeof_hdr);
-    *nver = sizeof_hdr == 540 || sizeof_hdr == (int32_t)__builtin_bswap32(540) ? 2 : 1;
+    const int32_t swapped = (int32_t)__builtin_bswap32((uint32_t)sizeof_hdr);
+    const int swap = swapped == 348 || swapped == 540;
+    *nver = sizeof_hdr == 540 || swapped == 540 ? 2 : 1;
+    if (!swap && sizeof_hdr != 348 && sizeof_hdr != 540) return GEN_OK;
     int64_t dim0;
     if (*nver == 2) {
         if (got < 540) return GEN_OK;
         int64_t d;
         memcpy(&d, h + 16, sizeof d); /* int64 dim[8] at byte 16 */
-        dim0 = d < 0 || d > 7 ? (int64_t)__builtin_bswap64((uint64_t)d) : d;
+        dim0 = swap ? (int64_t)__builtin_bswap64((uint64_t)d) : d;
     } else {
         int16_t d;
         memcpy(&d, h + 40, sizeof d); /* int16 dim[8] at byte 40 */
-        dim0 = d < 0 || d > 7 ? (int16_t)__builtin_bswap16((uint16_t)d) : d;
+        dim0 = swap ? (int16_t)__builtin_bswap16((uint16_t)d) : d;
     }
-    CHECK(dim0 >= 1 && dim0 <= 7, GEN_ERR_DATA, "%s: corrupt header (dim[0] = %lld in either byte order)", path,
-          (long long)dim0);
+    CHECK(dim0 >= 1 && dim0 <= 7, GEN_ERR_DATA, "%s: corrupt header (dim[0] = %lld in the byte order of its "
+          "sizeof_hdr)", path, (long long)dim0);
     return GEN_OK;
 }
 

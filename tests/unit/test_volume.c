@@ -305,8 +305,8 @@ static void test_damaged_files(void)
            "30000^3 header, gzip: %d %s", st, gen_error_message());
     free(hdr);
 
-    /* dim[0] out of 1..7 in both byte orders (libnifti2 would walk its dims past a stack array, and
-     * in a NIfTI-1 header too): refused before libnifti converts the header. NIfTI-1 int16 dim[8] at
+    /* dim[0] out of 1..7 (libnifti2 would walk its dims past a stack array, NIfTI-1 and NIfTI-2):
+     * refused before libnifti converts the header. NIfTI-1 int16 dim[8] at
      * byte 40, NIfTI-2 int64 dim[8] at byte 16. Then the same files with dim[0] = 3 byte-swapped (a
      * big-endian header: libnifti swaps the whole header) still read. */
     const int types[2] = {NIFTI_FTYPE_NIFTI1_1, NIFTI_FTYPE_NIFTI2_1};
@@ -332,6 +332,23 @@ static void test_damaged_files(void)
         st = volume_read(&r, pd, NULL);
         EXPECT(st == GEN_ERR_DATA && message_has(pd) && message_has("corrupt header (dim[0]"),
                "NIfTI-%d dim[0] out of range: %d %s", k + 1, st, gen_error_message());
+        /* dim[0] = 3 in the other byte order than sizeof_hdr's (libnifti swaps by sizeof_hdr) */
+        if (k == 0) {
+            int16_t d = (int16_t)__builtin_bswap16(3);
+            memcpy(hdr + 40, &d, sizeof d);
+        } else {
+            int64_t d = (int64_t)__builtin_bswap64(3);
+            memcpy(hdr + 16, &d, sizeof d);
+        }
+        write_file(pd, hdr, hlen);
+        st = volume_read(&r, pd, NULL);
+        EXPECT(st == GEN_ERR_DATA && message_has("corrupt header (dim[0]"),
+               "NIfTI-%d dim[0] in the other byte order: %d %s", k + 1, st, gen_error_message());
+        swap_nifti_header(hdr, k + 1); /* now sizeof_hdr swapped, dim[0] = 3 native */
+        write_file(pd, hdr, hlen);
+        st = volume_read(&r, pd, NULL);
+        EXPECT(st == GEN_ERR_DATA && message_has("corrupt header (dim[0]"),
+               "NIfTI-%d swapped sizeof_hdr, native dim[0]: %d %s", k + 1, st, gen_error_message());
         free(hdr);
     }
 
