@@ -30,7 +30,7 @@ struct restore_options {
     uint64_t seed;       /* corruption seed */
     int batch;           /* windows per forward (>= 1; 2 or more recommended) */
     int bn_running;      /* 1: batch norm with the checkpoint's running estimates (eval mode);
-                            0: each batch's own statistics, as in training (needs batch >= 2) */
+                            0: each batch's own statistics, as in training (batch 2 or more then) */
     int cube[3];         /* window size; 0: the checkpoint's [prep] cube size */
     int stride[3];       /* 0: half the window */
 };

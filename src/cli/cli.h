@@ -22,6 +22,8 @@ struct cli_config_args {
 int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out);
 /* Parses a non-negative integer option value, naming the option in the error. */
 int cli_parse_long(const char *option, const char *text, long min, long max, long *out);
+/* Parses the value of --bn: "running" (*running = 1) or "batch" (0), naming the option in the error. */
+int cli_parse_bn(const char *option, const char *text, int *running);
 
 int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);

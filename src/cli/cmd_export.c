@@ -53,12 +53,8 @@ int cmd_forward(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) output = argv[++i];
         else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (!strcmp(argv[i], "--bn") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (strcmp(v, "running") && strcmp(v, "batch"))
-                FAIL_ALL(GEN_ERR_USAGE, "forward: --bn must be batch or running, got '%s'", v);
-            bn_running = !strcmp(v, "running");
-        } else if (argv[i][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "forward: unknown or incomplete option '%s'", argv[i]);
+        else if (!strcmp(argv[i], "--bn") && i + 1 < argc) CALL(cli_parse_bn("forward: --bn", argv[++i], &bn_running));
+        else if (argv[i][0] == '-') FAIL_ALL(GEN_ERR_USAGE, "forward: unknown or incomplete option '%s'", argv[i]);
         else if (count < 2) paths[count++] = argv[i];
         else FAIL_ALL(GEN_ERR_USAGE, "forward: too many arguments ('%s')", argv[i]);
     }

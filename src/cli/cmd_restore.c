@@ -69,17 +69,15 @@ int cmd_restore(int argc, char **argv)
             CALL(cli_parse_long(a, v, 1, 256, &n));
             o.batch = (int)n;
         }
-        else if (!strcmp(a, "--bn")) {
-            if (!strcmp(v, "running") || !strcmp(v, "batch")) o.bn_running = !strcmp(v, "running");
-            else FAIL_ALL(GEN_ERR_USAGE, "restore: --bn must be running or batch, got '%s'", v);
-        }
+        else if (!strcmp(a, "--bn")) CALL(cli_parse_bn("restore: --bn", v, &o.bn_running));
         else if (!strcmp(a, "--stride")) CALL(parse_triple(a, v, o.stride));
         else if (!strcmp(a, "--cube")) CALL(parse_triple(a, v, o.cube));
         else FAIL_ALL(GEN_ERR_USAGE, "restore: unknown option '%s' (see genesis help restore)", a);
     }
     if (count != 2 || !o.output)
         FAIL_ALL(GEN_ERR_USAGE, "usage: genesis restore CKPT.h5 SCAN -o RESTORED.nii.gz [--force] [--corrupt] "
-                                "[--seed S] [--png SLICES.png] [--batch B] [--bn running|batch] [--stride N|X,Y,Z] [--cube X,Y,Z]");
+                                "[--seed S] [--png SLICES.png] [--batch B] [--bn running|batch] "
+                                "[--stride N|X,Y,Z] [--cube X,Y,Z]");
     o.checkpoint = paths[0], o.input = paths[1];
     CALL(world_agree_shared(world_rank() == 0 ? check_outputs(&o, force) : GEN_OK));
     struct restore_report r;

@@ -130,12 +130,13 @@ static const struct subcommand subcommands[] = {
      "scan's voxel grid), runs the checkpoint's model over it in overlapping windows of the training\n"
      "cube size (--cube, default [prep] cube_rows x cube_cols x cube_deps) at --stride (default half\n"
      "a window; the last window of an axis is clamped to its end, an axis shorter than a window is\n"
-     "padded with its edge voxels), B windows per forward (default 2), blends the outputs with triangular weights, maps them back to input units and\n"
-     "writes float32 NIfTI with the input's header (dims, qform/sform). SCAN is any scan prep reads\n"
-     "(NIfTI, MetaImage .mhd/.mha, a DICOM series folder or DIR#UID); for a MetaImage or DICOM scan\n"
-     "the NIfTI gets the scan's geometry (its LPS axes as RAS). Under MPI the windows are spread\n"
-     "over the ranks; rank 0 writes. It prints the plan, then windows done/total, rate and ETA every\n"
-     "10 s, and warns at once when the plan is over 8 times the default stride's windows.\n"
+     "padded with its edge voxels), B windows per forward (default 2), blends the outputs with\n"
+     "triangular weights, maps them back to input units and writes float32 NIfTI with the input's\n"
+     "header (dims, qform/sform). SCAN is any scan prep reads (NIfTI, MetaImage .mhd/.mha, a DICOM\n"
+     "series folder or DIR#UID); for a MetaImage or DICOM scan the NIfTI gets the scan's geometry\n"
+     "(its LPS axes as RAS). Under MPI the windows are spread over the ranks; rank 0 writes. It\n"
+     "prints the plan, then windows done/total, rate and ETA every 10 s, and warns at once when the\n"
+     "plan is over 8 times the default stride's windows.\n"
      "--force    replace an existing RESTORED.nii.gz / SLICES.png (never the scan or the checkpoint, never\n"
      "           a file that is not a regular file: README: Outputs)\n"
      "--corrupt  corrupt each window first as in training (the checkpoint's [corrupt] settings, no\n"
@@ -282,6 +283,15 @@ static int collective(int status) { return gen_error_collective(status); }
 int cli_parse_long(const char *option, const char *text, long min, long max, long *out)
 {
     return collective(parse_long(option, text, min, max, out));
+}
+
+int cli_parse_bn(const char *option, const char *text, int *running)
+{
+    if (strcmp(text, "running") && strcmp(text, "batch"))
+        return collective(gen_error_set(GEN_ERR_USAGE, __FILE__, __LINE__, "%s must be running or batch, got '%s'",
+                                        option, text));
+    *running = !strcmp(text, "running");
+    return GEN_OK;
 }
 
 int cli_parse_config_args(int argc, char **argv, struct cli_config_args *out)

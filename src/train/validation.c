@@ -99,7 +99,9 @@ static int dump_batch(FILE *dump, const char *path, const float *x, const float 
 
 /* Collective (every rank calls it at the first validation batch of a preview epoch): ranks 0 .. k-1
  * send their b samples (input x, target y, output, index, corruption mask) to rank 0, which writes
- * RUN_DIR/preview.png of the k b samples in rank order. *side: rank 0's status of the picture. */
+ * RUN_DIR/preview.png of the k b samples in rank order. Each array is gathered on its own: rank r's
+ * [b][...] block lands at sample r b of rank 0's [k b][...] array. *side: rank 0's status of the
+ * picture. */
 static int write_preview(struct trainer *t, const float *x, const float *y, const int64_t *index,
                          const unsigned *masks, int b, int *side)
 {
@@ -107,45 +109,30 @@ static int write_preview(struct trainer *t, const float *x, const float *y, cons
     const size_t V = (size_t)mc->D * mc->H * mc->W, nf = (size_t)b * V;
     int senders = PREVIEW_SAMPLES / b;
     senders = senders < 1 ? 1 : senders > t->ranks ? t->ranks : senders;
-    /* a rank's record: x, y, output [b][V] floats each, then index [b] int64, then masks [b] */
-    const size_t bytes = 3 * nf * sizeof(float) + (size_t)b * (sizeof(int64_t) + sizeof(unsigned));
-    const int n = senders * b;
-    const int sender = t->rank < senders, root = t->rank == 0;
-    unsigned char *mine = sender ? malloc(bytes) : NULL, *all = root ? malloc(bytes * (size_t)senders) : NULL;
-    float *px = root ? malloc(3 * sizeof(float) * V * (size_t)n) : NULL;
+    const int n = senders * b, root = t->rank == 0;
+    float *px = root ? malloc(3 * sizeof(float) * V * (size_t)n) : NULL; /* x, y, output [n][V] */
     int64_t *pindex = root ? malloc(sizeof(int64_t) * (size_t)n) : NULL;
     unsigned *pmasks = root ? malloc(sizeof(unsigned) * (size_t)n) : NULL;
     int status = GEN_OK;
-    /* every rank agrees on the buffers before the messages: a rank that failed must not leave rank 0
-     * waiting for its message */
-    int have = (!sender || mine) && (!root || (all && px && pindex && pmasks));
+    /* every rank agrees on rank 0's buffers before the messages: a failed allocation must not leave
+     * the senders waiting */
+    int have = !root || (px && pindex && pmasks);
     if (!have)
-        gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the preview (%zu bytes per rank)", bytes);
+        gen_error_set(GEN_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the preview (%d samples)", n);
     CALL_GOTO(world_agree(have ? GEN_OK : GEN_ERR_NOMEM));
-    if (!sender) goto cleanup;
-    memcpy(mine, x, nf * sizeof(float));
-    memcpy(mine + nf * sizeof(float), y, nf * sizeof(float));
-    memcpy(mine + 2 * nf * sizeof(float), model_output(t->model), nf * sizeof(float));
-    memcpy(mine + 3 * nf * sizeof(float), index, (size_t)b * sizeof(int64_t));
-    memcpy(mine + 3 * nf * sizeof(float) + (size_t)b * sizeof(int64_t), masks, (size_t)b * sizeof(unsigned));
-    CALL_GOTO(world_gather_to_root(mine, all, bytes, senders));
-    if (t->rank == 0 && *side == GEN_OK) {
-        float *py = px + V * (size_t)n, *po = py + V * (size_t)n;
-        for (int r = 0; r < senders; r++) {
-            const unsigned char *rec = all + (size_t)r * bytes;
-            memcpy(px + (size_t)r * nf, rec, nf * sizeof(float));
-            memcpy(py + (size_t)r * nf, rec + nf * sizeof(float), nf * sizeof(float));
-            memcpy(po + (size_t)r * nf, rec + 2 * nf * sizeof(float), nf * sizeof(float));
-            memcpy(pindex + (size_t)r * b, rec + 3 * nf * sizeof(float), (size_t)b * sizeof(int64_t));
-            memcpy(pmasks + (size_t)r * b, rec + 3 * nf * sizeof(float) + (size_t)b * sizeof(int64_t),
-                   (size_t)b * sizeof(unsigned));
-        }
+    float *py = root ? px + V * (size_t)n : NULL, *po = root ? py + V * (size_t)n : NULL;
+    CALL_GOTO(world_gather_to_root(x, px, nf * sizeof(float), senders));
+    CALL_GOTO(world_gather_to_root(y, py, nf * sizeof(float), senders));
+    CALL_GOTO(world_gather_to_root(model_output(t->model), po, nf * sizeof(float), senders));
+    CALL_GOTO(world_gather_to_root(index, pindex, (size_t)b * sizeof(int64_t), senders));
+    CALL_GOTO(world_gather_to_root(masks, pmasks, (size_t)b * sizeof(unsigned), senders));
+    if (root && *side == GEN_OK) {
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/preview.png", t->dir);
         *side = preview_write_png(path, px, py, po, n, mc->D, mc->H, mc->W, pindex, pmasks);
     }
 cleanup:
-    free(mine), free(all), free(px), free(pindex), free(pmasks);
+    free(px), free(pindex), free(pmasks);
     return status;
 }
 
