@@ -93,7 +93,8 @@ enum { WGT_TARGET_VOXELS = 256 };
 /* The weight-gradient rows are owned by threads in chunks of wgt_chans channels, a size that
  * depends on the shape only (threads_internal.h): about WGT_CHUNKS chunks, of >= WGT_MIN_CHANS. */
 enum { WGT_CHUNKS = 8, WGT_MIN_CHANS = 4 };
-/* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter). */
+/* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter), and of both GEMM forms when a
+ * sample is a single tile (the 8x8x4 level: threads then split the tile's GEMM by channels). */
 enum { SCATTER_CHUNKS = 8 };
 /* Voxels per GEMM of a k = 1 convolution's forward and input gradient (threads own chunks). */
 enum { K1_CHUNK = 4096 };
@@ -255,7 +256,9 @@ static inline float *thread_col(float *col, size_t col_floats)
  * chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only) and scatter every tile of
  * the group into them in tile order. Each voxel receives the same GEMM results in the same order
  * at any thread count. (Owning channel chunks in the GEMM too, M = Cy*27 / 8, packed x's tile 8
- * times and ran 10-20% slower.) */
+ * times and ran 10-20% slower.) A sample of one tile (a shape decision, the same at any thread
+ * count) has no tiles to share: then each (sample, channel chunk) is one thread's whole job, its
+ * GEMM (M = nc*27) and its scatter into its own channels. */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
                                       int lda, int N, int Cx, int Cy, int D, int H, int W,
                                       int sign, int rows, float *col, size_t col_floats)
@@ -264,6 +267,21 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
     const int per_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
     const int chunks = (Cy + per_chunk - 1) / per_chunk, group = nn_threads();
     const size_t V = (size_t)D * H * W;
+    if (tiles == 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(group)
+        for (int j = 0; j < N * chunks; j++) {
+            const int n = j / chunks, c0 = j % chunks * per_chunk;
+            const int nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
+            /* rows [c0*27, (c0 + nc)*27) of a: of a row-major a, or of the transposed view */
+            const float *a_c = a + (trans_a ? (size_t)c0 * 27 : (size_t)c0 * 27 * lda);
+            float *mine = thread_col(col, col_floats); /* [nc*27][V] */
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, nc * 27,
+                        (int)V, Cx, 1.0f, a_c, lda, x + (size_t)n * Cx * V, (int)V, 0.0f, mine,
+                        (int)V);
+            col2im_rows_add(y + ((size_t)n * Cy + c0) * V, mine, nc, D, H, W, 0, rows_all, sign);
+        }
+        return;
+    }
 #pragma omp parallel num_threads(group)
     for (int n = 0; n < N; n++) {
         float *yn = y + (size_t)n * Cy * V;
@@ -292,13 +310,38 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
 /* y [Cy][D][H][W] += a [Cy][Cx*27] . im2col(x) for every sample: the tiled forward GEMM, shared
  * by the forward (a = weight, sign +1) and the flipped backward data (a = wt, sign -1).
  * x is [N][Cx][V], y is [N][Cy][V]; col holds Cx*27*rows*W floats per thread (col_floats apart).
- * Threads own whole output tiles (of every sample). */
+ * Threads own whole output tiles (of every sample). A sample of one tile (a shape decision) is
+ * split by channels instead: threads im2col chunks of x's channels into one shared column matrix
+ * (the first thread's), then own chunks of y's channels (GEMMs of M = nc, the same at any thread
+ * count). */
 static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, int Cx, int Cy,
                               int D, int H, int W, int sign, int rows, float *col,
                               size_t col_floats)
 {
     const int K = Cx * 27, rows_all = D * H, tiles = (rows_all + rows - 1) / rows;
     const size_t V = (size_t)D * H * W;
+    if (tiles == 1) {
+        const int x_chunk = (Cx + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+        const int y_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+        const int x_chunks = (Cx + x_chunk - 1) / x_chunk, y_chunks = (Cy + y_chunk - 1) / y_chunk;
+#pragma omp parallel num_threads(nn_threads())
+        for (int n = 0; n < N; n++) {
+            const float *xn = x + (size_t)n * Cx * V;
+#pragma omp for schedule(static)
+            for (int c = 0; c < x_chunks; c++) { /* col rows [c0*27, (c0 + nc)*27) */
+                const int c0 = c * x_chunk, nc = Cx - c0 < x_chunk ? Cx - c0 : x_chunk;
+                im2col_rows(col + (size_t)c0 * 27 * V, xn, D, H, W, c0, nc, 0, rows_all, sign);
+            }
+#pragma omp for schedule(dynamic)
+            for (int c = 0; c < y_chunks; c++) { /* y rows [c0, c0 + nc) += a rows . col */
+                const int c0 = c * y_chunk, nc = Cy - c0 < y_chunk ? Cy - c0 : y_chunk;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, (int)V, K, 1.0f,
+                            a + (size_t)c0 * K, K, col, (int)V, 1.0f,
+                            y + ((size_t)n * Cy + c0) * V, (int)V);
+            }
+        }
+        return;
+    }
 #pragma omp parallel num_threads(nn_threads())
     {
         float *mine = thread_col(col, col_floats);
@@ -425,6 +468,7 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
     }
     /* scatter form: wr [Cout*27][Cin], wr[co*27 + tap][ci] = weight[co][ci][tap] */
     float *wr = ws->data + cols;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)Cout * Cin * 27))
     for (int co = 0; co < Cout; co++)
         for (int ci = 0; ci < Cin; ci++)
             for (int tap = 0; tap < 27; tap++)
@@ -498,6 +542,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
         /* dinp[ci][v] = sum over co, tap of weight[co][ci][tap] * dout[co][v - offset(tap)]:
          * a convolution of dout (sign -1) with wt [Cin][Cout*27], wt[ci][co*27 + tap] =
          * weight[co][ci][tap]. */
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)Cout * Cin * 27))
         for (int co = 0; co < Cout; co++)
             for (int ci = 0; ci < Cin; ci++)
                 memcpy(aux + ((size_t)ci * Cout + co) * 27, weight + ((size_t)co * Cin + ci) * 27,

@@ -41,6 +41,15 @@ static int convt_check_shape(const conv_transpose3d_shape *s)
     return GEN_OK;
 }
 
+/* Output channels per chunk of the weight gradient (and of a one-tile sample's passes): about
+ * CT_CHUNKS chunks of >= CT_MIN_CHANS channels, set by Cout only. */
+static int convt_chunk_chans(int Cout)
+{
+    int per_chunk = (Cout + CT_CHUNKS - 1) / CT_CHUNKS;
+    if (per_chunk < CT_MIN_CHANS) per_chunk = CT_MIN_CHANS < Cout ? CT_MIN_CHANS : Cout;
+    return per_chunk;
+}
+
 /* Input rows per tile: floor(budget / (Cout*8 * W * 4)), in [1, D*H]. */
 static int convt_tile_rows(const conv_transpose3d_shape *s, size_t budget_bytes)
 {
@@ -59,18 +68,18 @@ size_t conv_transpose3d_workspace_floats(const conv_transpose3d_shape *s, size_t
     return (size_t)s->Cout * 8 * (size_t)convt_tile_rows(s, budget) * s->W * nn_threads();
 }
 
-/* Y [Cout*8][T] (tile of input rows [r0, r0+nr)) <-> out [Cout][2D][2H][2W] of one sample.
- * scatter: out = Y + bias; gather: Y = dout. */
+/* Y [nco*8][T] (tile of input rows [r0, r0+nr)) <-> output channels [co0, co0 + nco) of
+ * out [Cout][2D][2H][2W] of one sample. scatter: out = Y + bias; gather: Y = dout. */
 static void convt_scatter(float *out, const float *Y, const float *bias,
-                          const conv_transpose3d_shape *s, int r0, int nr)
+                          const conv_transpose3d_shape *s, int co0, int nco, int r0, int nr)
 {
     const int H = s->H, W = s->W, Ho = 2 * H, Wo = 2 * W;
     const size_t T = (size_t)nr * W, Vo = (size_t)8 * s->D * H * W;
-    for (int co = 0; co < s->Cout; co++) {
+    for (int co = co0; co < co0 + nco; co++) {
         const float b = bias ? bias[co] : 0.0f;
         for (int p = 0; p < 8; p++) {
             const int a = p >> 2, bb = (p >> 1) & 1, c = p & 1;
-            const float *src = Y + ((size_t)co * 8 + p) * T;
+            const float *src = Y + ((size_t)(co - co0) * 8 + p) * T;
             for (int i = 0, d = r0 / H, h = r0 % H; i < nr; i++, h == H - 1 ? (h = 0, d++) : h++) {
                 float *dst = out + co * Vo + ((size_t)(2 * d + a) * Ho + 2 * h + bb) * Wo + c;
                 for (int w = 0; w < W; w++) dst[2 * w] = src[(size_t)i * W + w] + b;
@@ -110,6 +119,22 @@ int conv_transpose3d_forward(float *out, const float *inp, const float *weight, 
     const int Cin = s->Cin, M = s->Cout * 8, rows_all = s->D * s->H;
     const int tile_rows = convt_tile_rows(s, budget), tiles = (rows_all + tile_rows - 1) / tile_rows;
     const size_t V = (size_t)s->D * s->H * s->W, y_floats = (size_t)M * tile_rows * s->W;
+    if (tiles == 1) { /* threads own (sample, output channel chunk) pairs: GEMMs of M = nco*8 */
+        const int per_chunk = convt_chunk_chans(s->Cout);
+        const int chunks = (s->Cout + per_chunk - 1) / per_chunk;
+        const int T = (int)V;
+#pragma omp parallel for schedule(dynamic) num_threads(nn_threads())
+        for (int j = 0; j < s->N * chunks; j++) {
+            const int n = j / chunks, co0 = j % chunks * per_chunk;
+            const int nco = s->Cout - co0 < per_chunk ? s->Cout - co0 : per_chunk;
+            float *Y = ws->data + (size_t)omp_get_thread_num() * y_floats; /* [nco*8][T] */
+            /* Y = weight^T rows [co0*8, (co0 + nco)*8) [nco*8][Cin] . x [Cin][T] */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nco * 8, T, Cin, 1.0f,
+                        weight + (size_t)co0 * 8, M, inp + (size_t)n * Cin * V, T, 0.0f, Y, T);
+            convt_scatter(out + (size_t)n * s->Cout * 8 * V, Y, bias, s, co0, nco, 0, rows_all);
+        }
+        return GEN_OK;
+    }
 #pragma omp parallel num_threads(nn_threads())
     {
         float *Y = ws->data + (size_t)omp_get_thread_num() * y_floats;
@@ -121,7 +146,7 @@ int conv_transpose3d_forward(float *out, const float *inp, const float *weight, 
             /* Y [M][T] = weight^T [M][Cin] . x tile [Cin][T] (ld V) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, T, Cin, 1.0f, weight, M,
                         inp + (size_t)n * Cin * V + (size_t)r0 * s->W, (int)V, 0.0f, Y, T);
-            convt_scatter(out + (size_t)n * s->Cout * 8 * V, Y, bias, s, r0, nr);
+            convt_scatter(out + (size_t)n * s->Cout * 8 * V, Y, bias, s, 0, s->Cout, r0, nr);
         }
     }
     return GEN_OK;
@@ -149,8 +174,7 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
     const int tile_rows = convt_tile_rows(s, budget), tiles = (rows_all + tile_rows - 1) / tile_rows;
     const size_t y_floats = (size_t)M * tile_rows * s->W; /* per thread */
     if (dweight) {
-        int per_chunk = (Cout + CT_CHUNKS - 1) / CT_CHUNKS; /* output channels per chunk */
-        if (per_chunk < CT_MIN_CHANS) per_chunk = CT_MIN_CHANS < Cout ? CT_MIN_CHANS : Cout;
+        const int per_chunk = convt_chunk_chans(Cout); /* output channels per chunk */
         const int chunks = (Cout + per_chunk - 1) / per_chunk;
 #pragma omp parallel for schedule(dynamic) num_threads(nn_threads())
         for (int chunk = 0; chunk < chunks; chunk++) {
@@ -170,6 +194,31 @@ int conv_transpose3d_backward(float *dinp, float *dweight, float *dbias, const f
         }
     }
     if (!dinp) return GEN_OK;
+    if (tiles == 1) { /* threads gather output channel chunks into one shared Y (the first
+                       * thread's), then own chunks of input channels: GEMMs of M = nci */
+        const int co_chunk = convt_chunk_chans(Cout), co_chunks = (Cout + co_chunk - 1) / co_chunk;
+        const int ci_chunk = convt_chunk_chans(Cin), ci_chunks = (Cin + ci_chunk - 1) / ci_chunk;
+        const int T = (int)V;
+        float *Y = ws->data; /* [M][T] */
+#pragma omp parallel num_threads(nn_threads())
+        for (int n = 0; n < s->N; n++) {
+#pragma omp for schedule(static)
+            for (int c = 0; c < co_chunks; c++) {
+                const int co0 = c * co_chunk, nco = Cout - co0 < co_chunk ? Cout - co0 : co_chunk;
+                convt_gather(Y + (size_t)co0 * 8 * T, dout + (size_t)n * Cout * Vo, s, co0, nco,
+                             0, rows_all);
+            }
+#pragma omp for schedule(dynamic)
+            for (int c = 0; c < ci_chunks; c++) {
+                const int ci0 = c * ci_chunk, nci = Cin - ci0 < ci_chunk ? Cin - ci0 : ci_chunk;
+                /* dinp rows [ci0, ci0 + nci) [nci][T] += weight rows [nci][M] . Y [M][T] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nci, T, M, 1.0f,
+                            weight + (size_t)ci0 * M, M, Y, T, 1.0f,
+                            dinp + ((size_t)n * Cin + ci0) * V, T);
+            }
+        }
+        return GEN_OK;
+    }
 #pragma omp parallel for schedule(dynamic) num_threads(nn_threads())
     for (int j = 0; j < s->N * tiles; j++) {
         const int n = j / tiles, r0 = j % tiles * tile_rows;

@@ -3,9 +3,12 @@
  * ceiling. Not a test: a measurement tool. Run with OPENBLAS_NUM_THREADS=1 (and e.g.
  * OPENBLAS_CORETYPE=Haswell, which must be set before the program starts).
  *
- *   bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] [-l layer_substring] [-s]
+ *   bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] [-l layer_substring] [-s] [-w]
+ *              [-t threads]
  *     -s  skip the sgemm ceiling
  *     -w  wall-clock times (default: this thread's CPU time, see now_s)
+ *     -t  threads in the layers (nn_set_threads; implies -w), and the sgemm ceiling at as many
+ *         OpenBLAS threads
  *
  * GFLOP/s are nominal: 2 * N * Vout * Cout * Cin * taps per pass (taps in the zero padding are
  * counted, as PyTorch's and the paper's counts do), the same for forward, backward data and
@@ -126,7 +129,7 @@ static double sgemm_gflops(int n, double min_seconds)
 
 int main(int argc, char **argv)
 {
-    int N = 1, skip_sgemm = 0;
+    int N = 1, skip_sgemm = 0, threads = 1;
     double min_seconds = 0.3;
     size_t budget = 0;
     const char *filter = NULL;
@@ -137,9 +140,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "-s")) skip_sgemm = 1;
         else if (!strcmp(argv[i], "-w")) bench_clock = CLOCK_MONOTONIC;
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = (int)strtol(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] "
-                            "[-l layer_substring] [-s] [-w]\n");
+                            "[-l layer_substring] [-s] [-w] [-t threads]\n");
             return 2;
         }
     }
@@ -147,10 +151,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_conv: batch must be >= 1\n");
         return 2;
     }
-    printf("openblas core: %s, batch %d, tile budget %zu bytes (0 = default %zu), %s time\n",
-           openblas_get_corename(), N, budget, (size_t)NN_TILE_BUDGET_DEFAULT_BYTES,
+    if (threads > 1) bench_clock = CLOCK_MONOTONIC; /* CPU time of one thread says nothing */
+    if (!skip_sgemm) {
+        openblas_set_num_threads(threads);
+        printf("sgemm 2048^3 at %d OpenBLAS thread(s): %.1f GFLOP/s\n", threads,
+               sgemm_gflops(2048, min_seconds));
+    }
+    if (nn_set_threads(threads) != GEN_OK) { /* also sets OpenBLAS to one thread */
+        fprintf(stderr, "bench_conv: %s\n", gen_error_message());
+        return 2;
+    }
+    printf("threads %d; openblas core: %s, batch %d, tile budget %zu bytes (0 = default %zu), "
+           "%s time\n", threads, openblas_get_corename(), N, budget, (size_t)NN_TILE_BUDGET_DEFAULT_BYTES,
            bench_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
-    if (!skip_sgemm) printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm_gflops(2048, min_seconds));
     printf("%-14s %-18s %9s %6s %9s %6s %9s %6s %9s\n", "layer", "Cin>Cout DxHxW", "fwd ms", "GF/s",
            "bwd-d ms", "GF/s", "bwd-w ms", "GF/s", "total ms");
 

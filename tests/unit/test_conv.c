@@ -331,6 +331,7 @@ int main(void)
             {1, 1, 1, 1, 1, 1},
             {2, 3, 5, 3, 2, 5},
             {1, 8, 8, 4, 4, 2},
+            {2, 20, 19, 2, 3, 4}, /* > 8 channels each way: channel chunks in a one-tile sample */
         };
         for (size_t i = 0; i < sizeof tfixed / sizeof tfixed[0]; i++)
             for (size_t j = 0; j < 3; j++) test_convt_case(tfixed[i], budgets[j]);

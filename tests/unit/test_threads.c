@@ -285,7 +285,7 @@ int main(void)
         for (size_t j = 0; j < 3; j++) test_conv3d(shapes[i], budgets[j]);
     EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
     const conv_transpose3d_shape tshapes[] = {{1, 5, 3, 3, 5, 7}, {2, 40, 3, 2, 3, 5},
-                                              {1, 17, 6, 4, 4, 2}};
+                                              {1, 17, 6, 4, 4, 2}, {2, 20, 19, 2, 3, 4}};
     for (size_t i = 0; i < sizeof tshapes / sizeof tshapes[0]; i++)
         for (size_t j = 0; j < 3; j++) test_convt(tshapes[i], budgets[j]);
     test_layers(1, 5, 6, 5, 7, 1);
