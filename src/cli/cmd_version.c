@@ -1,6 +1,7 @@
 /* genesis --version: genesis's version and commit, and those of MPI, HDF5, OpenBLAS, libnifti. */
 #include "cli/cli.h"
 
+#include "genesis/blas_core.h"
 #include "genesis/error.h"
 #include "genesis/h5error.h"
 #include "genesis/world.h"
@@ -45,8 +46,8 @@ int cmd_version(int argc, char **argv)
     printf("genesis %s (commit %s)\n", GENESIS_VERSION, GENESIS_GIT_COMMIT);
     printf("MPI:      %s (ranks in this job: %d)\n", mpi, world_size());
     printf("HDF5:     %s\n", hdf5);
-    printf("OpenBLAS: %s; core type %s; %d thread(s)\n", openblas_get_config(),
-           openblas_get_corename(), openblas_get_num_threads());
+    printf("OpenBLAS: %s; core type %s%s; %d thread(s)\n", openblas_get_config(),
+           openblas_get_corename(), blas_core_note(), openblas_get_num_threads());
     printf("libnifti: %s\n", nifti);
     return GEN_OK;
 }

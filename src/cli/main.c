@@ -1,6 +1,7 @@
 /* genesis: Models Genesis pretraining on CPU clusters. The entry point and the subcommand table. */
 #include "cli/cli.h"
 
+#include "genesis/blas_core.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
 #include "genesis/world.h"
@@ -330,6 +331,7 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    blas_core_ensure(argv); /* may execute genesis again, with OPENBLAS_CORETYPE set */
     int verbose = 0, first = 1;
     while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
         verbose = 1;

@@ -1,6 +1,7 @@
 /* The training-step benchmark behind `genesis bench`: per-layer forward/backward time and GFLOP/s,
  * whole step time, samples/s, GFLOP/s (SPEC.md's nominal ~244 GFLOP forward per 64x64x32 sample,
  * 3x per step), OpenBLAS's own sgemm 2048^3 in the same run as the ceiling, and peak RSS. */
+#include "genesis/blas_core.h"
 #include "genesis/config.h"
 #include "genesis/error.h"
 #include "genesis/model.h"
@@ -121,8 +122,8 @@ int model_bench(const model_bench_options *o, FILE *out)
     double ceiling = 0;
     fprintf(out, "genesis bench: width %d, batch %d, input %dx%dx%d, %d warm-up + %d timed steps\n",
             o->width, o->batch, o->D, o->H, o->W, o->warmup, o->steps);
-    fprintf(out, "threads %d (OpenMP in the layers, one-thread GEMMs); OpenBLAS core %s\n",
-            o->threads, openblas_get_corename());
+    fprintf(out, "threads %d (OpenMP in the layers, one-thread GEMMs); OpenBLAS core %s%s\n",
+            o->threads, openblas_get_corename(), blas_core_note());
     if (o->sgemm) {
         CALL(sgemm_gflops(&ceiling, o->threads));
         fprintf(out, "sgemm 2048^3 at %d OpenBLAS thread(s): %.1f GFLOP/s (ceiling, same run)\n",

@@ -42,7 +42,7 @@ HEADER_MODULE = {
     # build (the version string) and includes nothing
     'error.h': 'util', 'log.h': 'util', 'config.h': 'util', 'profile.h': 'util',
     'genesis_version.h': 'util',
-    'nn.h': 'nn',
+    'nn.h': 'nn', 'blas_core.h': 'nn',
     'model.h': 'model',
     'batch.h': 'data', 'corrupt.h': 'data', 'extract.h': 'data', 'normalize.h': 'data',
     'phantom.h': 'data', 'rng.h': 'util', 'cores.h': 'util', 'volume.h': 'data', 'dicom.h': 'data',

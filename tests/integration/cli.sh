@@ -31,6 +31,20 @@ run "$G" --version
 expect "--version names the libraries" has_all 'HDF5:.*parallel' 'OpenBLAS:.*core type' 'libnifti:' 'commit'
 run "$MPIEXEC" -np 2 "$G" --version
 expect "--version under mpirun -np 2 prints once" once '^genesis '
+# OpenBLAS's generic fallback kernels on a CPU it does not know (src/nn/blas_core.c): genesis
+# restarts itself with OPENBLAS_CORETYPE set (GENESIS_TEST_BLAS_CORE pretends OpenBLAS chose
+# Prescott); a set OPENBLAS_CORETYPE is left alone. Needs an AVX2+FMA CPU (every x86-64 here).
+if grep -q ' avx2 ' /proc/cpuinfo && grep -q ' fma ' /proc/cpuinfo; then
+  for np in 1 2; do
+    run "$MPIEXEC" -np $np env -u OPENBLAS_CORETYPE GENESIS_TEST_BLAS_CORE=Prescott "$G" --version
+    expect "generic OpenBLAS pick at $np rank(s): genesis sets a better core and says so" \
+      has_all 'core type \(SkylakeX\|Haswell\) (set by genesis: OpenBLAS chose Prescott' '^libnifti:'
+  done
+  run env OPENBLAS_CORETYPE=Prescott GENESIS_TEST_BLAS_CORE=Prescott "$G" --version
+  expect "a set OPENBLAS_CORETYPE is kept" has 'core type Prescott; '
+  run env -u OPENBLAS_CORETYPE "$G" --version
+  expect "OpenBLAS's own pick carries no note" lacks 'set by genesis'
+fi
 
 run "$G" config --defaults
 expect "config --defaults lists [train] batch" has "^train *batch *integer *6"
