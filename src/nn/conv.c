@@ -253,8 +253,9 @@ static inline float *thread_col(float *col, size_t col_floats)
  * weight^T, a transposed view, sign +1). a is [Cy*27][Cx] with leading dimension lda.
  * Threads: tiles are taken in groups of one per thread; first each thread forms the whole column
  * matrix of its tile (one GEMM of M = Cy*27, the shape of the one-thread engine), then threads own
- * chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only) and scatter every tile of
- * the group into them in tile order. Each voxel receives the same GEMM results in the same order
+ * chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only; statically, so a thread
+ * writes the same channels of y in every group and their lines stay in its cache) and scatter
+ * every tile of the group into them in tile order. Each voxel receives the same GEMM results in the same order
  * at any thread count. (Owning channel chunks in the GEMM too, M = Cy*27 / 8, packed x's tile 8
  * times and ran 10-20% slower.) A sample of one tile (a shape decision, the same at any thread
  * count) has no tiles to share: then each (sample, channel chunk) is one thread's whole job, its
@@ -294,7 +295,7 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
                             Cy * 27, nr * W, Cx, 1.0f, a, lda, x + (size_t)n * Cx * V + (size_t)r0 * W,
                             (int)V, 0.0f, col + (size_t)k * col_floats, nr * W);
             }
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
             for (int c = 0; c < chunks; c++) { /* channels [c0, c0 + nc), every tile in order */
                 const int c0 = c * per_chunk, nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
                 for (int k = 0; k < in_group; k++) {
