@@ -1,9 +1,9 @@
 /* OpenBLAS's kernel choice on CPUs it does not know (include/genesis/blas_core.h).
  *
  * Why: Debian 12's OpenBLAS 0.3.21 (DYNAMIC_ARCH) picks its kernels from cpuid when it loads, and
- * on CPUs newer than its tables it falls back to generic ones. Measured on an Intel Xeon of family 6
- * model 207 (Emerald Rapids, AVX-512), 1 thread: it chose Prescott (SSE3), sgemm 2048^3 ran at 32.9
- * GFLOP/s against 156.1 with OPENBLAS_CORETYPE=SkylakeX and 83.2 with Haswell, and `genesis bench`
+ * on CPUs newer than its tables it falls back to generic ones. Measured on an Intel Xeon of family
+ * 6 model 207 (Emerald Rapids, AVX-512), 1 thread: it chose Prescott (SSE3), sgemm 2048^3 ran at
+ * 32.9 GFLOP/s against 156.1 with OPENBLAS_CORETYPE=SkylakeX and 83.2 with Haswell; `genesis bench`
  * trained 3.8x slower (0.0397 vs 0.1498 samples/s). A user never sees this unless told, so genesis
  * forces the best kernel family the CPU supports when OpenBLAS picked a generic one and nobody set
  * OPENBLAS_CORETYPE.

@@ -96,6 +96,8 @@ enum { WGT_CHUNKS = 8, WGT_MIN_CHANS = 4 };
 /* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter), and of both GEMM forms when a
  * sample is a single tile (the 8x8x4 level: threads then split the tile's GEMM by channels). */
 enum { SCATTER_CHUNKS = 8 };
+/* Channels per chunk when C channels are cut into (about) SCATTER_CHUNKS chunks. */
+static int chunk_chans(int C) { return (C + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS; }
 /* Voxels per GEMM of a k = 1 convolution's forward and input gradient (threads own chunks). */
 enum { K1_CHUNK = 4096 };
 static int gemm_min_voxels = 256, gemm_max_voxels = 512; /* conv_set_gemm_tile_voxels */
@@ -255,9 +257,9 @@ static inline float *thread_col(float *col, size_t col_floats)
  * matrix of its tile (one GEMM of M = Cy*27, the shape of the one-thread engine), then threads own
  * chunks of y's channels (SCATTER_CHUNKS chunks, a size set by Cy only; statically, so a thread
  * writes the same channels of y in every group and their lines stay in its cache) and scatter
- * every tile of the group into them in tile order. Each voxel receives the same GEMM results in the same order
- * at any thread count. (Owning channel chunks in the GEMM too, M = Cy*27 / 8, packed x's tile 8
- * times and ran 10-20% slower.) A sample of one tile (a shape decision, the same at any thread
+ * every tile of the group into them in tile order. Each voxel receives the same GEMM results in
+ * the same order at any thread count. (Owning channel chunks in the GEMM too, M = Cy*27 / 8,
+ * packed x's tile 8 times and ran 10-20% slower.) A sample of one tile (a shape decision, the same at any thread
  * count) has no tiles to share: then each (sample, channel chunk) is one thread's whole job, its
  * GEMM (M = nc*27) and its scatter into its own channels. */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
@@ -265,7 +267,7 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
                                       int sign, int rows, float *col, size_t col_floats)
 {
     const int rows_all = D * H, tiles = (rows_all + rows - 1) / rows;
-    const int per_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+    const int per_chunk = chunk_chans(Cy);
     const int chunks = (Cy + per_chunk - 1) / per_chunk, group = nn_threads();
     const size_t V = (size_t)D * H * W;
     if (tiles == 1) {
@@ -322,8 +324,7 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
     const int K = Cx * 27, rows_all = D * H, tiles = (rows_all + rows - 1) / rows;
     const size_t V = (size_t)D * H * W;
     if (tiles == 1) {
-        const int x_chunk = (Cx + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
-        const int y_chunk = (Cy + SCATTER_CHUNKS - 1) / SCATTER_CHUNKS;
+        const int x_chunk = chunk_chans(Cx), y_chunk = chunk_chans(Cy);
         const int x_chunks = (Cx + x_chunk - 1) / x_chunk, y_chunks = (Cy + y_chunk - 1) / y_chunk;
 #pragma omp parallel num_threads(nn_threads())
         for (int n = 0; n < N; n++) {

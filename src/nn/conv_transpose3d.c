@@ -12,6 +12,8 @@
  * channels, a size set by the shape only, so every GEMM has the same shape at any thread count):
  * a chunk's thread walks every tile in order, gathers the chunk's rows of Y and adds into its
  * columns of dweight. (Chunks of input channels instead gave GEMMs of 16 rows, 2-4x slower.)
+ * A sample of one tile (the 8x8x4 input level: the model calls one sample at a time) has no tiles
+ * to share, so its forward and backward data are split by the same fixed channel chunks instead.
  */
 #include <limits.h>
 #include <string.h>
