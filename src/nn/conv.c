@@ -74,11 +74,13 @@ static int conv3d_check_shape(const conv3d_shape *s)
  *                acc [Ce*27][Co] (Ce the im2col'd tensor's channels, Co the other's, so the long
  *                dimension is M: 5-15% faster than dweight [Cout][Cin*27] as C), and acc is added
  *                into dweight once per call. wgt_chans channels of the im2col'd tensor per tile.
+ *                The tiles (of every sample of the call) are cut into wgt_parts contiguous parts,
+ *                each summed into its own acc; dweight += acc of part 0, then of part 1, ...
  *   fwd_rows, bwd_rows, wgt_rows  rows per tile of each pass.
- * Workspace: col_floats (the largest column tile) per thread + aux_floats (wr, wt or acc:
- * Cin*Cout*27, shared). */
+ * Workspace: col_floats (the largest column tile) per thread + aux_floats (wr or wt: Cin*Cout*27;
+ * acc: wgt_parts times that; shared). */
 typedef struct conv3d_plan {
-    int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_dout, wgt_rows, wgt_chans;
+    int fwd_scatter, fwd_rows, bwd_flip, bwd_rows, wgt_dout, wgt_rows, wgt_chans, wgt_parts;
     size_t col_floats, aux_floats;
 } conv3d_plan;
 
@@ -90,9 +92,15 @@ typedef struct conv3d_plan {
  * The weight-gradient GEMM (inner dimension T) ran best at T = 256 (512: same, 4096: -15-20%)
  * with as many channels as the budget holds. */
 enum { WGT_TARGET_VOXELS = 256 };
-/* The weight-gradient rows are owned by threads in chunks of wgt_chans channels, a size that
- * depends on the shape only (threads_internal.h): about WGT_CHUNKS chunks, of >= WGT_MIN_CHANS. */
-enum { WGT_CHUNKS = 8, WGT_MIN_CHANS = 4 };
+/* The weight gradient's work items, each one thread's: (channel chunk of the im2col'd tensor, part
+ * of the tiles), sizes that depend on the shape only (threads_internal.h). A chunk is
+ * ceil(channels / WGT_ITEMS) channels, at least WGT_MIN_CHANS (or all of them): the GEMM's
+ * M = chans*27 rows share one packing of the other tensor's tile, and 8-channel chunks (M = 216)
+ * repacked it 8 times per tile (bench_conv, 2 threads, the 64^2x32 layers' weight gradients:
+ * 32-channel chunks 8-20% faster, in three interleaved rounds). When that leaves fewer than
+ * WGT_ITEMS chunks, the tiles are cut into parts (at most WGT_ITEMS / chunks, at least
+ * WGT_MIN_PART_TILES tiles each) so that threads still share the work. */
+enum { WGT_ITEMS = 8, WGT_MIN_CHANS = 32, WGT_MIN_PART_TILES = 4 };
 /* Channel chunks of the scatter passes (conv3d_tiled_gemm_scatter), and of both GEMM forms when a
  * sample is a single tile (the 8x8x4 level: threads then split the tile's GEMM by channels). */
 enum { SCATTER_CHUNKS = 8 };
@@ -147,16 +155,21 @@ static conv3d_plan conv3d_make_plan(const conv3d_shape *s, size_t budget_bytes)
     p.wgt_rows = rows_in_budget(budget_bytes, row_floats * sizeof(float),
                                 target_rows < rows_all ? target_rows : rows_all);
     size_t chans = budget_bytes / (row_floats * p.wgt_rows * sizeof(float));
-    /* at most ceil(small / WGT_CHUNKS) channels (but >= WGT_MIN_CHANS): threads own chunks */
-    size_t chunk = ((size_t)small + WGT_CHUNKS - 1) / WGT_CHUNKS;
+    /* at most ceil(small / WGT_ITEMS) channels (but >= WGT_MIN_CHANS): threads own chunks */
+    size_t chunk = ((size_t)small + WGT_ITEMS - 1) / WGT_ITEMS;
     if (chunk < WGT_MIN_CHANS) chunk = WGT_MIN_CHANS;
     if (chans > chunk) chans = chunk;
     p.wgt_chans = chans < 1 ? 1 : chans > (size_t)small ? small : (int)chans;
+    const int chunks = (small + p.wgt_chans - 1) / p.wgt_chans;
+    const int tiles = s->N * ((rows_all + p.wgt_rows - 1) / p.wgt_rows); /* of the whole call */
+    p.wgt_parts = chunks >= WGT_ITEMS ? 1 : (WGT_ITEMS + chunks - 1) / chunks;
+    if (p.wgt_parts > tiles / WGT_MIN_PART_TILES) p.wgt_parts = tiles / WGT_MIN_PART_TILES;
+    if (p.wgt_parts < 1) p.wgt_parts = 1;
     size_t f = (size_t)small * row_floats * p.fwd_rows;
     size_t b = (size_t)small * row_floats * p.bwd_rows;
     size_t g = (size_t)p.wgt_chans * row_floats * p.wgt_rows;
     p.col_floats = f > b ? (f > g ? f : g) : (b > g ? b : g);
-    p.aux_floats = (size_t)s->Cin * s->Cout * 27;
+    p.aux_floats = (size_t)p.wgt_parts * s->Cin * s->Cout * 27;
     return p;
 }
 
@@ -259,9 +272,9 @@ static inline float *thread_col(float *col, size_t col_floats)
  * writes the same channels of y in every group and their lines stay in its cache) and scatter
  * every tile of the group into them in tile order. Each voxel receives the same GEMM results in
  * the same order at any thread count. (Owning channel chunks in the GEMM too, M = Cy*27 / 8,
- * packed x's tile 8 times and ran 10-20% slower.) A sample of one tile (a shape decision, the same at any thread
- * count) has no tiles to share: then each (sample, channel chunk) is one thread's whole job, its
- * GEMM (M = nc*27) and its scatter into its own channels. */
+ * packed x's tile 8 times and ran 10-20% slower.) A sample of one tile (a shape decision, the same
+ * at any thread count) has no tiles to share: then each (sample, channel chunk) is one thread's
+ * whole job, its GEMM (M = nc*27) and its scatter into its own channels. */
 static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, int trans_a,
                                       int lda, int N, int Cx, int Cy, int D, int H, int W,
                                       int sign, int rows, float *col, size_t col_floats)
@@ -293,15 +306,17 @@ static void conv3d_tiled_gemm_scatter(float *y, const float *x, const float *a, 
 #pragma omp for schedule(static)
             for (int k = 0; k < in_group; k++) { /* col k [Cy*27][T] = a . x tile (ld V) */
                 const int r0 = (g0 + k) * rows, nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+                const float *x_tile = x + (size_t)n * Cx * V + (size_t)r0 * W;
                 cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                            Cy * 27, nr * W, Cx, 1.0f, a, lda, x + (size_t)n * Cx * V + (size_t)r0 * W,
-                            (int)V, 0.0f, col + (size_t)k * col_floats, nr * W);
+                            Cy * 27, nr * W, Cx, 1.0f, a, lda, x_tile, (int)V, 0.0f,
+                            col + (size_t)k * col_floats, nr * W);
             }
 #pragma omp for schedule(static)
             for (int c = 0; c < chunks; c++) { /* channels [c0, c0 + nc), every tile in order */
                 const int c0 = c * per_chunk, nc = Cy - c0 < per_chunk ? Cy - c0 : per_chunk;
                 for (int k = 0; k < in_group; k++) {
-                    const int r0 = (g0 + k) * rows, nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+                    const int r0 = (g0 + k) * rows;
+                    const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
                     const float *col_k = col + (size_t)k * col_floats + (size_t)c0 * 27 * nr * W;
                     col2im_rows_add(yn + (size_t)c0 * V, col_k, nc, D, H, W, r0, nr, sign);
                 }
@@ -360,33 +375,36 @@ static void conv3d_tiled_gemm(float *y, const float *x, const float *a, int N, i
     }
 }
 
-/* acc [Ce*27][Co] = sum over every tile of every sample of im2col(e) [Ce*27][T] . o tile^T [T][Co]:
+/* acc [parts][Ce*27][Co]: part q = sum over its tiles of im2col(e) [Ce*27][T] . o tile^T [T][Co],
  * the weight gradient with the im2col'd tensor e [N][Ce][V] (sign as in im2col_rows) and the other
- * one, o [N][Co][V], read in place. Chunks of `chans` channels of e (a size fixed by the shape),
- * each owned by one thread, which sums all tiles in order; the first tile overwrites acc. */
+ * one, o [N][Co][V], read in place. The N * tiles tiles of the call, in (sample, tile) order, are
+ * cut into `parts` contiguous parts; a work item (chunk of `chans` channels of e, part), sizes
+ * fixed by the shape, is one thread's: it sums its part's tiles in order, the first overwriting. */
 static void conv3d_tiled_wgrad(float *acc, const float *e, const float *o, int N, int Ce, int Co,
-                               int D, int H, int W, int sign, int rows, int chans, float *col,
-                               size_t col_floats)
+                               int D, int H, int W, int sign, int rows, int chans, int parts,
+                               float *col, size_t col_floats)
 {
     const int rows_all = D * H, chunks = (Ce + chans - 1) / chans;
-    const size_t V = (size_t)D * H * W;
+    const int tiles = (rows_all + rows - 1) / rows, tiles_all = N * tiles;
+    const size_t V = (size_t)D * H * W, part_floats = (size_t)Ce * 27 * Co;
 #pragma omp parallel num_threads(nn_threads())
     {
         float *mine = thread_col(col, col_floats);
 #pragma omp for schedule(dynamic)
-        for (int chunk = 0; chunk < chunks; chunk++) {
-            const int c0 = chunk * chans, nc = Ce - c0 < chans ? Ce - c0 : chans;
-            for (int n = 0; n < N; n++) {
-                const float *en = e + (size_t)n * Ce * V, *on = o + (size_t)n * Co * V;
-                for (int r0 = 0; r0 < rows_all; r0 += rows) {
-                    const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
-                    const int T = nr * W;
-                    const float beta = n == 0 && r0 == 0 ? 0.0f : 1.0f;
-                    im2col_rows(mine, en, D, H, W, c0, nc, r0, nr, sign);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc * 27, Co, T, 1.0f,
-                                mine, T, on + (size_t)r0 * W, (int)V, beta,
-                                acc + (size_t)c0 * 27 * Co, Co);
-                }
+        for (int item = 0; item < chunks * parts; item++) {
+            const int c0 = item % chunks * chans, nc = Ce - c0 < chans ? Ce - c0 : chans;
+            const int q = item / chunks;
+            const int t0 = (int)((long)tiles_all * q / parts);
+            const int t1 = (int)((long)tiles_all * (q + 1) / parts);
+            float *acc_c = acc + q * part_floats + (size_t)c0 * 27 * Co;
+            for (int t = t0; t < t1; t++) {
+                const int n = t / tiles, r0 = t % tiles * rows;
+                const int nr = rows_all - r0 < rows ? rows_all - r0 : rows;
+                const int T = nr * W;
+                im2col_rows(mine, e + (size_t)n * Ce * V, D, H, W, c0, nc, r0, nr, sign);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc * 27, Co, T, 1.0f, mine,
+                            T, o + (size_t)n * Co * V + (size_t)r0 * W, (int)V,
+                            t == t0 ? 0.0f : 1.0f, acc_c, Co);
             }
         }
     }
@@ -521,21 +539,24 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     if (dweight) {
         if (p.wgt_dout) {
             /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];
-             * per co, dweight [Cin][27] += acc block [27][Cin]^T */
+             * per co, dweight [Cin][27] += acc block [27][Cin]^T, part by part */
             conv3d_tiled_wgrad(aux, dout, inp, s->N, Cout, Cin, s->D, s->H, W, -1, p.wgt_rows,
-                               p.wgt_chans, col, p.col_floats);
+                               p.wgt_chans, p.wgt_parts, col, p.col_floats);
 #pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
             for (int co = 0; co < Cout; co++)
-                add_transposed(dweight + (size_t)co * K, 27, aux + (size_t)co * K, 27, Cin);
+                for (int q = 0; q < p.wgt_parts; q++)
+                    add_transposed(dweight + (size_t)co * K, 27,
+                                   aux + ((size_t)q * Cout + co) * K, 27, Cin);
         } else {
             /* acc [Cin*27][Cout], acc[ci*27 + tap][co] = sum_v inp[ci][v + off(tap)] dout[co][v];
-             * dweight [Cout][K] += acc^T */
+             * dweight [Cout][K] += acc^T, part by part */
             conv3d_tiled_wgrad(aux, inp, dout, s->N, Cin, Cout, s->D, s->H, W, +1, p.wgt_rows,
-                               p.wgt_chans, col, p.col_floats);
+                               p.wgt_chans, p.wgt_parts, col, p.col_floats);
 #pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)K * Cout))
             for (int r0 = 0; r0 < K; r0 += 32) /* threads own column blocks of dweight */
-                add_transposed(dweight + r0, K, aux + (size_t)r0 * Cout, K - r0 < 32 ? K - r0 : 32,
-                               Cout);
+                for (int q = 0; q < p.wgt_parts; q++)
+                    add_transposed(dweight + r0, K, aux + ((size_t)q * K + r0) * Cout,
+                                   K - r0 < 32 ? K - r0 : 32, Cout);
         }
     }
     if (!dinp) return GEN_OK;

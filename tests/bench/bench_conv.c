@@ -141,9 +141,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-s")) skip_sgemm = 1;
         else if (!strcmp(argv[i], "-w")) bench_clock = CLOCK_MONOTONIC;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = (int)strtol(argv[++i], NULL, 10);
-        else {
+        else if (!strcmp(argv[i], "-v") && i + 1 < argc) {
+            int lo = 0, hi = 0;
+            if (sscanf(argv[++i], "%d:%d", &lo, &hi) != 2 || conv_set_gemm_tile_voxels(lo, hi)) {
+                fprintf(stderr, "bench_conv: -v wants MIN:MAX voxels per GEMM tile, 1 <= MIN <= MAX\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr, "usage: bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] "
-                            "[-l layer_substring] [-s] [-w] [-t threads]\n");
+                            "[-l layer_substring] [-s] [-w] [-t threads] [-v min:max tile voxels]\n");
             return 2;
         }
     }
