@@ -345,7 +345,12 @@ int model_init_params(model *m, uint64_t seed)
 
 /* ---- accessors ------------------------------------------------------------------------- */
 
-void model_zero_grad(model *m) { memset(m->grads, 0, m->nparams * sizeof *m->grads); }
+void model_zero_grad(model *m)
+{
+    float *g = m->grads;
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for(m->nparams))
+    for (size_t j = 0; j < m->nparams; j++) g[j] = 0.0f;
+}
 const float *model_output(const model *m) { return m->out; }
 const float *model_input_grad(const model *m) { return m->dxin; }
 void model_set_bn_hook(model *m, const nn_reduce_hook *hook)
