@@ -31,6 +31,10 @@ int nn_threads(void);
  * start and end cost more than such work, and far more when the cores are shared). */
 #define NN_PARALLEL_MIN_ELEMENTS ((size_t)1 << 16)
 int nn_threads_for(size_t elements);
+/* p[0, n) = 0 and dst[0, n) = src[0, n) (no overlap), split over nn_threads_for(n) threads: one
+ * thread would leave the others idle through the ~100 MB buffers of the 64^2x32 level. */
+void nn_zero(float *p, size_t n);
+void nn_copy(float *restrict dst, const float *restrict src, size_t n);
 
 /* ---- convolutions (src/nn/conv.c) ------------------------------------------------------- */
 

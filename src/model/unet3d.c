@@ -265,18 +265,6 @@ int model_forward(model *m, double *loss, const float *x, const float *target, i
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
-/* p[0, n) = 0 and dst[0, n) = src[0, n), split over the layers' threads (one thread would leave
- * the others idle through ~100 MB at the 64^2x32 level). */
-static void zero(float *p, size_t n)
-{
-#pragma omp parallel for schedule(static) num_threads(nn_threads_for(n))
-    for (size_t j = 0; j < n; j++) p[j] = 0.0f;
-}
-static void copy(float *restrict dst, const float *restrict src, size_t n)
-{
-#pragma omp parallel for schedule(static) num_threads(nn_threads_for(n))
-    for (size_t j = 0; j < n; j++) dst[j] = src[j];
-}
 
 /* s_dz = dL/dz of sample k of LUConv L from its output gradient g (the whole batch's, [n, cout,
  * V]) and the batch sums of batchnorm3d_backward_reduce in bn_sums. */
@@ -285,7 +273,7 @@ static int bn_backward_sample(model *m, const struct luconv *L, const float *g, 
     const size_t out_k = (size_t)k * L->cout * m->V[L->level];
     batchnorm3d_shape b1 = bn_shape(m, L, n);
     b1.N = 1;
-    zero(m->s_dz, (size_t)L->cout * m->V[L->level]); /* apply accumulates */
+    nn_zero(m->s_dz, (size_t)L->cout * m->V[L->level]); /* apply accumulates */
     CALL(batchnorm3d_backward_apply(m->s_dz, g + out_k, L->xhat + out_k, L->invstd,
                                     tensor_data(m, L->t_bn_w), tensor_data(m, L->t_bn_b),
                                     m->bn_sums, &b1));
@@ -318,7 +306,7 @@ static int lu_backward(model *m, int i, float *dx, float *g, int n)
         TIMED_CALL(m, L->bn.backward, 0, bn_backward_sample(m, L, g, k, n));
         const float *inp = NULL;
         CALL(lu_input(&inp, m, i, k, -1)); /* -1: never a concat here (lu_backward_up's) */
-        if (dx) zero(dx + in_k, (size_t)L->cin * v);
+        if (dx) nn_zero(dx + in_k, (size_t)L->cin * v);
         TIMED_CALL(m, L->conv.backward, luconv_flops(m, L) * (dx ? 2 : 1),
                    conv3d_backward(dx ? dx + in_k : NULL, tensor_grad(m, L->t_conv_w),
                                    tensor_grad(m, L->t_conv_b), m->s_dz, inp,
@@ -344,14 +332,14 @@ static int lu_backward_up(model *m, int d, int n)
     for (int k = 0; k < n; k++) {
         TIMED_CALL(m, L->bn.backward, 0, bn_backward_sample(m, L, g, k, n));
         CALL(concat_sample(m, d, k, U->events.backward));
-        zero(m->s_dcat, up_out + skip);
+        nn_zero(m->s_dcat, up_out + skip);
         TIMED_CALL(m, L->conv.backward, 2 * luconv_flops(m, L),
                    conv3d_backward(m->s_dcat, tensor_grad(m, L->t_conv_w),
                                    tensor_grad(m, L->t_conv_b), m->s_dz, m->s_in,
                                    tensor_data(m, L->t_conv_w), &cs, &m->ws));
-        copy(g + k * skip, m->s_dcat + up_out, skip);
+        nn_copy(g + k * skip, m->s_dcat + up_out, skip);
         float *dup = m->level_grad[d + 1] + k * up_in;
-        zero(dup, up_in);
+        nn_zero(dup, up_in);
         TIMED_CALL(m, U->events.backward, 2 * upconv_flops(m, d),
                    conv_transpose3d_backward(dup, tensor_grad(m, U->t_w), tensor_grad(m, U->t_b),
                                              m->s_dcat, m->s_up, tensor_data(m, U->t_w), &us,
@@ -364,7 +352,7 @@ static int lu_backward_up(model *m, int d, int n)
 static int loss_backward(model *m, int n)
 {
     const size_t count = (size_t)n * m->V[0];
-    zero(m->dout, count);
+    nn_zero(m->dout, count);
     CALL(mse_backward(m->dout, m->out, m->target, count, 1.0f));
 #pragma omp parallel for schedule(static) num_threads(nn_threads_for(count))
     for (size_t j = 0; j < count; j++) /* sigmoid backward (in place, so not nn's +=) */
@@ -380,7 +368,7 @@ static int final_conv_backward(model *m, int n)
     for (int k = 0; k < n; k++) {
         float *dx = m->level_grad[0] + k * in_floats;
         lu_activation(m->s_in, m, 13, k);
-        zero(dx, in_floats);
+        nn_zero(dx, in_floats);
         TIMED_CALL(m, m->final_conv.backward, 2 * final_conv_flops(m),
                    conv3d_backward(dx, tensor_grad(m, m->t_final_w), tensor_grad(m, m->t_final_b),
                                    m->dout + k * v, m->s_in, tensor_data(m, m->t_final_w), &fs,

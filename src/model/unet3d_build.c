@@ -345,12 +345,7 @@ int model_init_params(model *m, uint64_t seed)
 
 /* ---- accessors ------------------------------------------------------------------------- */
 
-void model_zero_grad(model *m)
-{
-    float *g = m->grads;
-#pragma omp parallel for schedule(static) num_threads(nn_threads_for(m->nparams))
-    for (size_t j = 0; j < m->nparams; j++) g[j] = 0.0f;
-}
+void model_zero_grad(model *m) { nn_zero(m->grads, m->nparams); }
 const float *model_output(const model *m) { return m->out; }
 const float *model_input_grad(const model *m) { return m->dxin; }
 void model_set_bn_hook(model *m, const nn_reduce_hook *hook)

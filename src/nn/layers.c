@@ -14,6 +14,18 @@
 #define PRAGMA(x) _Pragma(#x)
 #define PARALLEL_FOR(elements) PRAGMA(omp parallel for schedule(static) num_threads(nn_threads_for(elements)))
 
+void nn_zero(float *p, size_t n)
+{
+PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++) p[i] = 0.0f;
+}
+
+void nn_copy(float *restrict dst, const float *restrict src, size_t n)
+{
+PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
 int relu_forward(float *out, const float *inp, size_t n)
 {
     CHECK(out && inp, GEN_ERR_USAGE, "relu_forward: NULL tensor");
