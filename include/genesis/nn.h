@@ -67,6 +67,20 @@ typedef struct nn_workspace {
  * convolutions run. GEN_ERR_USAGE unless 1 <= min_voxels <= max_voxels. */
 int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels);
 
+/* Which engine computes a k = 3 convolution's forward and input gradient (the weight gradient is
+ * always im2col + sgemm): CONV_DIRECT_AUTO (default) uses the direct AVX-512 kernel
+ * (src/nn/conv_direct.c) where it measured faster (input channels >= 16 and >= 2048 voxels) on
+ * CPUs with AVX-512, im2col + sgemm elsewhere; _OFF always im2col + sgemm; _ALWAYS the direct
+ * kernel for every k = 3 shape (tests). Without AVX-512 (or with GENESIS_CONV_DIRECT=0 in the
+ * environment) every mode is im2col + sgemm. Process-wide; set it before sizing workspaces.
+ * GEN_ERR_USAGE for another mode. */
+enum { CONV_DIRECT_OFF = 0, CONV_DIRECT_AUTO = 1, CONV_DIRECT_ALWAYS = 2 };
+int conv_set_direct(int mode);
+/* 1 when this CPU (and build) can run the direct kernel and GENESIS_CONV_DIRECT is not "0". */
+int conv_direct_supported(void);
+/* A short name of the engine in use, for benchmark and profile output. */
+const char *conv_engine_name(void);
+
 /* Floats of workspace conv3d_forward/backward need for shape s under the tile budget, at the
  * current nn_threads(). */
 size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes);

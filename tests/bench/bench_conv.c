@@ -139,6 +139,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) budget = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "-s")) skip_sgemm = 1;
+        else if (!strcmp(argv[i], "-g")) conv_set_direct(CONV_DIRECT_OFF);
+        else if (!strcmp(argv[i], "-d")) conv_set_direct(CONV_DIRECT_ALWAYS);
         else if (!strcmp(argv[i], "-w")) bench_clock = CLOCK_MONOTONIC;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "-v") && i + 1 < argc) {
@@ -149,7 +151,9 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] "
-                            "[-l layer_substring] [-s] [-w] [-t threads] [-v min:max tile voxels]\n");
+                            "[-l layer_substring] [-s] [-w] [-t threads] [-v min:max tile voxels] "
+                            "[-g | -d]\n  -g: im2col+sgemm only; -d: the direct kernel for "
+                            "every 3x3x3 layer (default: by shape)\n");
             return 2;
         }
     }
@@ -167,8 +171,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_conv: %s\n", gen_error_message());
         return 2;
     }
-    printf("threads %d; openblas core: %s, batch %d, tile budget %zu bytes (0 = default %zu), "
-           "%s time\n", threads, openblas_get_corename(), N, budget, (size_t)NN_TILE_BUDGET_DEFAULT_BYTES,
+    printf("threads %d; conv engine: %s; openblas core: %s, batch %d, tile budget %zu bytes "
+           "(0 = default %zu), %s time\n", threads, conv_engine_name(), openblas_get_corename(), N,
+           budget, (size_t)NN_TILE_BUDGET_DEFAULT_BYTES,
            bench_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
     printf("%-14s %-18s %9s %6s %9s %6s %9s %6s %9s\n", "layer", "Cin>Cout DxHxW", "fwd ms", "GF/s",
            "bwd-d ms", "GF/s", "bwd-w ms", "GF/s", "total ms");
