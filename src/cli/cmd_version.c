@@ -4,6 +4,7 @@
 #include "genesis/blas_core.h"
 #include "genesis/error.h"
 #include "genesis/h5error.h"
+#include "genesis/nn.h"
 #include "genesis/world.h"
 #include "genesis_version.h"
 
@@ -48,6 +49,7 @@ int cmd_version(int argc, char **argv)
     printf("HDF5:     %s\n", hdf5);
     printf("OpenBLAS: %s; core type %s%s; %d thread(s)\n", openblas_get_config(),
            openblas_get_corename(), blas_core_note(), openblas_get_num_threads());
+    printf("conv:     %s\n", conv_engine_name());
     printf("libnifti: %s\n", nifti);
     return GEN_OK;
 }

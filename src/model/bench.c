@@ -122,8 +122,9 @@ int model_bench(const model_bench_options *o, FILE *out)
     double ceiling = 0;
     fprintf(out, "genesis bench: width %d, batch %d, input %dx%dx%d, %d warm-up + %d timed steps\n",
             o->width, o->batch, o->D, o->H, o->W, o->warmup, o->steps);
-    fprintf(out, "threads %d (OpenMP in the layers, one-thread GEMMs); OpenBLAS core %s%s\n",
-            o->threads, openblas_get_corename(), blas_core_note());
+    fprintf(out, "threads %d (OpenMP in the layers, one-thread GEMMs); conv engine %s; "
+            "OpenBLAS core %s%s\n", o->threads, conv_engine_name(), openblas_get_corename(),
+            blas_core_note());
     if (o->sgemm) {
         CALL(sgemm_gflops(&ceiling, o->threads));
         fprintf(out, "sgemm 2048^3 at %d OpenBLAS thread(s): %.1f GFLOP/s (ceiling, same run)\n",
