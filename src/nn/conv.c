@@ -180,18 +180,8 @@ size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes)
     if (s == NULL || s->k != 3 || s->Cin < 1 || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1)
         return 0;
     conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(tile_budget_bytes));
-    size_t need = p.col_floats * nn_threads() + p.aux_floats;
-    const size_t V = (size_t)s->D * s->H * s->W;
-    /* the direct passes (forward: x = inp; input gradient: x = dout) use the same workspace */
-    if (conv_direct_use(s->Cin, V)) {
-        size_t f = conv_direct_workspace_floats(s->Cin, s->Cout, s->W, nn_threads());
-        if (f > need) need = f;
-    }
-    if (conv_direct_use(s->Cout, V)) {
-        size_t b = conv_direct_workspace_floats(s->Cout, s->Cin, s->W, nn_threads());
-        if (b > need) need = b;
-    }
-    return need;
+    const size_t need = p.col_floats * nn_threads() + p.aux_floats, direct = conv_direct_need(s, 2);
+    return need > direct ? need : direct; /* the direct passes use the same workspace */
 }
 
 /* Column layout shared by im2col_rows and col2im_rows_add: col[c*27 + tap][i*W + w], tap =
@@ -477,20 +467,11 @@ int conv3d_forward(float *out, const float *inp, const float *weight, const floa
     const size_t V = (size_t)s->D * s->H * s->W;
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
     const size_t cols = p.col_floats * nn_threads(); /* one column tile per thread */
-    const int direct = s->k == 3 && conv_direct_use(Cin, V);
-    if (direct)
-        CALL(conv_check_workspace(ws, conv_direct_workspace_floats(Cin, Cout, s->W, nn_threads()),
-                                  "conv3d_forward"));
-    else if (s->k == 3)
-        CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_forward"));
+    const size_t direct = s->k == 3 ? conv_direct_need(s, 0) : 0; /* 0: GEMM engine */
+    if (s->k == 3)
+        CALL(conv_check_workspace(ws, direct ? direct : cols + p.aux_floats, "conv3d_forward"));
     fill_bias(out, bias, s->N, Cout, V);
-
-    if (direct) { /* workspace: packed weights, then the threads' windows */
-        conv_direct_pack(ws->data, weight, Cin, Cout, 0);
-        conv_direct(out, inp, ws->data, s->N, Cin, Cout, s->D, s->H, s->W,
-                    ws->data + conv_direct_packed_floats(Cin, Cout));
-        return GEN_OK;
-    }
+    if (direct) return conv_direct_run(out, inp, weight, s, 0, ws->data);
 
     if (s->k == 1) { /* out[n] [Cout][V] += weight [Cout][Cin] . inp[n] [Cin][V], in fixed
                       * chunks of K1_CHUNK voxels owned by threads */
@@ -557,13 +538,10 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
 
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
     const size_t cols = p.col_floats * nn_threads(); /* one column tile per thread */
-    const int direct = dinp != NULL && conv_direct_use(Cout, V);
-    if (dweight) CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_backward"));
-    if (direct)
-        CALL(conv_check_workspace(ws, conv_direct_workspace_floats(Cout, Cin, s->W, nn_threads()),
-                                  "conv3d_backward"));
-    else if (dinp)
+    const size_t direct = dinp ? conv_direct_need(s, 1) : 0; /* 0: GEMM engine */
+    if (dweight || (dinp && !direct))
         CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_backward"));
+    if (direct) CALL(conv_check_workspace(ws, direct, "conv3d_backward"));
     const int K = Cin * 27, W = s->W;
     float *col = ws->data, *aux = ws->data + cols;
 
@@ -592,12 +570,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     }
     if (!dinp) return GEN_OK;
 
-    if (direct) { /* dinp += the flipped, channel-transposed convolution of dout */
-        conv_direct_pack(ws->data, weight, Cout, Cin, 1);
-        conv_direct(dinp, dout, ws->data, s->N, Cout, Cin, s->D, s->H, W,
-                    ws->data + conv_direct_packed_floats(Cout, Cin));
-        return GEN_OK;
-    }
+    if (direct) return conv_direct_run(dinp, dout, weight, s, 1, ws->data);
     if (p.bwd_flip) {
         /* dinp[ci][v] = sum over co, tap of weight[co][ci][tap] * dout[co][v - offset(tap)]:
          * a convolution of dout (sign -1) with wt [Cin][Cout*27], wt[ci][co*27 + tap] =

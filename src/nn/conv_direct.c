@@ -87,7 +87,7 @@ const char *conv_engine_name(void)
                                              : "direct AVX-512 + im2col+sgemm";
 }
 
-int conv_direct_use(int Cx, size_t V)
+static int conv_direct_use(int Cx, size_t V)
 {
     if (!conv_direct_supported()) return 0;
     if (direct_mode == CONV_DIRECT_ALWAYS) return 1;
@@ -103,18 +103,21 @@ static long window_span(int W)
     return ((SUB * TILE + window_front(W) + W + 1 + 15) / 16 | 1) * 16;
 }
 
-size_t conv_direct_packed_floats(int Cx, int Cy)
+static size_t conv_direct_packed_floats(int Cx, int Cy)
 {
     size_t f = (size_t)(Cy + MR - 1) / MR * MR * Cx * 27;
     return (f + 15) / 16 * 16;
 }
 
-size_t conv_direct_workspace_floats(int Cx, int Cy, int W, int threads)
+static size_t conv_direct_workspace_floats(int Cx, int Cy, int W, int threads)
 {
     return conv_direct_packed_floats(Cx, Cy) + (size_t)threads * Cx * 3 * window_span(W);
 }
 
-void conv_direct_pack(float *wp, const float *weight, int Cx, int Cy, int input_grad)
+/* wp = the weights in the kernel's order: for the forward (input_grad 0) from weight
+ * [Cy][Cx][27]; for the input gradient (input_grad 1) from weight [Cx][Cy][27] (the layer's
+ * [Cout][Cin][27] with Cx = Cout, Cy = Cin), channel-transposed and flipped. */
+static void conv_direct_pack(float *wp, const float *weight, int Cx, int Cy, int input_grad)
 {
     const int cobs = (Cy + MR - 1) / MR;
 #pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)Cx * Cy * 27))
@@ -257,8 +260,10 @@ static int direct_taps(direct_tap *taps, __mmask16 *ymask, size_t v0, size_t vs,
     return n;
 }
 
-void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D, int H,
-                 int W, float *windows)
+/* y [N][Cy][D*H*W] += the 3x3x3 convolution (padding 1) of x [N][Cx][D*H*W] with packed weights
+ * wp; windows: nn_threads() window buffers. */
+static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D,
+                        int H, int W, float *windows)
 {
     const size_t HW = (size_t)H * W, V = HW * D;
     const long front = window_front(W), span = window_span(W);
@@ -295,11 +300,31 @@ void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int C
 
 #else /* no AVX-512 kernel in this build: conv_direct_use() is 0, nothing calls this */
 
-void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D, int H,
-                 int W, float *windows)
+static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D,
+                        int H, int W, float *windows)
 {
     (void)y, (void)x, (void)wp, (void)N, (void)Cx, (void)Cy, (void)D, (void)H, (void)W;
     (void)windows;
 }
 
 #endif
+
+size_t conv_direct_need(const conv3d_shape *s, int pass)
+{
+    const size_t V = (size_t)s->D * s->H * s->W;
+    size_t f = 0, b = 0;
+    if (pass != 1 && conv_direct_use(s->Cin, V))
+        f = conv_direct_workspace_floats(s->Cin, s->Cout, s->W, nn_threads());
+    if (pass != 0 && conv_direct_use(s->Cout, V))
+        b = conv_direct_workspace_floats(s->Cout, s->Cin, s->W, nn_threads());
+    return f > b ? f : b;
+}
+
+int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
+                    int pass, float *ws)
+{
+    const int Cx = pass ? s->Cout : s->Cin, Cy = pass ? s->Cin : s->Cout;
+    conv_direct_pack(ws, weight, Cx, Cy, pass);
+    conv_direct(y, x, ws, s->N, Cx, Cy, s->D, s->H, s->W, ws + conv_direct_packed_floats(Cx, Cy));
+    return GEN_OK;
+}

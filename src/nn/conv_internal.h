@@ -24,20 +24,14 @@ void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 
 /* ---- the direct kernel (conv_direct.c) ---------------------------------------------------- */
 
-/* 1 when a pass whose expanded tensor x has Cx channels and V voxels per channel runs on the
- * direct kernel (conv_set_direct's mode, the CPU, the shape). */
-int conv_direct_use(int Cx, size_t V);
-/* Floats of packed weights for y with Cy channels from x with Cx (a multiple of 16), and of the
- * whole workspace: packed weights, then one window buffer per thread. */
-size_t conv_direct_packed_floats(int Cx, int Cy);
-size_t conv_direct_workspace_floats(int Cx, int Cy, int W, int threads);
-/* wp = the weights in the kernel's order: for the forward (input_grad 0) from weight
- * [Cy][Cx][27]; for the input gradient (input_grad 1) from weight [Cx][Cy][27] (the layer's
- * [Cout][Cin][27] with Cx = Cout, Cy = Cin), channel-transposed and flipped. */
-void conv_direct_pack(float *wp, const float *weight, int Cx, int Cy, int input_grad);
-/* y [N][Cy][D*H*W] += the 3x3x3 convolution (padding 1) of x [N][Cx][D*H*W] with packed weights
- * wp; windows: nn_threads() window buffers (conv_direct_workspace_floats). */
-void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D, int H,
-                 int W, float *windows);
+/* Floats of workspace the direct kernel needs for the k = 3 shape s (checked) at nn_threads():
+ * pass 0 the forward, 1 the input gradient, 2 the larger of the two; 0 when that pass does not
+ * run on the direct kernel (conv_set_direct's mode, the CPU, the shape). */
+size_t conv_direct_need(const conv3d_shape *s, int pass);
+/* Pass 0: out += conv(inp, weight); pass 1: dinp += the input gradient from dout; (y, x) are
+ * (out, inp) or (dinp, dout), weight is the layer's [Cout][Cin][27]; ws holds conv_direct_need
+ * floats (packed weights, then one window per thread). Returns GEN_OK. */
+int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
+                    int pass, float *ws);
 
 #endif
