@@ -49,7 +49,7 @@ enum {
     MR = 8,           /* output channels per kernel call (rows of the output block) */
     NV = 3,           /* 16-float vectors per sub-tile */
     TILE = 16 * NV,   /* voxels per kernel call */
-    SUB = 2,          /* sub-tiles per super tile (they share one window copy) */
+    SUB = 4,          /* sub-tiles per super tile (they share one window copy) */
     CB = 16,          /* x channels per block */
     DIRECT_MIN_CX = 16,   /* auto mode: x channels at least this ... */
     DIRECT_MIN_V = 2048   /* ... and at least this many voxels (8x8x4 ran faster as GEMMs) */
