@@ -180,7 +180,7 @@ size_t conv3d_workspace_floats(const conv3d_shape *s, size_t tile_budget_bytes)
     if (s == NULL || s->k != 3 || s->Cin < 1 || s->Cout < 1 || s->W < 1 || s->D < 1 || s->H < 1)
         return 0;
     conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(tile_budget_bytes));
-    const size_t need = p.col_floats * nn_threads() + p.aux_floats, direct = conv_direct_need(s, 2);
+    const size_t need = p.col_floats * nn_threads() + p.aux_floats, direct = conv_direct_need(s, 3);
     return need > direct ? need : direct; /* the direct passes use the same workspace */
 }
 
@@ -539,13 +539,15 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     const conv3d_plan p = conv3d_make_plan(s, conv_budget_bytes(ws ? ws->tile_budget_bytes : 0));
     const size_t cols = p.col_floats * nn_threads(); /* one column tile per thread */
     const size_t direct = dinp ? conv_direct_need(s, 1) : 0; /* 0: GEMM engine */
-    if (dweight || (dinp && !direct))
+    const size_t wdirect = dweight ? conv_direct_need(s, 2) : 0;
+    if ((dweight && !wdirect) || (dinp && !direct))
         CALL(conv_check_workspace(ws, cols + p.aux_floats, "conv3d_backward"));
-    if (direct) CALL(conv_check_workspace(ws, direct, "conv3d_backward"));
+    CALL(conv_check_workspace(ws, direct > wdirect ? direct : wdirect, "conv3d_backward"));
     const int K = Cin * 27, W = s->W;
     float *col = ws->data, *aux = ws->data + cols;
 
-    if (dweight) {
+    if (wdirect) CALL(conv_direct_run(dweight, dout, inp, s, 2, ws->data));
+    if (dweight && !wdirect) {
         if (p.wgt_dout) {
             /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];
              * per co, dweight [Cin][27] += acc block [27][Cin]^T, part by part */

@@ -26,6 +26,16 @@
  * Each output element is the sum over (block, tap, channel) in one fixed order, computed by one
  * kernel call whatever the thread count or partition: results are the same bits at any thread
  * count. Threads own (sample, super tile, output-channel range) items.
+ *
+ * The weight gradient, dweight[co][ci][t] += sum over n, v of dout[co][v] * inp[ci][v + off(t)],
+ * is a sum over voxels; its kernel puts 16 input channels in the vector lanes, so no sum ever
+ * crosses lanes: per voxel it broadcasts dout of WG_CO = 2 output channels and multiplies 9 taps
+ * (one kd plane) of a transposed, zero-padded window of the input ([3 planes][R + 2 rows]
+ * [W + 2][16 channels], R whole rows of one plane per tile): 18 accumulators, and the compiler
+ * keeps the x vectors a voxel shares with its neighbour in registers (3 output channels, 27
+ * accumulators, spilled them: 195 against 220 GFLOP/s). Each (tile, channel pair, plane) adds its
+ * 18 sums into a partial [Cout][27][Cin] of its part of the tiles; parts (fixed by the shape) are
+ * added into dweight in order, so the sums too are the same bits at any thread count.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +62,11 @@ enum {
     SUB = 4,          /* sub-tiles per super tile (they share one window copy) */
     CB = 16,          /* x channels per block */
     DIRECT_MIN_CX = 16,   /* auto mode: x channels at least this ... */
-    DIRECT_MIN_V = 2048   /* ... and at least this many voxels (8x8x4 ran faster as GEMMs) */
+    DIRECT_MIN_V = 2048,  /* ... and at least this many voxels (8x8x4 ran faster as GEMMs) */
+    WG_LANES = 16,        /* weight gradient: input channels per vector */
+    WG_CO = 2,            /* weight gradient: output channels per kernel call */
+    WG_TILE_VOXELS = 256, /* weight gradient: about this many voxels (whole rows) per tile */
+    WG_ITEMS = 8          /* weight gradient: at least this many (channel block, part) items */
 };
 
 static int direct_mode = CONV_DIRECT_AUTO;
@@ -298,7 +312,149 @@ static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx
     }
 }
 
-#else /* no AVX-512 kernel in this build: conv_direct_use() is 0, nothing calls this */
+/* P [WG_CO rows, `Cinp` apart, of 27][16 lanes] += for the 9 taps (kh, kw) of plane kd, the sum
+ * over the tile's nr x W voxels of g_m[voxel] * xw at the voxel shifted by (kh - 1, kw - 1); xw is
+ * the window's plane kd, [nr + 2][W + 2][16]. */
+__attribute__((target("avx512f"))) static void
+wgrad_kernel(float *P, size_t Cinp, const float *xw, int nr, int W, const float *g0,
+             const float *g1, int kd)
+{
+    __m512 a[WG_CO][9];
+    for (int m = 0; m < WG_CO; m++)
+        for (int j = 0; j < 9; j++) a[m][j] = _mm512_setzero_ps();
+    const long rs = (long)(W + 2) * WG_LANES; /* floats per window row */
+    for (int i = 0; i < nr; i++) {
+        const float *xr = xw + i * rs, *gr0 = g0 + (size_t)i * W, *gr1 = g1 + (size_t)i * W;
+        for (int w = 0; w < W; w++) {
+            const float *xp = xr + (long)w * WG_LANES;
+            const __m512 b0 = _mm512_set1_ps(gr0[w]), b1 = _mm512_set1_ps(gr1[w]);
+#pragma GCC unroll 9
+            for (int j = 0; j < 9; j++) {
+                const __m512 xv = _mm512_loadu_ps(xp + (j / 3) * rs + (j % 3) * WG_LANES);
+                a[0][j] = _mm512_fmadd_ps(b0, xv, a[0][j]);
+                a[1][j] = _mm512_fmadd_ps(b1, xv, a[1][j]);
+            }
+        }
+    }
+    for (int m = 0; m < WG_CO; m++)
+        for (int j = 0; j < 9; j++) {
+            float *p = P + ((size_t)m * 27 + kd * 9 + j) * Cinp;
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[m][j]));
+        }
+}
+
+/* xw [3][nr + 2][W + 2][16] = channels [cb, cb + 16) of sample xn [Cin][V] around rows
+ * [h0, h0 + nr) of plane d, transposed (channels fastest), zero outside the volume and past Cin. */
+static void wgrad_window(float *xw, const float *xn, int Cin, int cb, int D, int H, int W, int d,
+                         int h0, int nr)
+{
+    const size_t HW = (size_t)H * W, V = HW * D;
+    const long rs = (long)(W + 2) * WG_LANES, ps = (nr + 2) * rs;
+    memset(xw, 0, sizeof(float) * 3 * ps);
+    for (int p = 0; p < 3; p++) {
+        const int dd = d + p - 1;
+        if (dd < 0 || dd >= D) continue;
+        for (int r = 0; r < nr + 2; r++) {
+            const int hh = h0 + r - 1;
+            if (hh < 0 || hh >= H) continue;
+            float *dst = xw + p * ps + r * rs + WG_LANES;
+            for (int c = 0; c < WG_LANES && cb + c < Cin; c++) {
+                const float *src = xn + (size_t)(cb + c) * V + (size_t)dd * HW + (size_t)hh * W;
+                for (int w = 0; w < W; w++) dst[w * WG_LANES + c] = src[w];
+            }
+        }
+    }
+}
+
+#endif
+
+/* The weight gradient's layout for shape s: R rows per tile, tiles per sample, parts. */
+typedef struct wgrad_plan {
+    int rows, tiles, blocks, parts;
+    size_t Cinp, Coutp, window_floats, part_floats;
+} wgrad_plan;
+
+static wgrad_plan wgrad_make_plan(const conv3d_shape *s)
+{
+    wgrad_plan p;
+    p.rows = WG_TILE_VOXELS / s->W;
+    if (p.rows < 1) p.rows = 1;
+    if (p.rows > s->H) p.rows = s->H;
+    p.tiles = s->D * ((s->H + p.rows - 1) / p.rows);
+    p.blocks = (s->Cin + WG_LANES - 1) / WG_LANES;
+    p.Cinp = (size_t)p.blocks * WG_LANES;
+    p.Coutp = (size_t)(s->Cout + WG_CO - 1) / WG_CO * WG_CO;
+    /* parts of the N * tiles tiles: enough (block, part) items, each part >= 4 tiles */
+    p.parts = p.blocks >= WG_ITEMS ? 1 : (WG_ITEMS + p.blocks - 1) / p.blocks;
+    if (p.parts > s->N * p.tiles / 4) p.parts = s->N * p.tiles / 4;
+    if (p.parts < 1) p.parts = 1;
+    p.window_floats = (size_t)3 * (p.rows + 2) * (s->W + 2) * WG_LANES;
+    p.part_floats = p.Coutp * 27 * p.Cinp;
+    return p;
+}
+
+/* Floats of the zero row (dout of a missing odd channel): rows * W, rounded up to 16. */
+static size_t zero_row_floats(const wgrad_plan *p, int W)
+{
+    return ((size_t)p->rows * W + 15) / 16 * 16;
+}
+
+#if CONV_DIRECT_COMPILED
+
+/* dweight [Cout][Cin][27] += the weight gradient; ws: parts x part_floats partial sums, one zero
+ * row of rows * W floats, then nn_threads() windows. */
+static void conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
+                              const conv3d_shape *s, float *ws)
+{
+    const wgrad_plan p = wgrad_make_plan(s);
+    const int Cin = s->Cin, Cout = s->Cout, W = s->W, rblocks = (s->H + p.rows - 1) / p.rows;
+    const size_t V = (size_t)s->D * s->H * W, HW = (size_t)s->H * W;
+    float *partial = ws, *zero_row = ws + p.parts * p.part_floats;
+    float *windows = zero_row + zero_row_floats(&p, W); /* 64-byte aligned when ws is */
+    memset(ws, 0, sizeof(float) * (p.parts * p.part_floats + zero_row_floats(&p, W)));
+    const int tiles_all = s->N * p.tiles, items = p.blocks * p.parts;
+#pragma omp parallel for schedule(dynamic) num_threads(nn_threads())
+    for (int it = 0; it < items; it++) {
+        const int cb = it % p.blocks * WG_LANES, q = it / p.blocks;
+        const int t0 = (int)((long)tiles_all * q / p.parts);
+        const int t1 = (int)((long)tiles_all * (q + 1) / p.parts);
+        float *xw = windows + (size_t)omp_get_thread_num() * p.window_floats;
+        float *Pq = partial + q * p.part_floats + cb;
+        for (int t = t0; t < t1; t++) { /* tile t: sample n, plane d, rows [h0, h0 + nr) */
+            const int n = t / p.tiles, d = t % p.tiles / rblocks;
+            const int h0 = t % p.tiles % rblocks * p.rows;
+            const int nr = s->H - h0 < p.rows ? s->H - h0 : p.rows;
+            wgrad_window(xw, inp + (size_t)n * Cin * V, Cin, cb, s->D, s->H, W, d, h0, nr);
+            const float *gn = dout + (size_t)n * Cout * V + (size_t)d * HW + (size_t)h0 * W;
+            const long plane = (long)(nr + 2) * (W + 2) * WG_LANES;
+            for (int co = 0; co < Cout; co += WG_CO) {
+                const float *g1 = co + 1 < Cout ? gn + (size_t)(co + 1) * V : zero_row;
+                for (int kd = 0; kd < 3; kd++)
+                    if (d + kd - 1 >= 0 && d + kd - 1 < s->D)
+                        wgrad_kernel(Pq + (size_t)co * 27 * p.Cinp, p.Cinp, xw + kd * plane, nr,
+                                     W, gn + (size_t)co * V, g1, kd);
+            }
+        }
+    }
+    /* dweight[co][ci][t] += partial q [co][t][ci], q in order */
+#pragma omp parallel for schedule(static) num_threads(nn_threads_for((size_t)Cout * Cin * 27))
+    for (int co = 0; co < Cout; co++)
+        for (int q = 0; q < p.parts; q++) {
+            const float *Pc = partial + q * p.part_floats + (size_t)co * 27 * p.Cinp;
+            for (int ci = 0; ci < Cin; ci++)
+                for (int t = 0; t < 27; t++)
+                    dweight[((size_t)co * Cin + ci) * 27 + t] += Pc[(size_t)t * p.Cinp + ci];
+        }
+}
+
+#else /* no AVX-512 kernel in this build: conv_direct_use() is 0, nothing calls these */
+
+static void conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
+                              const conv3d_shape *s, float *ws)
+{
+    (void)dweight, (void)dout, (void)inp, (void)s, (void)ws;
+}
+
 
 static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D,
                         int H, int W, float *windows)
@@ -312,17 +468,25 @@ static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx
 size_t conv_direct_need(const conv3d_shape *s, int pass)
 {
     const size_t V = (size_t)s->D * s->H * s->W;
-    size_t f = 0, b = 0;
-    if (pass != 1 && conv_direct_use(s->Cin, V))
+    size_t f = 0, b = 0, g = 0;
+    if ((pass == 0 || pass == 3) && conv_direct_use(s->Cin, V))
         f = conv_direct_workspace_floats(s->Cin, s->Cout, s->W, nn_threads());
-    if (pass != 0 && conv_direct_use(s->Cout, V))
+    if ((pass == 1 || pass == 3) && conv_direct_use(s->Cout, V))
         b = conv_direct_workspace_floats(s->Cout, s->Cin, s->W, nn_threads());
-    return f > b ? f : b;
+    if ((pass == 2 || pass == 3) && conv_direct_use(s->Cin, V)) {
+        const wgrad_plan p = wgrad_make_plan(s);
+        g = p.parts * p.part_floats + zero_row_floats(&p, s->W) + nn_threads() * p.window_floats;
+    }
+    return f > b ? (f > g ? f : g) : (b > g ? b : g);
 }
 
 int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
                     int pass, float *ws)
 {
+    if (pass == 2) { /* y = dweight, x = dout, weight = inp */
+        conv_direct_wgrad(y, x, weight, s, ws);
+        return GEN_OK;
+    }
     const int Cx = pass ? s->Cout : s->Cin, Cy = pass ? s->Cin : s->Cout;
     conv_direct_pack(ws, weight, Cx, Cy, pass);
     conv_direct(y, x, ws, s->N, Cx, Cy, s->D, s->H, s->W, ws + conv_direct_packed_floats(Cx, Cy));

@@ -24,13 +24,14 @@ void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V)
 
 /* ---- the direct kernel (conv_direct.c) ---------------------------------------------------- */
 
-/* Floats of workspace the direct kernel needs for the k = 3 shape s (checked) at nn_threads():
- * pass 0 the forward, 1 the input gradient, 2 the larger of the two; 0 when that pass does not
- * run on the direct kernel (conv_set_direct's mode, the CPU, the shape). */
+/* Floats of workspace the direct kernels need for the k = 3 shape s (checked) at nn_threads():
+ * pass 0 the forward, 1 the input gradient, 2 the weight gradient, 3 the largest of the three; 0
+ * when that pass does not run on a direct kernel (conv_set_direct's mode, the CPU, the shape). */
 size_t conv_direct_need(const conv3d_shape *s, int pass);
 /* Pass 0: out += conv(inp, weight); pass 1: dinp += the input gradient from dout; (y, x) are
- * (out, inp) or (dinp, dout), weight is the layer's [Cout][Cin][27]; ws holds conv_direct_need
- * floats (packed weights, then one window per thread). Returns GEN_OK. */
+ * (out, inp) or (dinp, dout), weight is the layer's [Cout][Cin][27]. Pass 2: y = dweight
+ * [Cout][Cin][27] += the weight gradient from x = dout and `weight` = inp. ws holds
+ * conv_direct_need floats. Returns GEN_OK. */
 int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
                     int pass, float *ws);
 

@@ -36,7 +36,8 @@ static double now_s(void)
 
 static float *alloc_random(size_t n, unsigned seed)
 {
-    float *p = malloc((n ? n : 1) * sizeof *p);
+    /* 64-byte aligned, as the model allocates its tensors and workspace (unet3d_build.c) */
+    float *p = aligned_alloc(64, ((n ? n : 1) * sizeof *p + 63) / 64 * 64);
     if (!p) {
         fprintf(stderr, "bench_conv: out of memory (%zu floats)\n", n);
         exit(1);

@@ -283,12 +283,14 @@ int main(void)
     const size_t budgets[] = {1, 3000, 0};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (size_t j = 0; j < 3; j++) test_conv3d(shapes[i], budgets[j]);
-    /* the direct kernel (where the CPU has it): every k = 3 shape above, and one that splits
-     * its output channels between threads (one super tile, 40 channels) */
+    /* the direct kernels (where the CPU has them): every k = 3 shape above, one that splits its
+     * output channels between threads (one super tile, 40 channels), and one whose weight
+     * gradient sums its tiles in parts */
     if (conv_direct_supported()) {
         EXPECT_OK(conv_set_direct(CONV_DIRECT_ALWAYS));
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_conv3d(shapes[i], 0);
         test_conv3d((conv3d_shape){1, 24, 40, 2, 5, 6, 3}, 0);
+        test_conv3d((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* weight gradient in 8 parts */
         EXPECT_OK(conv_set_direct(CONV_DIRECT_AUTO));
     } else {
         printf("note: no AVX-512 here: the direct conv kernel is not tested\n");
