@@ -411,7 +411,7 @@ static void conv_direct_wgrad(float *dweight, const float *dout, const float *in
     const size_t V = (size_t)s->D * s->H * W, HW = (size_t)s->H * W;
     float *partial = ws, *zero_row = ws + p.parts * p.part_floats;
     float *windows = zero_row + zero_row_floats(&p, W); /* 64-byte aligned when ws is */
-    memset(ws, 0, sizeof(float) * (p.parts * p.part_floats + zero_row_floats(&p, W)));
+    memset(zero_row, 0, sizeof(float) * zero_row_floats(&p, W));
     const int tiles_all = s->N * p.tiles, items = p.blocks * p.parts;
 #pragma omp parallel for schedule(dynamic) num_threads(nn_threads())
     for (int it = 0; it < items; it++) {
@@ -420,6 +420,8 @@ static void conv_direct_wgrad(float *dweight, const float *dout, const float *in
         const int t1 = (int)((long)tiles_all * (q + 1) / p.parts);
         float *xw = windows + (size_t)omp_get_thread_num() * p.window_floats;
         float *Pq = partial + q * p.part_floats + cb;
+        for (size_t r = 0; r < p.Coutp * 27; r++) /* the item's lanes of its partial sums */
+            memset(Pq + r * p.Cinp, 0, sizeof(float) * WG_LANES);
         for (int t = t0; t < t1; t++) { /* tile t: sample n, plane d, rows [h0, h0 + nr) */
             const int n = t / p.tiles, d = t % p.tiles / rblocks;
             const int h0 = t % p.tiles % rblocks * p.rows;
