@@ -67,11 +67,12 @@ typedef struct nn_workspace {
  * convolutions run. GEN_ERR_USAGE unless 1 <= min_voxels <= max_voxels. */
 int conv_set_gemm_tile_voxels(int min_voxels, int max_voxels);
 
-/* Which engine computes a k = 3 convolution's forward and input gradient (the weight gradient is
- * always im2col + sgemm): CONV_DIRECT_AUTO (default) uses the direct AVX-512 kernel
- * (src/nn/conv_direct.c) where it measured faster (input channels >= 16 and >= 2048 voxels) on
- * CPUs with AVX-512, im2col + sgemm elsewhere; _OFF always im2col + sgemm; _ALWAYS the direct
- * kernel for every k = 3 shape (tests). Without AVX-512 (or with GENESIS_CONV_DIRECT=0 in the
+/* Which engine computes a k = 3 convolution's three passes (forward, input gradient, weight
+ * gradient): CONV_DIRECT_AUTO (default) uses the direct AVX-512 kernels (src/nn/conv_direct.c)
+ * where they measured faster (>= 16 channels in the tensor read through the taps: Cin for the
+ * forward and the weight gradient, Cout for the input gradient; >= 2048 voxels) on CPUs with
+ * AVX-512, im2col + sgemm elsewhere; _OFF always im2col + sgemm; _ALWAYS the direct kernels for
+ * every k = 3 shape (tests). Without AVX-512 (or with GENESIS_CONV_DIRECT=0 in the
  * environment) every mode is im2col + sgemm. Process-wide; set it before sizing workspaces.
  * GEN_ERR_USAGE for another mode. */
 enum { CONV_DIRECT_OFF = 0, CONV_DIRECT_AUTO = 1, CONV_DIRECT_ALWAYS = 2 };

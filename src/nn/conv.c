@@ -1,7 +1,7 @@
 /* 3D convolution, stride 1: kernel 3 with padding 1 (tiled im2col / col2im + cblas_sgemm) and
- * kernel 1 (a plain GEMM per sample, no im2col). Where conv_direct_use() says so (an AVX-512 CPU,
- * >= 16 channels in the tensor read through the taps, >= 2048 voxels), the k = 3 forward and input
- * gradient run on the direct kernel of conv_direct.c instead; the weight gradient is always here.
+ * kernel 1 (a plain GEMM per sample, no im2col). Where conv_direct_need() says so (an AVX-512
+ * CPU, >= 16 channels in the tensor read through the taps, >= 2048 voxels), a k = 3 pass runs on
+ * the direct kernels of conv_direct.c instead.
  *
  * Glossary: N batch, Cin/Cout channels, D/H/W spatial sizes (W fastest), V = D*H*W voxels per
  * channel, K = Cin*27 the im2col depth, T the voxels of one output tile.

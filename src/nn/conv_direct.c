@@ -1,5 +1,6 @@
-/* Direct 3x3x3 convolution (stride 1, padding 1) with a hand-written AVX-512 kernel: the forward
- * and the input gradient of conv3d without im2col and without a GEMM library's packing.
+/* Direct 3x3x3 convolution (stride 1, padding 1) with hand-written AVX-512 kernels: the forward,
+ * the input gradient and the weight gradient of conv3d without im2col and without a GEMM
+ * library's packing.
  *
  *   y [N][Cy][V] += sum over x channel cx and tap t of w'[cy][cx][t] * x [N][Cx][V] at v + off(t)
  *
