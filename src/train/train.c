@@ -9,6 +9,7 @@
 #include "genesis/cores.h"
 #include "genesis/error.h"
 #include "genesis/log.h"
+#include "genesis/nn.h"
 #include "genesis/plot.h"
 #include "genesis/signals.h"
 #include "genesis/weights.h"
@@ -201,12 +202,13 @@ static int setup(struct trainer *t)
     t->st.config_hash = config_hash(t->cfg);
     CALL(run_folder_open_files(t, resumed));
     log_run(t, "train: %s: %lld training cubes, %lld steps per epoch of %ld cubes (%lld per rank on %d rank(s)), "
-               "%lld validation batches; width %ld, %zu parameters, %s BN, %ld thread(s) per rank",
+               "%lld validation batches; width %ld, %zu parameters, %s BN, %ld thread(s) per rank "
+               "(conv engine: %s)",
             c->data, (long long)loader_steps_per_epoch(t->loader) * c->batch,
             (long long)loader_steps_per_epoch(t->loader), c->batch, (long long)loader_local_batch(t->loader),
             t->ranks, (long long)loader_validation_batches(t->loader), t->cfg->model.width,
             model_num_params(t->model), c->batchnorm == BATCHNORM_SYNC ? "synchronised" : "per-rank",
-            c->threads);
+            c->threads, conv_engine_name());
     char schedule[512];
     lr_schedule_describe(&t->schedule, schedule, sizeof schedule);
     log_run(t, "train: %s; optimizer %s", schedule, optim_kind_name(t->optim.cfg.kind));
@@ -231,8 +233,8 @@ static void teardown(struct trainer *t)
 static void print_profile(struct trainer *t, double total)
 {
     if (t->rank != 0) return;
-    printf("\n---- genesis train profile (rank 0, %d rank(s) x %ld thread(s)) ----\n", t->ranks,
-           t->cfg->train.threads);
+    printf("\n---- genesis train profile (rank 0, %d rank(s) x %ld thread(s), conv engine %s) ----\n",
+           t->ranks, t->cfg->train.threads, conv_engine_name());
     printf("%-22s %10s %8s %7s\n", "phase", "seconds", "calls", "share");
     for (int p = 0; p < PHASE_COUNT; p++) {
         const profile_event_stats *e = profile_get(&t->prof, t->phase_event[p]);
