@@ -546,7 +546,7 @@ int conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout
     const int K = Cin * 27, W = s->W;
     float *col = ws->data, *aux = ws->data + cols;
 
-    if (wdirect) CALL(conv_direct_run(dweight, dout, inp, s, 2, ws->data));
+    if (wdirect) CALL(conv_direct_wgrad(dweight, dout, inp, s, ws->data));
     if (dweight && !wdirect) {
         if (p.wgt_dout) {
             /* acc [Cout*27][Cin], acc[co*27 + tap][ci] = sum_u dout[co][u - off(tap)] inp[ci][u];

@@ -4,9 +4,9 @@
  *
  *   y [N][Cy][V] += sum over x channel cx and tap t of w'[cy][cx][t] * x [N][Cx][V] at v + off(t)
  *
- * off(t) = (kd - 1, kh - 1, kw - 1) for t = kd*9 + kh*3 + kw, zero outside the volume. The forward
- * is (x = inp, y = out, w' = weight); the input gradient is the same sum with x = dout, y = dinp and
- * w'[ci][co][t] = weight[co][ci][26 - t] (the channel-transposed, flipped kernel: -off(t) is
+ * off(t) = (kd - 1, kh - 1, kw - 1) for t = kd*9 + kh*3 + kw, zero outside the volume. The
+ * forward is (x = inp, y = out, w' = weight); the input gradient is the same sum with x = dout,
+ * y = dinp and w'[ci][co][t] = weight[co][ci][26 - t] (the channel-transposed, flipped kernel: -off(t) is
  * off(26 - t)), so one kernel serves both (conv_direct_pack builds w').
  *
  * Why: im2col copies the input 27 times and the GEMM library then copies that copy again into its
@@ -402,10 +402,10 @@ static size_t zero_row_floats(const wgrad_plan *p, int W)
 
 #if CONV_DIRECT_COMPILED
 
-/* dweight [Cout][Cin][27] += the weight gradient; ws: parts x part_floats partial sums, one zero
- * row of rows * W floats, then nn_threads() windows. */
-static void conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
-                              const conv3d_shape *s, float *ws)
+/* ws: parts x part_floats partial sums, one zero row of rows * W floats (rounded up to 16), then
+ * nn_threads() windows. */
+int conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
+                      const conv3d_shape *s, float *ws)
 {
     const wgrad_plan p = wgrad_make_plan(s);
     const int Cin = s->Cin, Cout = s->Cout, W = s->W, rblocks = (s->H + p.rows - 1) / p.rows;
@@ -448,16 +448,17 @@ static void conv_direct_wgrad(float *dweight, const float *dout, const float *in
                 for (int t = 0; t < 27; t++)
                     dweight[((size_t)co * Cin + ci) * 27 + t] += Pc[(size_t)t * p.Cinp + ci];
         }
+    return GEN_OK;
 }
 
 #else /* no AVX-512 kernel in this build: conv_direct_use() is 0, nothing calls these */
 
-static void conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
-                              const conv3d_shape *s, float *ws)
+int conv_direct_wgrad(float *dweight, const float *dout, const float *inp,
+                      const conv3d_shape *s, float *ws)
 {
     (void)dweight, (void)dout, (void)inp, (void)s, (void)ws;
+    return GEN_OK;
 }
-
 
 static void conv_direct(float *y, const float *x, const float *wp, int N, int Cx, int Cy, int D,
                         int H, int W, float *windows)
@@ -486,10 +487,6 @@ size_t conv_direct_need(const conv3d_shape *s, int pass)
 int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
                     int pass, float *ws)
 {
-    if (pass == 2) { /* y = dweight, x = dout, weight = inp */
-        conv_direct_wgrad(y, x, weight, s, ws);
-        return GEN_OK;
-    }
     const int Cx = pass ? s->Cout : s->Cin, Cy = pass ? s->Cin : s->Cout;
     conv_direct_pack(ws, weight, Cx, Cy, pass);
     conv_direct(y, x, ws, s->N, Cx, Cy, s->D, s->H, s->W, ws + conv_direct_packed_floats(Cx, Cy));

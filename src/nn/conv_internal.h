@@ -22,17 +22,20 @@ int conv_check_workspace(const nn_workspace *ws, size_t need, const char *what);
  * voxels, blocks accumulated in double per channel. */
 void conv_add_bias_grad(float *dbias, const float *dout, int N, int C, size_t V);
 
-/* ---- the direct kernel (conv_direct.c) ---------------------------------------------------- */
+/* ---- the direct kernels (conv_direct.c) --------------------------------------------------- */
 
 /* Floats of workspace the direct kernels need for the k = 3 shape s (checked) at nn_threads():
  * pass 0 the forward, 1 the input gradient, 2 the weight gradient, 3 the largest of the three; 0
  * when that pass does not run on a direct kernel (conv_set_direct's mode, the CPU, the shape). */
 size_t conv_direct_need(const conv3d_shape *s, int pass);
 /* Pass 0: out += conv(inp, weight); pass 1: dinp += the input gradient from dout; (y, x) are
- * (out, inp) or (dinp, dout), weight is the layer's [Cout][Cin][27]. Pass 2: y = dweight
- * [Cout][Cin][27] += the weight gradient from x = dout and `weight` = inp. ws holds
- * conv_direct_need floats. Returns GEN_OK. */
+ * (out, inp) or (dinp, dout), weight is the layer's [Cout][Cin][27]; ws holds
+ * conv_direct_need(s, pass) floats. Returns GEN_OK. */
 int conv_direct_run(float *y, const float *x, const float *weight, const conv3d_shape *s,
                     int pass, float *ws);
+/* dweight [Cout][Cin][27] += the weight gradient from dout and inp; ws holds
+ * conv_direct_need(s, 2) floats. Returns GEN_OK. */
+int conv_direct_wgrad(float *dweight, const float *dout, const float *inp, const conv3d_shape *s,
+                      float *ws);
 
 #endif

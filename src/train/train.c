@@ -233,8 +233,8 @@ static void teardown(struct trainer *t)
 static void print_profile(struct trainer *t, double total)
 {
     if (t->rank != 0) return;
-    printf("\n---- genesis train profile (rank 0, %d rank(s) x %ld thread(s), conv engine %s) ----\n",
-           t->ranks, t->cfg->train.threads, conv_engine_name());
+    printf("\n---- genesis train profile (rank 0, %d rank(s) x %ld thread(s), conv engine %s) "
+           "----\n", t->ranks, t->cfg->train.threads, conv_engine_name());
     printf("%-22s %10s %8s %7s\n", "phase", "seconds", "calls", "share");
     for (int p = 0; p < PHASE_COUNT; p++) {
         const profile_event_stats *e = profile_get(&t->prof, t->phase_event[p]);

@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_conv [-n batch] [-r min_seconds] [-b tile_budget_bytes] "
                             "[-l layer_substring] [-s] [-w] [-t threads] [-v min:max tile voxels] "
-                            "[-g | -d]\n  -g: im2col+sgemm only; -d: the direct kernel for "
+                            "[-g | -d]\n  -g: im2col+sgemm only; -d: the direct kernels for "
                             "every 3x3x3 layer (default: by shape)\n");
             return 2;
         }

@@ -296,11 +296,11 @@ static void test_bad_arguments(void)
 
 int main(void)
 {
-    /* every case with both engines of the k = 3 forward and input gradient (im2col + sgemm, and
-     * the direct kernel where the CPU has AVX-512), at 1 thread and at 3 (test_threads: the same
-     * bits) */
+    /* every case with both engines of the k = 3 passes (im2col + sgemm, and the direct kernels
+     * where the CPU has AVX-512), at 1 thread and at 3 (test_threads: the same bits) */
     const int modes[] = {CONV_DIRECT_OFF, CONV_DIRECT_ALWAYS};
-    if (!conv_direct_supported()) printf("note: no AVX-512 here: the direct kernel is not tested\n");
+    if (!conv_direct_supported())
+        printf("note: no AVX-512 here: the direct kernels are not tested\n");
     for (int mi = 0; mi < 2 && (mi == 0 || conv_direct_supported()); mi++)
     for (int threads = 1; threads <= 3; threads += 2) {
         EXPECT_OK(conv_set_direct(modes[mi]));
@@ -353,8 +353,9 @@ int main(void)
         test_conv3d_case((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* rows of 33 > 512 / 16 */
         test_bad_arguments();
     }
-    /* the default mode takes the direct kernel (on AVX-512) for >= 16 input channels and >= 2048
-     * voxels: the forward here, and the input gradient of the second (Cout = 16) */
+    /* the default mode takes the direct kernels (on AVX-512) for >= 16 channels and >= 2048
+     * voxels: the forward and weight gradient of the first (Cin = 16), the input gradient of the
+     * second (Cout = 16) */
     EXPECT_OK(conv_set_direct(CONV_DIRECT_AUTO));
     EXPECT_OK(nn_set_threads(2));
     test_conv3d_case((conv3d_shape){1, 16, 5, 8, 16, 16, 3}, 0);

@@ -293,7 +293,7 @@ int main(void)
         test_conv3d((conv3d_shape){2, 5, 3, 9, 8, 33, 3}, 0); /* weight gradient in 8 parts */
         EXPECT_OK(conv_set_direct(CONV_DIRECT_AUTO));
     } else {
-        printf("note: no AVX-512 here: the direct conv kernel is not tested\n");
+        printf("note: no AVX-512 here: the direct conv kernels are not tested\n");
     }
     EXPECT_OK(conv_set_gemm_tile_voxels(256, 512));
     const conv_transpose3d_shape tshapes[] = {{1, 5, 3, 3, 5, 7}, {2, 40, 3, 2, 3, 5},
